@@ -1,0 +1,19 @@
+// All activities, built once per worker process from shared clients.
+import type { Config } from '../config';
+import type { Db } from '../db/database';
+import type { Logger } from '../logger';
+import type { BlobStorage } from '../storage/blob-storage';
+import { createIdentityActivities } from './identity.activities';
+
+export interface ActivityDeps {
+  config: Config;
+  db: Db;
+  storage: BlobStorage;
+  logger: Logger;
+}
+
+export function createActivities(deps: ActivityDeps) {
+  return {
+    ...createIdentityActivities(deps),
+  };
+}

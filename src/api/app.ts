@@ -1,0 +1,64 @@
+// The Koa application factory: middleware order, routers, 405 handling. No listen() here (tests mount it).
+import http from 'node:http';
+import Koa from 'koa';
+import Router from '@koa/router';
+import { AppError } from '../errors';
+import type { AppContext, AppDeps } from './context';
+import { createOpenApiRegistry } from './openapi';
+import { requestPipeline } from './middleware/request-pipeline';
+import { registerHealthRoutes } from './routes/health.router';
+import { registerMeRoutes } from './routes/me.router';
+import { registerAdminRoutes } from './routes/admin.router';
+import { registerWebhookRoutes } from './routes/webhooks.router';
+import { createDocsRouter } from './routes/docs.router';
+
+export function createApp(deps: AppDeps) {
+  const app = new Koa();
+  app.proxy = false; // client addresses come from the socket; trusted proxies are handled explicitly
+  app.silent = true; // errors are logged by the request pipeline, not printed by Koa
+  const registry = createOpenApiRegistry();
+  app.context.deps = deps;
+  app.context.openapi = registry;
+
+  const api = new Router({ prefix: '/api/v1' });
+  registerHealthRoutes(api, registry);
+  registerMeRoutes(api, registry);
+  registerAdminRoutes(api, registry);
+  registerWebhookRoutes(api, registry);
+
+  const docs = createDocsRouter(deps, registry);
+
+  app.use(requestPipeline() as unknown as Koa.Middleware);
+  for (const router of [api, docs]) {
+    app.use(router.routes());
+    app.use(
+      router.allowedMethods({
+        throw: true,
+        methodNotAllowed: () => new AppError(405, 'METHOD_NOT_ALLOWED', 'Method not allowed on this route'),
+        notImplemented: () => new AppError(501, 'NOT_IMPLEMENTED', 'Method not implemented'),
+      }),
+    );
+  }
+  return { app, registry };
+}
+
+/** Starts an HTTP server for the app; malformed requests and oversized headers get our error shape too. */
+export function listen(app: Koa, host: string, port: number): Promise<http.Server> {
+  const server = http.createServer({ maxHeaderSize: 16 * 1024 }, app.callback());
+  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) return socket.destroy();
+    const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+    const body = JSON.stringify({
+      detail: status === 431 ? 'Request headers too large' : 'Malformed HTTP request',
+      code: status === 431 ? 'HEADERS_TOO_LARGE' : 'BAD_REQUEST',
+      request_id: null,
+    });
+    socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve(server));
+  });
+}
+
+export type { AppContext };

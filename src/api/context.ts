@@ -1,0 +1,34 @@
+// What every handler can reach: the app's dependencies and the per-request state.
+import type { ParameterizedContext } from 'koa';
+import type { Client } from '@temporalio/client';
+import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
+import type { Config } from '../config';
+import type { Db } from '../db/database';
+import type { Logger } from '../logger';
+import type { BlobStorage } from '../storage/blob-storage';
+import type { TokenVerifier } from '../auth/token-verifier';
+import type { DevIssuer } from '../auth/dev-issuer';
+import type { Principal } from '../services/principal';
+import type { Metrics } from './metrics';
+import type { TaskQueues } from '../temporal/task-queues';
+
+export interface AppDeps {
+  config: Config;
+  db: Db;
+  logger: Logger;
+  temporal: Client;
+  taskQueues: TaskQueues;
+  storage: BlobStorage;
+  tokenVerifier: TokenVerifier;
+  devIssuer?: DevIssuer;
+  metrics: Metrics;
+}
+
+export interface RequestState {
+  requestId: string;
+  log: Logger;
+  principal?: Principal;
+  input: { params: any; query: any; body: any };
+}
+
+export type AppContext = ParameterizedContext<RequestState> & { deps: AppDeps; openapi: OpenAPIRegistry };

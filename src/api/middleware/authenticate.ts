@@ -1,0 +1,27 @@
+// Resolves the caller from `Authorization: Bearer …`: a JWT (user, provisioned just in time) or an API key.
+import { unauthorized } from '../../errors';
+import { authenticateApiKey, isApiKeyToken, provisionUser } from '../../services/identity.service';
+import type { Principal } from '../../services/principal';
+import type { AppContext } from '../context';
+
+export async function authenticate(ctx: AppContext): Promise<Principal> {
+  if (ctx.state.principal) return ctx.state.principal;
+  const header = ctx.get('authorization');
+  const match = /^Bearer\s+(\S+)$/i.exec(header);
+  if (!match) throw unauthorized(header ? 'Authorization header must be "Bearer <token>"' : 'Missing bearer token');
+  const token = match[1]!;
+  const { db, tokenVerifier } = ctx.deps;
+  let principal: Principal;
+  if (isApiKeyToken(token)) {
+    const keyPrincipal = await authenticateApiKey(db, token);
+    ctx.state.log = ctx.state.log.child({ tenant_id: keyPrincipal.tenantId, api_key_id: keyPrincipal.apiKeyId });
+    principal = keyPrincipal;
+  } else {
+    const claims = await tokenVerifier.verify(token);
+    const user = await provisionUser(db, claims);
+    principal = { kind: 'user', tenantId: user.tenant_id, userId: user.id, roles: user.roles, email: user.email };
+    ctx.state.log = ctx.state.log.child({ tenant_id: user.tenant_id, user_id: user.id });
+  }
+  ctx.state.principal = principal;
+  return principal;
+}

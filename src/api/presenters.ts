@@ -1,0 +1,77 @@
+// JSON shapes of identity resources (snake_case, ISO timestamps).
+import type { ApiKey, Group, Tenant, User } from '../db/database';
+import { z } from './openapi';
+
+const iso = (value: Date | string | null) => (value === null ? null : new Date(value).toISOString());
+
+export const userSchema = z
+  .object({
+    id: z.string(),
+    tenant_id: z.string(),
+    external_id: z.string(),
+    email: z.string().nullable(),
+    name: z.string().nullable(),
+    roles: z.array(z.string()),
+    is_active: z.boolean(),
+    created_at: z.string(),
+    updated_at: z.string(),
+  })
+  .openapi('User');
+
+export const presentUser = (user: User) => ({
+  id: user.id,
+  tenant_id: user.tenant_id,
+  external_id: user.external_id,
+  email: user.email,
+  name: user.name,
+  roles: user.roles,
+  is_active: user.is_active,
+  created_at: iso(user.created_at)!,
+  updated_at: iso(user.updated_at)!,
+});
+
+export const tenantSettingsSchema = z
+  .object({
+    max_file_size_bytes: z.number().int().min(1),
+    trash_retention_days: z.number().int().min(1).max(3650),
+    changelog_retention_days: z.number().int().min(1).max(3650),
+    upload_session_ttl_hours: z.number().int().min(1).max(720),
+    default_user_quota_bytes: z.number().int().min(0).nullable(),
+  })
+  .openapi('TenantSettings');
+
+export const tenantSchema = z
+  .object({ id: z.string(), name: z.string(), partner_id: z.string().nullable(), is_active: z.boolean(), settings: tenantSettingsSchema, created_at: z.string(), updated_at: z.string() })
+  .openapi('Tenant');
+
+export const presentTenant = (tenant: Tenant) => ({
+  id: tenant.id,
+  name: tenant.name,
+  partner_id: tenant.partner_id,
+  is_active: tenant.is_active,
+  settings: tenant.settings,
+  created_at: iso(tenant.created_at)!,
+  updated_at: iso(tenant.updated_at)!,
+});
+
+export const apiKeySchema = z
+  .object({ id: z.string(), name: z.string(), scopes: z.array(z.string()), created_at: z.string(), last_used_at: z.string().nullable(), revoked_at: z.string().nullable() })
+  .openapi('ApiKey');
+
+export const presentApiKey = (key: ApiKey) => ({
+  id: key.id,
+  name: key.name,
+  scopes: key.scopes,
+  created_at: iso(key.created_at)!,
+  last_used_at: iso(key.last_used_at),
+  revoked_at: iso(key.revoked_at),
+});
+
+export const groupSchema = z.object({ id: z.string(), name: z.string(), member_count: z.number().int(), created_at: z.string() }).openapi('Group');
+
+export const presentGroup = (group: Group & { member_count?: number | null }) => ({
+  id: group.id,
+  name: group.name,
+  member_count: Number(group.member_count ?? 0),
+  created_at: iso(group.created_at)!,
+});

@@ -1,0 +1,203 @@
+// The `scaidrive` command: migrate, dev, api, worker, doctor, create-tenant, dev-token.
+import { parseArgs } from 'node:util';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { ConfigError, loadConfig, type Config } from '../config';
+import { createServices, type Services } from '../bootstrap';
+import { createApp, listen } from '../api/app';
+import { migrateDown, migrateToLatest } from '../db/migrator';
+import { ensureDatabase } from '../db/ensure-database';
+import { createPartner, createTenant } from '../services/identity.service';
+import { loadDevIssuer } from '../auth/dev-issuer';
+import { createWorkers } from '../workers/worker-runtime';
+import { taskQueueKinds, type TaskQueueKind } from '../temporal/task-queues';
+import { isPortOpen, startTemporalDevServer } from '../temporal/dev-server';
+import { waitForTemporal } from '../temporal/client';
+import { formatDoctorTable, runDoctor } from './doctor';
+
+const usage = `Usage: scaidrive <command> [options]
+
+Commands:
+  dev                          run the whole stack on 127.0.0.1 (Temporal dev server, migrations, API, workers)
+  api                          run the API server
+  worker [--queue Q ...]       run workers (all task queues unless --queue is given: ${taskQueueKinds.join(', ')})
+  migrate [--down]             apply pending migrations (or undo the last one)
+  doctor                       check config, database, Temporal, workers, storage, Weaviate, JWKS
+  create-tenant --name N [--partner P]   create a tenant (P: an existing partner id, or a new partner's name)
+  dev-token --tenant ID --user SUB [--email E] [--name N] [--admin] [--expires-in SECONDS]
+                               print a token signed by the dev issuer
+`;
+
+async function withServices<T>(config: Config, run: (services: Services) => Promise<T>): Promise<T> {
+  const services = await createServices(config, 'cli');
+  try {
+    return await run(services);
+  } finally {
+    await services.close();
+  }
+}
+
+async function serve(services: Services): Promise<() => Promise<void>> {
+  const { app } = createApp(services);
+  const server = await listen(app, services.config.host, services.config.port);
+  services.logger.info({ url: services.config.publicUrl }, 'api listening');
+  return () => new Promise((resolve) => server.close(() => resolve()));
+}
+
+async function ensureDevTenant(services: Services): Promise<string> {
+  const file = path.join(services.config.dataDir, 'dev-tenant.json');
+  try {
+    const { id } = JSON.parse(await readFile(file, 'utf8')) as { id: string };
+    const exists = await services.db.selectFrom('tenants').select('id').where('id', '=', id).executeTakeFirst();
+    if (exists) return id;
+  } catch {
+    // first run: create it below
+  }
+  const tenant = await createTenant(services.db, { name: 'Development' });
+  await writeFile(file, JSON.stringify({ id: tenant.id }));
+  return tenant.id;
+}
+
+async function dev(): Promise<void> {
+  const config = loadConfig(process.env, { SCAIDRIVE_ENV: process.env.SCAIDRIVE_ENV ?? 'development' });
+  await mkdir(config.dataDir, { recursive: true });
+  const [host, portText] = config.temporal.address.split(':') as [string, string];
+  let temporalServer: ChildProcess | undefined;
+  if (!(await isPortOpen(host, Number(portText)))) {
+    const uiPort = Number(new URL(config.temporal.uiUrl).port || 8233);
+    temporalServer = await startTemporalDevServer({ binary: path.join(config.toolsDir, 'temporal'), dataDir: config.dataDir, host, port: Number(portText), uiPort });
+  }
+  await ensureDatabase(config.database.url);
+  const services = await createServices(config, 'dev');
+  await waitForTemporal(services.temporal);
+  await migrateToLatest(services.db);
+  await services.storage.ensureReady();
+  const tenantId = await ensureDevTenant(services);
+  const workers = await createWorkers(config, services, taskQueueKinds);
+  const running = workers.run();
+  const closeApi = await serve(services);
+  const token = await services.devIssuer!.sign({ tenantId, subject: 'dev-admin', email: 'admin@dev.local', name: 'Dev Admin', roles: ['tenant_admin'] });
+  process.stdout.write(
+    [
+      '',
+      'ScaiDrive is running:',
+      `  API          ${config.publicUrl}/api/v1   (ready: ${config.publicUrl}/api/v1/health/ready)`,
+      `  Swagger UI   ${config.publicUrl}/api/docs`,
+      `  Temporal UI  ${config.temporal.uiUrl}`,
+      `  Dev tenant   ${tenantId}`,
+      `  Admin token  ${token}`,
+      `  More tokens: npx scaidrive dev-token --tenant ${tenantId} --user alice`,
+      '',
+    ].join('\n') + '\n',
+  );
+  const stop = async () => {
+    await closeApi();
+    await workers.shutdown();
+    await services.close();
+    temporalServer?.kill('SIGTERM');
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stop());
+  process.once('SIGTERM', () => void stop());
+  await running;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const { values } = parseArgs({
+    args: rest,
+    allowPositionals: false,
+    options: {
+      down: { type: 'boolean' },
+      queue: { type: 'string', multiple: true },
+      name: { type: 'string' },
+      partner: { type: 'string' },
+      tenant: { type: 'string' },
+      user: { type: 'string' },
+      email: { type: 'string' },
+      admin: { type: 'boolean' },
+      'expires-in': { type: 'string' },
+    },
+  });
+
+  switch (command) {
+    case 'dev':
+      await dev();
+      return 0;
+    case 'api': {
+      const services = await createServices(loadConfig());
+      await serve(services);
+      return new Promise<number>(() => undefined);
+    }
+    case 'worker': {
+      const kinds = (values.queue ?? [...taskQueueKinds]) as TaskQueueKind[];
+      const unknown = kinds.filter((k) => !taskQueueKinds.includes(k));
+      if (unknown.length) throw new ConfigError(`Unknown task queue ${unknown.join(', ')} (known: ${taskQueueKinds.join(', ')})`);
+      const { runWorkerProcess } = await import('../workers/run-worker-process');
+      await runWorkerProcess(kinds);
+      return 0;
+    }
+    case 'migrate': {
+      const config = loadConfig();
+      await ensureDatabase(config.database.url);
+      return withServices(config, async ({ db }) => {
+        const applied = values.down ? await migrateDown(db) : await migrateToLatest(db);
+        process.stdout.write(applied.length ? `${applied.join('\n')}\n` : 'Database is up to date\n');
+        return 0;
+      });
+    }
+    case 'doctor':
+      return withServices(loadConfig(), async (services) => {
+        const rows = await runDoctor(services);
+        process.stdout.write(`${formatDoctorTable(rows)}\n`);
+        const failed = rows.filter((r) => r.status === 'fail');
+        process.stdout.write(failed.length ? `\n${failed.length} check(s) failed\n` : '\nAll checks passed\n');
+        return failed.length ? 1 : 0;
+      });
+    case 'create-tenant': {
+      if (!values.name) throw new ConfigError('create-tenant needs --name');
+      return withServices(loadConfig(), async ({ db }) => {
+        let partnerId: string | null = null;
+        if (values.partner) {
+          const existing = await db.selectFrom('partners').select('id').where('id', '=', values.partner).executeTakeFirst();
+          partnerId = existing?.id ?? (await createPartner(db, values.partner)).id;
+        }
+        const tenant = await createTenant(db, { name: values.name!, partnerId });
+        process.stdout.write(`${JSON.stringify({ id: tenant.id, name: tenant.name, partner_id: tenant.partner_id, settings: tenant.settings })}\n`);
+        return 0;
+      });
+    }
+    case 'dev-token': {
+      const config = loadConfig(process.env, { SCAIDRIVE_ENV: process.env.SCAIDRIVE_ENV ?? 'development' });
+      if (!config.auth.devIssuer) throw new ConfigError('dev-token needs the dev issuer (SCAIDRIVE_ENV=development and no SCAIDRIVE_SCAIKEY_URL)');
+      if (!values.tenant || !values.user) throw new ConfigError('dev-token needs --tenant and --user');
+      const issuer = await loadDevIssuer(config.dataDir, config.publicUrl, config.auth.audience);
+      const token = await issuer.sign({
+        tenantId: values.tenant,
+        subject: values.user,
+        email: values.email,
+        name: values.name,
+        roles: values.admin ? ['tenant_admin'] : [],
+        expiresInSeconds: values['expires-in'] ? Number(values['expires-in']) : undefined,
+      });
+      process.stdout.write(`${token}\n`);
+      return 0;
+    }
+    default:
+      process.stdout.write(usage);
+      return command === undefined || command === 'help' || command === '--help' ? 0 : 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    if (error instanceof ConfigError || (error as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      process.stderr.write(`scaidrive: ${(error as Error).message}\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`scaidrive: ${(error as Error).stack ?? String(error)}\n`);
+    process.exit(1);
+  },
+);

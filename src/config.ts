@@ -1,0 +1,170 @@
+// Reads and validates every SCAIDRIVE_* environment variable once; start-up stops on the first bad one.
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+const boolean = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+const port = z.coerce.number().int().min(0).max(65535);
+const url = z.string().url();
+const csv = z.string().transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
+
+/** Every variable ScaiDrive knows, with its parser and default. Anything else prefixed SCAIDRIVE_ is an error. */
+const variables = {
+  SCAIDRIVE_ENV: z.enum(['development', 'test', 'production']).default('production'),
+  SCAIDRIVE_HOST: z.string().min(1).default('127.0.0.1'),
+  SCAIDRIVE_PORT: port.default(8000),
+  SCAIDRIVE_PUBLIC_URL: url.optional(),
+  SCAIDRIVE_DATA_DIR: z.string().min(1).default('.scaidrive'),
+  SCAIDRIVE_TOOLS_DIR: z.string().min(1).default(path.join(os.homedir(), '.cache', 'scaidrive', 'bin')),
+  SCAIDRIVE_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  SCAIDRIVE_DATABASE_URL: url.default('postgres://postgres@127.0.0.1:5432/scaidrive'),
+  SCAIDRIVE_DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(20),
+  SCAIDRIVE_TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port').default('127.0.0.1:7233'),
+  SCAIDRIVE_TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  SCAIDRIVE_TEMPORAL_TASK_QUEUE_PREFIX: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lowercase letters, digits, -').default('scaidrive'),
+  SCAIDRIVE_TEMPORAL_UI_URL: url.default('http://127.0.0.1:8233'),
+  SCAIDRIVE_SCAIKEY_URL: url.optional(),
+  SCAIDRIVE_SCAIKEY_WEBHOOK_SECRET: z.string().min(16).optional(),
+  SCAIDRIVE_JWT_ISSUER: z.string().min(1).optional(),
+  SCAIDRIVE_JWT_AUDIENCE: z.string().min(1).default('scaidrive'),
+  SCAIDRIVE_JWT_ALGORITHMS: csv
+    .pipe(z.array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'])).min(1))
+    .default(['RS256', 'PS256', 'ES256', 'EdDSA']),
+  SCAIDRIVE_JWT_CLOCK_SKEW_SECONDS: z.coerce.number().int().min(0).max(300).default(30),
+  SCAIDRIVE_JWKS_CACHE_SECONDS: z.coerce.number().int().min(1).max(86400).default(300),
+  SCAIDRIVE_SECRET_KEY: z.string().min(32).optional(),
+  SCAIDRIVE_STORAGE_PATH: z.string().min(1).optional(),
+  SCAIDRIVE_S3_ENDPOINT: url.optional(),
+  SCAIDRIVE_S3_REGION: z.string().min(1).default('us-east-1'),
+  SCAIDRIVE_S3_BUCKET: z.string().min(3).optional(),
+  SCAIDRIVE_S3_ACCESS_KEY_ID: z.string().min(1).optional(),
+  SCAIDRIVE_S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
+  SCAIDRIVE_S3_FORCE_PATH_STYLE: boolean.default(true),
+  SCAIDRIVE_WEAVIATE_URL: url.optional(),
+  SCAIDRIVE_REDIS_URL: url.optional(),
+  SCAIDRIVE_MAX_JSON_BODY_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+  SCAIDRIVE_TRUSTED_PROXIES: csv.default([]),
+  SCAIDRIVE_WORKFLOW_WAIT_SECONDS: z.coerce.number().min(0).max(300).default(20),
+} as const;
+
+export type ConfigVariable = keyof typeof variables;
+
+const schema = z.object(variables).strict();
+
+export interface Config {
+  env: 'development' | 'test' | 'production';
+  host: string;
+  port: number;
+  publicUrl: string;
+  dataDir: string;
+  /** Where `scripts/setup.sh` builds temporal and minio (outside the clone, shared by runs). */
+  toolsDir: string;
+  logLevel: string;
+  database: { url: string; poolSize: number };
+  temporal: { address: string; namespace: string; taskQueuePrefix: string; uiUrl: string };
+  auth: {
+    scaikeyUrl?: string;
+    issuer?: string;
+    audience: string;
+    algorithms: string[];
+    clockSkewSeconds: number;
+    jwksCacheSeconds: number;
+    webhookSecret?: string;
+    /** The dev issuer signs and verifies tokens locally; never on when a real issuer is configured. */
+    devIssuer: boolean;
+  };
+  secretKey?: string;
+  storage:
+    | { driver: 'filesystem'; path: string }
+    | { driver: 's3'; endpoint?: string; region: string; bucket: string; accessKeyId?: string; secretAccessKey?: string; forcePathStyle: boolean };
+  weaviateUrl?: string;
+  redisUrl?: string;
+  maxJsonBodyBytes: number;
+  trustedProxies: string[];
+  workflowWaitSeconds: number;
+}
+
+/** Parses the environment. Throws ConfigError naming the first offending variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<ConfigVariable, string>> = {}): Config {
+  const raw: Record<string, string> = {};
+  for (const [key, value] of Object.entries({ ...env, ...overrides })) {
+    if (key.startsWith('SCAIDRIVE_') && value !== undefined && value !== '') raw[key] = value;
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    if (issue.code === 'unrecognized_keys') {
+      throw new ConfigError(`Unknown configuration variable ${issue.keys.join(', ')} (not a SCAIDRIVE_* setting this version knows)`);
+    }
+    const name = String(issue.path[0]);
+    throw new ConfigError(`Invalid value for ${name}: ${issue.message}`);
+  }
+  const v = parsed.data;
+  const dataDir = path.resolve(v.SCAIDRIVE_DATA_DIR);
+  const devIssuer = v.SCAIDRIVE_ENV !== 'production' && !v.SCAIDRIVE_SCAIKEY_URL && !v.SCAIDRIVE_JWT_ISSUER;
+  if (v.SCAIDRIVE_ENV === 'production' && !v.SCAIDRIVE_SCAIKEY_URL) {
+    throw new ConfigError('SCAIDRIVE_SCAIKEY_URL is required in production (no identity issuer configured; the dev issuer only runs with SCAIDRIVE_ENV=development)');
+  }
+  if (v.SCAIDRIVE_JWT_ISSUER && !v.SCAIDRIVE_SCAIKEY_URL) {
+    throw new ConfigError('SCAIDRIVE_JWT_ISSUER needs SCAIDRIVE_SCAIKEY_URL (where the JWKS is found)');
+  }
+  const s3Keys = ['SCAIDRIVE_S3_ENDPOINT', 'SCAIDRIVE_S3_ACCESS_KEY_ID', 'SCAIDRIVE_S3_SECRET_ACCESS_KEY'] as const;
+  if (!v.SCAIDRIVE_S3_BUCKET) {
+    const stray = s3Keys.find((k) => v[k] !== undefined);
+    if (stray) throw new ConfigError(`Invalid value for SCAIDRIVE_S3_BUCKET: required when ${stray} is set`);
+  }
+  const storage: Config['storage'] = v.SCAIDRIVE_S3_BUCKET
+    ? {
+        driver: 's3',
+        endpoint: v.SCAIDRIVE_S3_ENDPOINT,
+        region: v.SCAIDRIVE_S3_REGION,
+        bucket: v.SCAIDRIVE_S3_BUCKET,
+        accessKeyId: v.SCAIDRIVE_S3_ACCESS_KEY_ID,
+        secretAccessKey: v.SCAIDRIVE_S3_SECRET_ACCESS_KEY,
+        forcePathStyle: v.SCAIDRIVE_S3_FORCE_PATH_STYLE,
+      }
+    : { driver: 'filesystem', path: path.resolve(v.SCAIDRIVE_STORAGE_PATH ?? path.join(dataDir, 'blobs')) };
+  return {
+    env: v.SCAIDRIVE_ENV,
+    host: v.SCAIDRIVE_HOST,
+    port: v.SCAIDRIVE_PORT,
+    publicUrl: (v.SCAIDRIVE_PUBLIC_URL ?? `http://${v.SCAIDRIVE_HOST}:${v.SCAIDRIVE_PORT}`).replace(/\/$/, ''),
+    dataDir,
+    toolsDir: path.resolve(v.SCAIDRIVE_TOOLS_DIR),
+    logLevel: v.SCAIDRIVE_LOG_LEVEL,
+    database: { url: v.SCAIDRIVE_DATABASE_URL, poolSize: v.SCAIDRIVE_DATABASE_POOL_SIZE },
+    temporal: {
+      address: v.SCAIDRIVE_TEMPORAL_ADDRESS,
+      namespace: v.SCAIDRIVE_TEMPORAL_NAMESPACE,
+      taskQueuePrefix: v.SCAIDRIVE_TEMPORAL_TASK_QUEUE_PREFIX,
+      uiUrl: v.SCAIDRIVE_TEMPORAL_UI_URL.replace(/\/$/, ''),
+    },
+    auth: {
+      scaikeyUrl: v.SCAIDRIVE_SCAIKEY_URL?.replace(/\/$/, ''),
+      issuer: v.SCAIDRIVE_JWT_ISSUER ?? v.SCAIDRIVE_SCAIKEY_URL?.replace(/\/$/, ''),
+      audience: v.SCAIDRIVE_JWT_AUDIENCE,
+      algorithms: v.SCAIDRIVE_JWT_ALGORITHMS,
+      clockSkewSeconds: v.SCAIDRIVE_JWT_CLOCK_SKEW_SECONDS,
+      jwksCacheSeconds: v.SCAIDRIVE_JWKS_CACHE_SECONDS,
+      webhookSecret: v.SCAIDRIVE_SCAIKEY_WEBHOOK_SECRET,
+      devIssuer,
+    },
+    secretKey: v.SCAIDRIVE_SECRET_KEY,
+    storage,
+    weaviateUrl: v.SCAIDRIVE_WEAVIATE_URL,
+    redisUrl: v.SCAIDRIVE_REDIS_URL,
+    maxJsonBodyBytes: v.SCAIDRIVE_MAX_JSON_BODY_BYTES,
+    trustedProxies: v.SCAIDRIVE_TRUSTED_PROXIES,
+    workflowWaitSeconds: v.SCAIDRIVE_WORKFLOW_WAIT_SECONDS,
+  };
+}
+
+/** Names and defaults of every variable, for the README table and the docker-compose test. */
+export const configVariableNames = Object.keys(variables) as ConfigVariable[];

@@ -1,0 +1,35 @@
+// Runs the dated migrations (listed here, so the set is explicit and bundle-safe) up or down.
+// kysely 0.28 (0.29 needs Node 22) exports the migrator from the package root.
+import { Migrator, type Migration, type MigrationResultSet } from 'kysely';
+import type { Db } from './database';
+import * as identity from './migrations/2026_11_22_0001_identity';
+
+export const migrations: Record<string, Migration> = {
+  '2026_11_22_0001_identity': identity,
+};
+
+export function createMigrator(db: Db): Migrator {
+  return new Migrator({ db, provider: { getMigrations: async () => migrations } });
+}
+
+function unwrap(result: MigrationResultSet): string[] {
+  if (result.error) {
+    const failed = result.results?.find((r) => r.status === 'Error');
+    throw new Error(`Migration ${failed?.migrationName ?? ''} failed: ${String((result.error as Error).message ?? result.error)}`);
+  }
+  return (result.results ?? []).map((r) => `${r.direction} ${r.migrationName}`);
+}
+
+export async function migrateToLatest(db: Db): Promise<string[]> {
+  return unwrap(await createMigrator(db).migrateToLatest());
+}
+
+export async function migrateDown(db: Db): Promise<string[]> {
+  return unwrap(await createMigrator(db).migrateDown());
+}
+
+/** Names of migrations not yet applied (doctor and readiness report them). */
+export async function pendingMigrations(db: Db): Promise<string[]> {
+  const all = await createMigrator(db).getMigrations();
+  return all.filter((m) => !m.executedAt).map((m) => m.name);
+}

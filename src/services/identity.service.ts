@@ -1,0 +1,141 @@
+// Tenants, users and API keys: just-in-time provisioning, activation, tenant settings.
+import { createHash, randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
+import type { Db, Tenant, TenantSettings, User } from '../db/database';
+import { forbidden, notFound, unauthorized } from '../errors';
+import { newId } from '../ids';
+import type { TokenClaims } from '../auth/token-verifier';
+import type { Principal } from './principal';
+
+export const defaultTenantSettings: TenantSettings = {
+  max_file_size_bytes: 10 * 1024 ** 3,
+  trash_retention_days: 30,
+  changelog_retention_days: 90,
+  upload_session_ttl_hours: 24,
+  default_user_quota_bytes: null,
+};
+
+export async function createPartner(db: Db, name: string) {
+  return db.insertInto('partners').values({ id: newId('partner'), name }).returningAll().executeTakeFirstOrThrow();
+}
+
+export async function createTenant(db: Db, input: { name: string; partnerId?: string | null; settings?: Partial<TenantSettings> }): Promise<Tenant> {
+  return db
+    .insertInto('tenants')
+    .values({
+      id: newId('tenant'),
+      name: input.name,
+      partner_id: input.partnerId ?? null,
+      settings: JSON.stringify({ ...defaultTenantSettings, ...input.settings }),
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+export async function getTenant(db: Db, tenantId: string): Promise<Tenant> {
+  const tenant = await db.selectFrom('tenants').selectAll().where('id', '=', tenantId).executeTakeFirst();
+  if (!tenant) throw notFound('Tenant');
+  return tenant;
+}
+
+export async function updateTenantSettings(db: Db, tenantId: string, changes: Partial<TenantSettings>, name?: string): Promise<Tenant> {
+  return db
+    .updateTable('tenants')
+    .set({
+      // jsonb || merges, so a PATCH touches only the keys it names.
+      settings: sql`settings || ${JSON.stringify(changes)}::jsonb`,
+      ...(name ? { name } : {}),
+      updated_at: sql`now()`,
+    })
+    .where('id', '=', tenantId)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+/**
+ * Turns verified token claims into a user row, creating it on first sight and refreshing email/name/roles
+ * when the identity provider changed them. A deactivated user is refused here, on every request.
+ */
+export async function provisionUser(db: Db, claims: TokenClaims): Promise<User> {
+  const tenant = await db.selectFrom('tenants').select(['id', 'is_active']).where('id', '=', claims.tenantId).executeTakeFirst();
+  if (!tenant) throw unauthorized('Token names an unknown tenant');
+  if (!tenant.is_active) throw forbidden('Tenant is suspended', 'AUTHZ_TENANT_SUSPENDED');
+
+  let user = await db
+    .selectFrom('users')
+    .selectAll()
+    .where('tenant_id', '=', claims.tenantId)
+    .where('external_id', '=', claims.subject)
+    .executeTakeFirst();
+  if (!user) {
+    await db
+      .insertInto('users')
+      .values({ id: newId('user'), tenant_id: claims.tenantId, external_id: claims.subject, email: claims.email, name: claims.name, roles: claims.roles })
+      .onConflict((oc) => oc.columns(['tenant_id', 'external_id']).doNothing())
+      .execute();
+    user = await db
+      .selectFrom('users')
+      .selectAll()
+      .where('tenant_id', '=', claims.tenantId)
+      .where('external_id', '=', claims.subject)
+      .executeTakeFirstOrThrow();
+  } else if (user.email !== claims.email || user.name !== claims.name || user.roles.join(',') !== claims.roles.join(',')) {
+    user = await db
+      .updateTable('users')
+      .set({ email: claims.email, name: claims.name, roles: claims.roles, updated_at: sql`now()` })
+      .where('id', '=', user.id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+  }
+  if (!user.is_active) throw forbidden('User is suspended', 'AUTHZ_USER_SUSPENDED');
+  return user;
+}
+
+export async function setUserActive(db: Db, tenantId: string, userId: string, isActive: boolean): Promise<User> {
+  const user = await db
+    .updateTable('users')
+    .set({ is_active: isActive, updated_at: sql`now()` })
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', userId)
+    .returningAll()
+    .executeTakeFirst();
+  if (!user) throw notFound('User');
+  return user;
+}
+
+const apiKeyPrefix = 'sdk_';
+
+export function isApiKeyToken(token: string): boolean {
+  return token.startsWith(apiKeyPrefix);
+}
+
+function hashApiKey(secret: string): string {
+  return createHash('sha256').update(secret).digest('hex');
+}
+
+export const apiKeyScopes = ['admin', 'files:read', 'files:write'] as const;
+
+/** Creates a key; the secret is returned once and only its hash is stored. */
+export async function createApiKey(db: Db, input: { tenantId: string; name: string; scopes: string[]; createdBy: string | null }) {
+  const secret = `${apiKeyPrefix}${randomBytes(32).toString('base64url')}`;
+  const row = await db
+    .insertInto('api_keys')
+    .values({ id: newId('apiKey'), tenant_id: input.tenantId, name: input.name, scopes: input.scopes, created_by: input.createdBy, key_hash: hashApiKey(secret) })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return { row, secret };
+}
+
+export async function authenticateApiKey(db: Db, secret: string): Promise<Extract<Principal, { kind: 'api_key' }>> {
+  const key = await db
+    .selectFrom('api_keys')
+    .innerJoin('tenants', 'tenants.id', 'api_keys.tenant_id')
+    .select(['api_keys.id', 'api_keys.tenant_id', 'api_keys.scopes', 'api_keys.revoked_at', 'tenants.is_active as tenant_active'])
+    .where('key_hash', '=', hashApiKey(secret))
+    .executeTakeFirst();
+  if (!key || key.revoked_at) throw unauthorized('API key is invalid or revoked');
+  if (!key.tenant_active) throw forbidden('Tenant is suspended', 'AUTHZ_TENANT_SUSPENDED');
+  // Best effort, not awaited on the request path's critical section.
+  void db.updateTable('api_keys').set({ last_used_at: sql`now()` }).where('id', '=', key.id).execute().catch(() => undefined);
+  return { kind: 'api_key', tenantId: key.tenant_id, apiKeyId: key.id, scopes: key.scopes };
+}

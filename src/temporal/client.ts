@@ -1,0 +1,35 @@
+// The Temporal client used by the API and the CLI. The connection is lazy so the API starts (and reports
+// "not ready") while Temporal is down, instead of refusing to start.
+import { Client, Connection } from '@temporalio/client';
+import type { Config } from '../config';
+
+export function createTemporalClient(config: Config): Client {
+  const connection = Connection.lazy({ address: config.temporal.address, connectTimeout: '3 seconds' });
+  return new Client({ connection, namespace: config.temporal.namespace });
+}
+
+/** Resolves when Temporal answers within `timeoutMs`; rejects otherwise. */
+export async function pingTemporal(client: Client, timeoutMs = 3000): Promise<void> {
+  await client.connection.withDeadline(Date.now() + timeoutMs, () =>
+    client.workflowService.describeNamespace({ namespace: client.options.namespace }),
+  );
+}
+
+export function temporalUiWorkflowUrl(config: Config, workflowId: string, runId?: string): string {
+  const base = `${config.temporal.uiUrl}/namespaces/${encodeURIComponent(config.temporal.namespace)}/workflows/${encodeURIComponent(workflowId)}`;
+  return runId ? `${base}/${runId}` : base;
+}
+
+/** Polls until the namespace answers (the dev server opens its port before the namespace is registered). */
+export async function waitForTemporal(client: Client, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await pingTemporal(client, 2000);
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  }
+}

@@ -1,0 +1,4 @@
+// Business workflow ids: a repeated request for the same thing attaches to the same run.
+export const workflowIds = {
+  identityEvent: (eventId: string) => `identity-event/${eventId}`,
+};

@@ -1,0 +1,66 @@
+// Builds Temporal workers: the workflow bundle is made once and shared by every task queue's worker.
+import { fileURLToPath } from 'node:url';
+import { NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
+import type { Config } from '../config';
+import { taskQueues, type TaskQueueKind } from '../temporal/task-queues';
+import { createActivities, type ActivityDeps } from '../activities';
+
+const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+
+let runtimeInstalled = false;
+
+/** Routes the SDK's own logs to ours, once per process. */
+function installRuntime(deps: ActivityDeps): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  const log = deps.logger.child({ component: 'temporal-worker' });
+  Runtime.install({
+    logger: {
+      log: (level, message, meta) => (level === 'ERROR' ? log.error(meta ?? {}, message) : level === 'WARN' ? log.warn(meta ?? {}, message) : log.debug(meta ?? {}, message)),
+      trace: (message, meta) => log.trace(meta ?? {}, message),
+      debug: (message, meta) => log.debug(meta ?? {}, message),
+      info: (message, meta) => log.debug(meta ?? {}, message),
+      warn: (message, meta) => log.warn(meta ?? {}, message),
+      error: (message, meta) => log.error(meta ?? {}, message),
+    },
+  });
+}
+
+let bundle: Promise<WorkflowBundle> | undefined;
+
+export function workflowBundle(): Promise<WorkflowBundle> {
+  bundle ??= bundleWorkflowCode({ workflowsPath, logger: { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined } });
+  return bundle;
+}
+
+export interface WorkerSet {
+  workers: Worker[];
+  /** Runs every worker until shutdown() is called or one fails. */
+  run(): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+export async function createWorkers(config: Config, deps: ActivityDeps, kinds: readonly TaskQueueKind[]): Promise<WorkerSet> {
+  installRuntime(deps);
+  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const activities = createActivities(deps);
+  const queues = taskQueues(config.temporal.taskQueuePrefix);
+  const workflowCode = await workflowBundle();
+  const workers = await Promise.all(
+    kinds.map((kind) =>
+      Worker.create({ connection, namespace: config.temporal.namespace, taskQueue: queues[kind], workflowBundle: workflowCode, activities }),
+    ),
+  );
+  let running: Promise<void> | undefined;
+  return {
+    workers,
+    run() {
+      running ??= Promise.all(workers.map((w) => w.run())).then(() => connection.close());
+      return running;
+    },
+    async shutdown() {
+      for (const worker of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
+      await running;
+    },
+  };
+}
