@@ -1,0 +1,140 @@
+// Test helpers: a config pointing at the harness's services, an in-process API on a free port, workers on a
+// task queue of the test's own, tenants and tokens.
+import { mkdtemp } from 'node:fs/promises';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import type http from 'node:http';
+import { loadConfig, type Config, type ConfigVariable } from '../../src/config';
+import { createServices, type Services } from '../../src/bootstrap';
+import { createApp, listen } from '../../src/api/app';
+import { createTenant } from '../../src/services/identity.service';
+import { createWorkers, type WorkerSet } from '../../src/workers/worker-runtime';
+import { taskQueueKinds } from '../../src/temporal/task-queues';
+import type { TenantSettings } from '../../src/db/database';
+
+function required(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: run the tests with \`npm test\` (the harness starts the services)`);
+  return value;
+}
+
+export const harness = {
+  get databaseUrl() {
+    return required('TEST_DATABASE_URL');
+  },
+  get temporalAddress() {
+    return required('TEST_TEMPORAL_ADDRESS');
+  },
+  get dataDir() {
+    return required('TEST_DATA_DIR');
+  },
+  get toolsDir() {
+    return required('TEST_TOOLS_DIR');
+  },
+};
+
+/** The environment a test stack runs with; each call gets its own data dir and task-queue prefix. */
+export async function testEnv(overrides: Partial<Record<ConfigVariable, string>> = {}): Promise<Record<string, string>> {
+  const dataDir = await mkdtemp(path.join(harness.dataDir, 'stack-'));
+  return {
+    SCAIDRIVE_ENV: 'test',
+    SCAIDRIVE_LOG_LEVEL: 'silent',
+    SCAIDRIVE_DATABASE_URL: harness.databaseUrl,
+    SCAIDRIVE_DATABASE_POOL_SIZE: '10',
+    SCAIDRIVE_TEMPORAL_ADDRESS: harness.temporalAddress,
+    SCAIDRIVE_TEMPORAL_TASK_QUEUE_PREFIX: `t-${randomUUID().slice(0, 8)}`,
+    SCAIDRIVE_DATA_DIR: dataDir,
+    SCAIDRIVE_TOOLS_DIR: harness.toolsDir,
+    SCAIDRIVE_PORT: '0',
+    ...overrides,
+  };
+}
+
+export interface TestStack {
+  config: Config;
+  services: Services;
+  baseUrl: string;
+  server: http.Server;
+  workers?: WorkerSet;
+  close(): Promise<void>;
+}
+
+export async function startTestStack(options: { env?: Partial<Record<ConfigVariable, string>>; workers?: boolean } = {}): Promise<TestStack> {
+  const config = loadConfig(await testEnv(options.env), {});
+  const services = await createServices(config, 'test');
+  await services.storage.ensureReady();
+  const { app } = createApp(services);
+  const server = await listen(app, '127.0.0.1', 0);
+  const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  let workers: WorkerSet | undefined;
+  let running: Promise<void> | undefined;
+  if (options.workers) {
+    workers = await createWorkers(config, services, taskQueueKinds);
+    running = workers.run();
+  }
+  return {
+    config,
+    services,
+    baseUrl,
+    server,
+    workers,
+    async close() {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      if (workers) {
+        await workers.shutdown();
+        await running;
+      }
+      await services.close();
+    },
+  };
+}
+
+export async function createTestTenant(stack: TestStack, settings: Partial<TenantSettings> = {}) {
+  return createTenant(stack.services.db, { name: `test-${randomUUID().slice(0, 8)}`, settings });
+}
+
+/** A token from the stack's dev issuer for `subject` in `tenantId`. */
+export function tokenFor(stack: TestStack, tenantId: string, subject: string, options: { admin?: boolean; email?: string; expiresInSeconds?: number } = {}) {
+  return stack.services.devIssuer!.sign({
+    tenantId,
+    subject,
+    email: options.email ?? `${subject}@example.test`,
+    roles: options.admin ? ['tenant_admin'] : [],
+    expiresInSeconds: options.expiresInSeconds,
+  });
+}
+
+export interface ApiResponse<T = any> {
+  status: number;
+  headers: Headers;
+  body: T;
+  text: string;
+}
+
+/** A small JSON client over fetch. `body` objects are sent as JSON; strings are sent raw. */
+export async function api<T = any>(
+  baseUrl: string,
+  method: string,
+  pathname: string,
+  options: { token?: string; body?: unknown; headers?: Record<string, string> } = {},
+): Promise<ApiResponse<T>> {
+  const headers: Record<string, string> = { ...options.headers };
+  if (options.token) headers.authorization = `Bearer ${options.token}`;
+  let body: string | undefined;
+  if (typeof options.body === 'string') body = options.body;
+  else if (options.body !== undefined) {
+    body = JSON.stringify(options.body);
+    headers['content-type'] ??= 'application/json';
+  }
+  const response = await fetch(`${baseUrl}${pathname}`, { method, headers, body });
+  const text = await response.text();
+  let parsed: unknown = text;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    // not JSON: keep the text
+  }
+  return { status: response.status, headers: response.headers, body: parsed as T, text };
+}
