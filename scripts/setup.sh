@@ -32,7 +32,7 @@ done
 for pid in "${pids[@]}"; do wait "$pid"; done
 
 # Debian packages the stack needs (none yet beyond the machine's; listed here as they arrive).
-packages=()
+packages=(chromium)  # headless browser for the Swagger UI test
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

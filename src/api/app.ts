@@ -2,7 +2,6 @@
 import http from 'node:http';
 import Koa from 'koa';
 import Router from '@koa/router';
-import { AppError } from '../errors';
 import type { AppContext, AppDeps } from './context';
 import { createOpenApiRegistry } from './openapi';
 import { requestPipeline } from './middleware/request-pipeline';
@@ -31,13 +30,8 @@ export function createApp(deps: AppDeps) {
   app.use(requestPipeline() as unknown as Koa.Middleware);
   for (const router of [api, docs]) {
     app.use(router.routes());
-    app.use(
-      router.allowedMethods({
-        throw: true,
-        methodNotAllowed: () => new AppError(405, 'METHOD_NOT_ALLOWED', 'Method not allowed on this route'),
-        notImplemented: () => new AppError(501, 'NOT_IMPLEMENTED', 'Method not implemented'),
-      }),
-    );
+    // Sets 405/501 with an Allow header and no body; the request pipeline renders the error body.
+    app.use(router.allowedMethods());
   }
   return { app, registry };
 }

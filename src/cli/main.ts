@@ -127,6 +127,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'api': {
       const services = await createServices(loadConfig());
+      await services.storage.ensureReady();
       await serve(services);
       return new Promise<number>(() => undefined);
     }

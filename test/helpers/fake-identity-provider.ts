@@ -5,9 +5,11 @@ import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { SignJWT, exportJWK, exportSPKI, generateKeyPair, type JWK } from 'jose';
 
+type PrivateKey = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
+
 interface SigningKey {
   kid: string;
-  privateKey: CryptoKey;
+  privateKey: PrivateKey;
   publicJwk: JWK;
   publicPem: string;
 }
