@@ -11,7 +11,9 @@ mkdir -p "$TOOLS_DIR" "$LOG_DIR"
 # npm dependencies: install when missing or when the lock file changed since the last install.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm dependencies"
-  npm ci --no-audit --no-fund --loglevel=error
+  # `npm install` from the lock file rather than `npm ci`: npm 11's ci rejects this lock file over optional
+  # platform packages (@swc/core-*) it leaves out of it; install resolves the same versions.
+  npm install --no-audit --no-fund --loglevel=error
 fi
 
 # Go-built tools. Each build runs only when its binary is missing; builds run in parallel.
