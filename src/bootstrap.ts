@@ -1,4 +1,7 @@
 // Builds the shared clients (database, storage, Temporal, token verification, metrics) from the config.
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import type { Config } from './config';
 import { createDb } from './db/database';
 import { createLogger } from './logger';
@@ -14,6 +17,23 @@ export interface Services extends AppDeps {
   close(): Promise<void>;
 }
 
+/**
+ * The server secret: SCAIDRIVE_SECRET_KEY, or outside production a random one kept in the data dir so
+ * every process of a dev stack agrees.
+ */
+async function loadSecretKey(config: Config): Promise<Buffer> {
+  if (config.secretKey) return createHash('sha256').update(config.secretKey).digest();
+  const file = path.join(config.dataDir, 'secret-key');
+  try {
+    return Buffer.from(await readFile(file, 'utf8'), 'hex');
+  } catch {
+    const key = randomBytes(32);
+    await mkdir(config.dataDir, { recursive: true });
+    await writeFile(file, key.toString('hex'), { mode: 0o600, flag: 'wx' }).catch(() => undefined);
+    return Buffer.from(await readFile(file, 'utf8'), 'hex');
+  }
+}
+
 export async function createServices(config: Config, component = 'api'): Promise<Services> {
   const logger = createLogger(config.logLevel, { component });
   const db = createDb(config.database.url, config.database.poolSize);
@@ -21,6 +41,7 @@ export async function createServices(config: Config, component = 'api'): Promise
   const temporal = createTemporalClient(config);
   const devIssuer = config.auth.devIssuer ? await loadDevIssuer(config.dataDir, config.publicUrl, config.auth.audience) : undefined;
   const tokenVerifier = createTokenVerifier(config, devIssuer);
+  const secretKey = await loadSecretKey(config);
   return {
     config,
     logger,
@@ -31,6 +52,7 @@ export async function createServices(config: Config, component = 'api'): Promise
     devIssuer,
     tokenVerifier,
     metrics: createMetrics(),
+    secretKey,
     async close() {
       await temporal.connection.close().catch(() => undefined);
       await db.destroy();

@@ -112,6 +112,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   if (v.SCAIDRIVE_ENV === 'production' && !v.SCAIDRIVE_SCAIKEY_URL) {
     throw new ConfigError('SCAIDRIVE_SCAIKEY_URL is required in production (no identity issuer configured; the dev issuer only runs with SCAIDRIVE_ENV=development)');
   }
+  if (v.SCAIDRIVE_ENV === 'production' && !v.SCAIDRIVE_SECRET_KEY) {
+    throw new ConfigError('SCAIDRIVE_SECRET_KEY is required in production (signs download URLs, encrypts connector secrets)');
+  }
   if (v.SCAIDRIVE_JWT_ISSUER && !v.SCAIDRIVE_SCAIKEY_URL) {
     throw new ConfigError('SCAIDRIVE_JWT_ISSUER needs SCAIDRIVE_SCAIKEY_URL (where the JWKS is found)');
   }

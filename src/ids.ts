@@ -12,6 +12,7 @@ export const idPrefixes = {
   request: 'req',
   file: 'fil',
   folder: 'fld',
+  space: 'spc',
   share: 'shr',
   upload: 'upl',
   version: 'ver',

@@ -4,6 +4,8 @@ import type { Db } from '../db/database';
 import type { Logger } from '../logger';
 import type { BlobStorage } from '../storage/blob-storage';
 import { createIdentityActivities } from './identity.activities';
+import { createUploadActivities } from './upload.activities';
+import { createMaintenanceActivities } from './maintenance.activities';
 
 export interface ActivityDeps {
   config: Config;
@@ -15,5 +17,7 @@ export interface ActivityDeps {
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createIdentityActivities(deps),
+    ...createUploadActivities(deps),
+    ...createMaintenanceActivities(deps),
   };
 }

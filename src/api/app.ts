@@ -9,6 +9,10 @@ import { registerHealthRoutes } from './routes/health.router';
 import { registerMeRoutes } from './routes/me.router';
 import { registerAdminRoutes } from './routes/admin.router';
 import { registerWebhookRoutes } from './routes/webhooks.router';
+import { registerFileRoutes } from './routes/files.router';
+import { registerUploadRoutes } from './routes/uploads.router';
+import { registerTrashRoutes } from './routes/trash.router';
+import { registerQuotaRoutes } from './routes/quotas.router';
 import { createDocsRouter } from './routes/docs.router';
 
 export function createApp(deps: AppDeps) {
@@ -24,6 +28,10 @@ export function createApp(deps: AppDeps) {
   registerMeRoutes(api, registry);
   registerAdminRoutes(api, registry);
   registerWebhookRoutes(api, registry);
+  registerFileRoutes(api, registry);
+  registerUploadRoutes(api, registry);
+  registerTrashRoutes(api, registry);
+  registerQuotaRoutes(api, registry);
 
   const docs = createDocsRouter(deps, registry);
 

@@ -22,6 +22,8 @@ export interface AppDeps {
   tokenVerifier: TokenVerifier;
   devIssuer?: DevIssuer;
   metrics: Metrics;
+  /** 32 bytes derived from SCAIDRIVE_SECRET_KEY: signs download URLs. */
+  secretKey: Buffer;
 }
 
 export interface RequestState {

@@ -2,7 +2,7 @@
 // (with validation and auth in front) and the OpenAPI path at once, so the document cannot drift.
 import type Router from '@koa/router';
 import type { OpenAPIRegistry, RouteConfig } from '@asteasolutions/zod-to-openapi';
-import { z } from 'zod';
+import { z } from './openapi';
 import { AppError, ValidationError, forbidden } from '../errors';
 import { isTenantAdmin, type Principal } from '../services/principal';
 import type { AppContext } from './context';
@@ -25,6 +25,8 @@ interface RouteDefinition<P extends z.ZodType, Q extends z.ZodType, B extends z.
   body?: B;
   /** Success responses: status → description and optional JSON schema. */
   responses: Record<number, { description: string; schema?: z.ZodType; contentType?: string }>;
+  /** A non-JSON request body the handler streams itself (documented only), e.g. `application/octet-stream`. */
+  rawBody?: { contentType: string; description: string };
   /** Runs on the raw body text before it is parsed (signature checks need the exact bytes). */
   verifyRawBody?: (ctx: AppContext, rawBody: string) => void;
   /** Error statuses this route documents beyond the common ones. */
@@ -97,6 +99,9 @@ function defineRoute<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodTy
       ...(definition.params ? { params: definition.params as any } : {}),
       ...(definition.query ? { query: definition.query as any } : {}),
       ...(definition.body ? { body: { content: { 'application/json': { schema: definition.body } }, required: true } } : {}),
+      ...(definition.rawBody
+        ? { body: { description: definition.rawBody.description, content: { [definition.rawBody.contentType]: { schema: z.string().openapi({ format: 'binary' }) } }, required: true } }
+        : {}),
     },
     responses,
   });

@@ -10,6 +10,12 @@ export interface StartOptions<W extends Workflow> {
   taskQueue: string;
   args: Parameters<W>;
   attributes: ScaiAttributes;
+  /**
+   * `once` (default): the id can never run again, a repeat attaches to the first run (webhook events).
+   * `attach-or-rerun`: a running workflow is attached to; a finished one may run again (finalize after a
+   * checksum mismatch was fixed).
+   */
+  reuse?: 'once' | 'attach-or-rerun';
 }
 
 /**
@@ -25,7 +31,8 @@ export async function startOrAttach<W extends Workflow>(ctx: AppContext, workflo
       taskQueue: options.taskQueue,
       typedSearchAttributes: scaiSearchAttributes(options.attributes),
       memo: { request_id: ctx.state.requestId },
-      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      workflowIdReusePolicy: options.reuse === 'attach-or-rerun' ? 'ALLOW_DUPLICATE' : 'REJECT_DUPLICATE',
+      workflowIdConflictPolicy: options.reuse === 'attach-or-rerun' ? 'USE_EXISTING' : 'FAIL',
     } as const;
     // The generic args type cannot be narrowed here; callers are typed by StartOptions<W>.
     const handle = await client.workflow.start(workflow, startOptions as unknown as WorkflowStartOptions<W>);
@@ -37,15 +44,17 @@ export async function startOrAttach<W extends Workflow>(ctx: AppContext, workflo
   }
 }
 
-/** Waits up to `seconds` for the result; `undefined` when the workflow is still running. */
+/**
+ * Waits up to `seconds` for the result; `undefined` when the workflow is still running. The long-poll is
+ * cancelled at the bound, so nothing keeps polling (or retrying) after the request is answered.
+ */
 export async function resultWithin<W extends Workflow>(ctx: AppContext, handle: WorkflowHandle<W>, seconds: number): Promise<Awaited<ReturnType<W>> | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), seconds * 1000);
-  });
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), seconds * 1000);
   try {
-    return await Promise.race([handle.result() as Promise<Awaited<ReturnType<W>>>, timeout]);
+    return await ctx.deps.temporal.connection.withAbortSignal(controller.signal, () => handle.result() as Promise<Awaited<ReturnType<W>>>);
   } catch (error) {
+    if (controller.signal.aborted) return undefined;
     if (error instanceof WorkflowFailedError) ctx.deps.metrics.workflowFailures.inc({ workflow: handle.workflowId.split('/')[0] });
     throw error;
   } finally {

@@ -14,6 +14,7 @@ import { createWorkers } from '../workers/worker-runtime';
 import { taskQueueKinds, type TaskQueueKind } from '../temporal/task-queues';
 import { isPortOpen, startTemporalDevServer } from '../temporal/dev-server';
 import { waitForTemporal } from '../temporal/client';
+import { ensureSchedules } from '../temporal/schedules';
 import { formatDoctorTable, runDoctor } from './doctor';
 
 const usage = `Usage: scaidrive <command> [options]
@@ -76,6 +77,7 @@ async function dev(): Promise<void> {
   const tenantId = await ensureDevTenant(services);
   const workers = await createWorkers(config, services, taskQueueKinds);
   const running = workers.run();
+  await ensureSchedules(services.temporal, config);
   const closeApi = await serve(services);
   const token = await services.devIssuer!.sign({ tenantId, subject: 'dev-admin', email: 'admin@dev.local', name: 'Dev Admin', roles: ['tenant_admin'] });
   process.stdout.write(

@@ -79,7 +79,143 @@ export interface IdentityEventsTable {
   applied_at: Date | null;
 }
 
+export interface SpacesTable {
+  id: string;
+  tenant_id: string;
+  kind: 'personal' | 'share';
+  name: string;
+  owner_user_id: string;
+  root_folder_id: string;
+  created_at: Generated<Date>;
+}
+
+export interface NodesTable {
+  id: string;
+  tenant_id: string;
+  space_id: string;
+  parent_id: string | null;
+  kind: 'folder' | 'file';
+  name: string;
+  current_version_id: string | null;
+  size: Generated<number>;
+  checksum_sha256: string | null;
+  created_by: string | null;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+  deleted_at: Date | null;
+  deleted_by: string | null;
+  trash_root: Generated<boolean>;
+  lock_user_id: string | null;
+  lock_expires_at: Date | null;
+  locked_at: Date | null;
+}
+
+export interface QuotaCharge {
+  level: QuotaLevel;
+  subject_id: string;
+}
+
+export interface VersionsTable {
+  id: string;
+  tenant_id: string;
+  file_id: string;
+  number: number;
+  size: number;
+  checksum_sha256: string;
+  chunk_count: number;
+  created_by: string | null;
+  upload_id: string | null;
+  charged: Json<QuotaCharge[]>;
+  created_at: Generated<Date>;
+}
+
+export interface VersionChunksTable {
+  version_id: string;
+  index: number;
+  tenant_id: string;
+  sha256: string;
+  offset: number;
+  size: number;
+}
+
+export interface ChunksTable {
+  tenant_id: string;
+  sha256: string;
+  size: number;
+  created_at: Generated<Date>;
+  last_seen_at: Generated<Date>;
+}
+
+export type UploadStatus = 'open' | 'finalizing' | 'completed' | 'failed' | 'expired';
+
+export interface UploadSessionsTable {
+  id: string;
+  tenant_id: string;
+  user_id: string;
+  space_id: string;
+  parent_id: string;
+  name: string;
+  size: number;
+  chunk_size: number;
+  chunk_count: number;
+  checksum_sha256: string | null;
+  base_version_id: string | null;
+  status: Generated<UploadStatus>;
+  error_code: string | null;
+  error_detail: string | null;
+  file_id: string | null;
+  version_id: string | null;
+  expires_at: Date;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export interface UploadChunksTable {
+  upload_id: string;
+  index: number;
+  tenant_id: string;
+  user_id: string;
+  sha256: string;
+  size: number;
+  created_at: Generated<Date>;
+}
+
+export type QuotaLevel = 'user' | 'group' | 'share' | 'tenant' | 'partner';
+
+export interface QuotasTable {
+  tenant_id: string;
+  level: QuotaLevel;
+  subject_id: string;
+  limit_bytes: number | null;
+  used_bytes: Generated<number>;
+  calculated_at: Date | null;
+}
+
+export type ChangeType = 'created' | 'updated' | 'moved' | 'renamed' | 'deleted' | 'restored' | 'purged' | 'permissions_changed';
+
+export interface ChangeLogTable {
+  seq: Generated<number>;
+  tenant_id: string;
+  type: ChangeType;
+  node_id: string;
+  parent_id: string | null;
+  space_id: string;
+  version_id: string | null;
+  name: string | null;
+  actor_id: string | null;
+  at: Generated<Date>;
+}
+
 export interface Database {
+  spaces: SpacesTable;
+  nodes: NodesTable;
+  versions: VersionsTable;
+  version_chunks: VersionChunksTable;
+  chunks: ChunksTable;
+  upload_sessions: UploadSessionsTable;
+  upload_chunks: UploadChunksTable;
+  quotas: QuotasTable;
+  change_log: ChangeLogTable;
   partners: PartnersTable;
   tenants: TenantsTable;
   users: UsersTable;
@@ -93,6 +229,10 @@ export type Tenant = Selectable<TenantsTable>;
 export type User = Selectable<UsersTable>;
 export type Group = Selectable<GroupsTable>;
 export type ApiKey = Selectable<ApiKeysTable>;
+export type Space = Selectable<SpacesTable>;
+export type Node = Selectable<NodesTable>;
+export type Version = Selectable<VersionsTable>;
+export type UploadSession = Selectable<UploadSessionsTable>;
 
 export type Db = Kysely<Database>;
 

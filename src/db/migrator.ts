@@ -3,9 +3,11 @@
 import { Migrator, type Migration, type MigrationResultSet } from 'kysely';
 import type { Db } from './database';
 import * as identity from './migrations/2026_11_22_0001_identity';
+import * as files from './migrations/2026_11_22_0002_files';
 
 export const migrations: Record<string, Migration> = {
   '2026_11_22_0001_identity': identity,
+  '2026_11_22_0002_files': files,
 };
 
 export function createMigrator(db: Db): Migrator {

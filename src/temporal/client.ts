@@ -10,9 +10,18 @@ export function createTemporalClient(config: Config): Client {
 
 /** Resolves when Temporal answers within `timeoutMs`; rejects otherwise. */
 export async function pingTemporal(client: Client, timeoutMs = 3000): Promise<void> {
-  await client.connection.withDeadline(Date.now() + timeoutMs, () =>
-    client.workflowService.describeNamespace({ namespace: client.options.namespace }),
-  );
+  // Abort (not just a deadline) so the SDK's retries stop too: nothing is left running after we answer.
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new Error(`Temporal did not answer within ${timeoutMs} ms`)), timeoutMs);
+  try {
+    await client.connection.withAbortSignal(controller.signal, () =>
+      client.connection.withDeadline(Date.now() + timeoutMs, () => client.workflowService.describeNamespace({ namespace: client.options.namespace })),
+    );
+  } catch (error) {
+    throw controller.signal.aborted ? (controller.signal.reason as Error) : error;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export function temporalUiWorkflowUrl(config: Config, workflowId: string, runId?: string): string {

@@ -1,8 +1,10 @@
-// GET /me: the caller (id, tenant, roles). Spaces join this in the files issue.
+// GET /me: the caller (id, tenant, roles) and their personal space with its root folder.
 import type Router from '@koa/router';
 import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import { routeDefiner } from '../route';
 import { z } from '../openapi';
+import { ensurePersonalSpace } from '../../services/spaces.service';
+import { presentSpace, spaceSchema } from '../file-presenters';
 
 export function registerMeRoutes(router: Router, registry: OpenAPIRegistry): void {
   const route = routeDefiner(router, registry);
@@ -23,6 +25,7 @@ export function registerMeRoutes(router: Router, registry: OpenAPIRegistry): voi
             email: z.string().nullable(),
             roles: z.array(z.string()),
             scopes: z.array(z.string()).optional(),
+            personal_space: spaceSchema.nullable(),
           }),
         },
       },
@@ -30,8 +33,15 @@ export function registerMeRoutes(router: Router, registry: OpenAPIRegistry): voi
     async (ctx, { principal }) => {
       ctx.body =
         principal.kind === 'user'
-          ? { kind: 'user', id: principal.userId, tenant_id: principal.tenantId, email: principal.email, roles: principal.roles }
-          : { kind: 'api_key', id: principal.apiKeyId, tenant_id: principal.tenantId, email: null, roles: [], scopes: principal.scopes };
+          ? {
+              kind: 'user',
+              id: principal.userId,
+              tenant_id: principal.tenantId,
+              email: principal.email,
+              roles: principal.roles,
+              personal_space: presentSpace(await ensurePersonalSpace(ctx.deps.db, principal.tenantId, principal.userId)),
+            }
+          : { kind: 'api_key', id: principal.apiKeyId, tenant_id: principal.tenantId, email: null, roles: [], scopes: principal.scopes, personal_space: null };
     },
   );
 }

@@ -1,0 +1,358 @@
+// Spaces, folders, files, versions, content, locks and direct uploads (spec §5, §6).
+import type Router from '@koa/router';
+import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
+import { sql } from 'kysely';
+import type { Principal } from '../../services/principal';
+import { isTenantAdmin } from '../../services/principal';
+import { gone, notFound } from '../../errors';
+import { accessNode, assertNotLockedByOther } from '../../services/access.service';
+import { listSpaces } from '../../services/spaces.service';
+import * as tree from '../../services/tree.service';
+import { commitVersion } from '../../services/versions.service';
+import { directUpload } from '../../services/uploads.service';
+import { downloadUrlTtlSeconds, signDownload, verifyDownload } from '../../services/signed-urls';
+import { routeDefiner } from '../route';
+import { z } from '../openapi';
+import type { AppContext } from '../context';
+import { decodeCursor, encodeCursor, pageQuery, pageSchema } from '../pagination';
+import { nodeSchema, presentNode, presentSpace, presentVersion, spaceSchema, versionSchema } from '../file-presenters';
+import { sendVersionContent } from '../content-response';
+
+export const nodeName = z
+  .string()
+  .min(1)
+  .max(255)
+  .refine((name) => tree.nameProblem(name) === null, { message: 'Invalid name: no "/", "\\", NUL/control characters, "." or "..", at most 255 bytes' });
+
+const idParam = z.object({ id: z.string().max(64) });
+const versionParams = z.object({ id: z.string().max(64), version_id: z.string().max(64) });
+const commitSchema = z.object({ file: nodeSchema, version: versionSchema });
+
+function requireUserId(principal: Principal): string {
+  if (principal.kind !== 'user') throw notFound('Node');
+  return principal.userId;
+}
+
+async function loadVersion(ctx: AppContext, fileId: string, versionId: string) {
+  const version = await ctx.deps.db.selectFrom('versions').selectAll().where('id', '=', versionId).where('file_id', '=', fileId).executeTakeFirst();
+  if (!version) throw notFound('Version');
+  return version;
+}
+
+async function currentVersion(ctx: AppContext, fileId: string, versionId: string | null) {
+  if (!versionId) throw notFound('Version');
+  return loadVersion(ctx, fileId, versionId);
+}
+
+export function registerFileRoutes(router: Router, registry: OpenAPIRegistry): void {
+  const route = routeDefiner(router, registry);
+
+  route(
+    {
+      method: 'get',
+      path: '/spaces',
+      summary: 'The spaces the caller can reach, each with its root folder',
+      tag: 'files',
+      access: 'authenticated',
+      responses: { 200: { description: 'Spaces', schema: z.object({ items: z.array(spaceSchema) }) } },
+    },
+    async (ctx, { principal }) => {
+      const spaces = principal.kind === 'user' ? await listSpaces(ctx.deps.db, principal.tenantId, principal.userId) : [];
+      ctx.body = { items: spaces.map(presentSpace) };
+    },
+  );
+
+  route(
+    {
+      method: 'post',
+      path: '/folders',
+      summary: 'Create a folder',
+      tag: 'files',
+      access: 'authenticated',
+      body: z.object({ parent_id: z.string().min(1).max(64), name: nodeName }),
+      responses: { 201: { description: 'The folder', schema: nodeSchema } },
+      errors: [404, 409, 410],
+    },
+    async (ctx, { principal, body }) => {
+      ctx.status = 201;
+      ctx.body = presentNode(await tree.createFolder(ctx.deps.db, principal, body.parent_id, body.name));
+    },
+  );
+
+  for (const kind of ['folder', 'file'] as const) {
+    const base = kind === 'folder' ? '/folders/{id}' : '/files/{id}';
+    route(
+      { method: 'get', path: base, summary: `A ${kind}'s metadata`, tag: 'files', access: 'authenticated', params: idParam, responses: { 200: { description: kind, schema: nodeSchema } }, errors: [410] },
+      async (ctx, { principal, params }) => {
+        ctx.body = presentNode((await accessNode(ctx.deps.db, principal, params.id, 'read', { kind })).node);
+      },
+    );
+    route(
+      {
+        method: 'patch',
+        path: base,
+        summary: `Rename and/or move a ${kind}`,
+        tag: 'files',
+        access: 'authenticated',
+        params: idParam,
+        body: z.object({ name: nodeName.optional(), parent_id: z.string().min(1).max(64).optional() }),
+        responses: { 200: { description: kind, schema: nodeSchema } },
+        errors: [409, 410, 423],
+      },
+      async (ctx, { principal, params, body }) => {
+        const access = await accessNode(ctx.deps.db, principal, params.id, 'write', { kind });
+        ctx.body = presentNode(await tree.updateNode(ctx.deps.db, principal, access, { name: body.name, parentId: body.parent_id }));
+      },
+    );
+    route(
+      { method: 'delete', path: base, summary: `Move a ${kind} to the trash`, tag: 'files', access: 'authenticated', params: idParam, responses: { 204: { description: 'In the trash' } }, errors: [410, 423] },
+      async (ctx, { principal, params }) => {
+        await tree.trashNode(ctx.deps.db, principal, await accessNode(ctx.deps.db, principal, params.id, 'write', { kind }));
+        ctx.status = 204;
+      },
+    );
+  }
+
+  route(
+    {
+      method: 'get',
+      path: '/folders/{id}/children',
+      summary: 'List a folder (keyset pagination, ordered by name)',
+      tag: 'files',
+      access: 'authenticated',
+      params: idParam,
+      query: pageQuery,
+      responses: { 200: { description: 'A page of children', schema: pageSchema(nodeSchema) } },
+      errors: [410],
+    },
+    async (ctx, { principal, params, query }) => {
+      await accessNode(ctx.deps.db, principal, params.id, 'read', { kind: 'folder' });
+      const rows = await tree.listChildren(ctx.deps.db, params.id, query.limit, decodeCursor(query.cursor, tree.isChildrenCursor));
+      const items = rows.slice(0, query.limit);
+      const last = items[items.length - 1];
+      ctx.body = { items: items.map(presentNode), next_cursor: rows.length > query.limit && last ? encodeCursor({ name: last.name.toLowerCase(), id: last.id }) : null };
+    },
+  );
+
+  route(
+    {
+      method: 'put',
+      path: '/folders/{id}/files/{name}',
+      summary: 'Direct streaming upload (creates the file or a new version of it)',
+      tag: 'uploads',
+      access: 'authenticated',
+      params: z.object({ id: z.string().max(64), name: z.string() }),
+      rawBody: { contentType: 'application/octet-stream', description: 'The file bytes. Optional headers: X-Checksum-Sha256 (verified), X-Base-Version-Id.' },
+      responses: { 201: { description: 'New file', schema: commitSchema }, 200: { description: 'New version of an existing file', schema: commitSchema } },
+      errors: [400, 409, 410, 413, 423, 507],
+    },
+    async (ctx, { principal, params }) => {
+      tree.assertValidName(params.name);
+      const declaredLength = ctx.get('content-length');
+      const result = await directUpload(
+        { db: ctx.deps.db, storage: ctx.deps.storage, onDeduplicated: () => ctx.deps.metrics.chunksDeduplicated.inc(), onBytesReceived: (n) => ctx.deps.metrics.bytesUploaded.inc(n) },
+        principal,
+        {
+          parentId: params.id,
+          name: params.name,
+          contentLength: declaredLength ? Number(declaredLength) : undefined,
+          checksumSha256: ctx.get('x-checksum-sha256') || undefined,
+          baseVersionId: ctx.get('x-base-version-id') || undefined,
+          body: ctx.req,
+        },
+      );
+      ctx.status = result.version.number === 1 ? 201 : 200;
+      ctx.body = { file: presentNode(result.file), version: presentVersion(result.version, result.file.current_version_id) };
+    },
+  );
+
+  route(
+    {
+      method: 'post',
+      path: '/files/{id}/copy',
+      summary: 'Copy a file (its current version) into a folder',
+      tag: 'files',
+      access: 'authenticated',
+      params: idParam,
+      body: z.object({ parent_id: z.string().min(1).max(64), name: nodeName.optional() }),
+      responses: { 201: { description: 'The copy', schema: commitSchema } },
+      errors: [409, 410, 507],
+    },
+    async (ctx, { principal, params, body }) => {
+      const userId = requireUserId(principal);
+      const { node } = await accessNode(ctx.deps.db, principal, params.id, 'read', { kind: 'file' });
+      await accessNode(ctx.deps.db, principal, body.parent_id, 'write', { kind: 'folder' });
+      const name = body.name ?? node.name;
+      const version = await currentVersion(ctx, node.id, node.current_version_id);
+      const result = await commitVersion(ctx.deps.db, {
+        tenantId: principal.tenantId,
+        userId,
+        parentId: body.parent_id,
+        name,
+        size: version.size,
+        checksumSha256: version.checksum_sha256,
+        source: { versionId: version.id },
+        createOnly: true,
+      });
+      ctx.status = 201;
+      ctx.body = { file: presentNode(result.file), version: presentVersion(result.version, result.file.current_version_id) };
+    },
+  );
+
+  route(
+    {
+      method: 'get',
+      path: '/files/{id}/content',
+      summary: 'Download the current version (Range, ETag/If-None-Match, X-Checksum-Sha256)',
+      tag: 'files',
+      access: 'authenticated',
+      params: idParam,
+      responses: { 200: { description: 'The bytes' }, 206: { description: 'A byte range' }, 304: { description: 'Not modified' } },
+      errors: [410, 416],
+    },
+    async (ctx, { principal, params }) => {
+      const { node } = await accessNode(ctx.deps.db, principal, params.id, 'read', { kind: 'file' });
+      sendVersionContent(ctx, await currentVersion(ctx, node.id, node.current_version_id), node.name);
+    },
+  );
+
+  route(
+    {
+      method: 'get',
+      path: '/files/{id}/download-url',
+      summary: 'A 15-minute signed URL for the current version that needs no bearer token',
+      tag: 'files',
+      access: 'authenticated',
+      params: idParam,
+      responses: { 200: { description: 'The URL', schema: z.object({ url: z.string(), expires_at: z.string() }) } },
+      errors: [410],
+    },
+    async (ctx, { principal, params }) => {
+      const { node } = await accessNode(ctx.deps.db, principal, params.id, 'read', { kind: 'file' });
+      const version = await currentVersion(ctx, node.id, node.current_version_id);
+      const expiresAt = Math.floor(Date.now() / 1000) + downloadUrlTtlSeconds;
+      const token = signDownload(ctx.deps.secretKey, { tenantId: node.tenant_id, fileId: node.id, versionId: version.id, expiresAt });
+      ctx.body = { url: `${ctx.deps.config.publicUrl}/api/v1/downloads/${token}`, expires_at: new Date(expiresAt * 1000).toISOString() };
+    },
+  );
+
+  route(
+    {
+      method: 'get',
+      path: '/downloads/{token}',
+      summary: 'Download through a signed URL (no bearer token)',
+      tag: 'files',
+      access: 'public',
+      params: z.object({ token: z.string().max(1024) }),
+      responses: { 200: { description: 'The bytes' }, 206: { description: 'A byte range' } },
+      errors: [404, 410, 416],
+    },
+    async (ctx, { params }) => {
+      const grant = verifyDownload(ctx.deps.secretKey, params.token);
+      const file = await ctx.deps.db.selectFrom('nodes').selectAll().where('id', '=', grant.fileId).where('tenant_id', '=', grant.tenantId).executeTakeFirst();
+      if (!file) throw notFound('File');
+      if (file.deleted_at) throw gone('File is in the trash', 'IN_TRASH');
+      sendVersionContent(ctx, await loadVersion(ctx, file.id, grant.versionId), file.name);
+    },
+  );
+
+  route(
+    {
+      method: 'get',
+      path: '/files/{id}/versions',
+      summary: "A file's versions, newest first",
+      tag: 'files',
+      access: 'authenticated',
+      params: idParam,
+      responses: { 200: { description: 'Versions', schema: z.object({ items: z.array(versionSchema) }) } },
+      errors: [410],
+    },
+    async (ctx, { principal, params }) => {
+      const { node } = await accessNode(ctx.deps.db, principal, params.id, 'read', { kind: 'file' });
+      const versions = await ctx.deps.db.selectFrom('versions').selectAll().where('file_id', '=', node.id).orderBy('number', 'desc').execute();
+      ctx.body = { items: versions.map((v) => presentVersion(v, node.current_version_id)) };
+    },
+  );
+
+  route(
+    {
+      method: 'get',
+      path: '/files/{id}/versions/{version_id}/content',
+      summary: 'Download a version',
+      tag: 'files',
+      access: 'authenticated',
+      params: versionParams,
+      responses: { 200: { description: 'The bytes' }, 206: { description: 'A byte range' } },
+      errors: [410, 416],
+    },
+    async (ctx, { principal, params }) => {
+      const { node } = await accessNode(ctx.deps.db, principal, params.id, 'read', { kind: 'file' });
+      sendVersionContent(ctx, await loadVersion(ctx, node.id, params.version_id), node.name);
+    },
+  );
+
+  route(
+    {
+      method: 'post',
+      path: '/files/{id}/versions/{version_id}/restore',
+      summary: 'Make an old version current again (as a new version with the same content)',
+      tag: 'files',
+      access: 'authenticated',
+      params: versionParams,
+      responses: { 201: { description: 'The new current version', schema: commitSchema } },
+      errors: [410, 423, 507],
+    },
+    async (ctx, { principal, params }) => {
+      const userId = requireUserId(principal);
+      const { node } = await accessNode(ctx.deps.db, principal, params.id, 'write', { kind: 'file' });
+      assertNotLockedByOther(node, principal);
+      const version = await loadVersion(ctx, node.id, params.version_id);
+      const result = await commitVersion(ctx.deps.db, {
+        tenantId: principal.tenantId,
+        userId,
+        parentId: node.parent_id!,
+        name: node.name,
+        size: version.size,
+        checksumSha256: version.checksum_sha256,
+        source: { versionId: version.id },
+        fileId: node.id,
+      });
+      ctx.status = 201;
+      ctx.body = { file: presentNode(result.file), version: presentVersion(result.version, result.file.current_version_id) };
+    },
+  );
+
+  route(
+    { method: 'post', path: '/files/{id}/lock', summary: 'Lock a file for 1 hour (others get 423)', tag: 'files', access: 'authenticated', params: idParam, responses: { 200: { description: 'Locked', schema: nodeSchema } }, errors: [410, 423] },
+    async (ctx, { principal, params }) => {
+      const access = await accessNode(ctx.deps.db, principal, params.id, 'write', { kind: 'file' });
+      ctx.body = presentNode(await tree.lockFile(ctx.deps.db, principal, access));
+    },
+  );
+
+  route(
+    {
+      method: 'delete',
+      path: '/files/{id}/lock',
+      summary: 'Unlock a file (the holder; tenant admins with ?force=true)',
+      tag: 'files',
+      access: 'authenticated',
+      params: idParam,
+      query: z.object({ force: z.enum(['true', 'false']).optional() }),
+      responses: { 204: { description: 'Unlocked' } },
+      errors: [410, 423],
+    },
+    async (ctx, { principal, params, query }) => {
+      const force = query.force === 'true';
+      if (force && isTenantAdmin(principal)) {
+        // Admins may clear a lock in any space of their tenant, without access to the content.
+        const node = await ctx.deps.db.selectFrom('nodes').selectAll().where('id', '=', params.id).where('tenant_id', '=', principal.tenantId).where('kind', '=', 'file').executeTakeFirst();
+        if (!node) throw notFound('File');
+        await ctx.deps.db.updateTable('nodes').set({ lock_user_id: null, locked_at: null, lock_expires_at: null, updated_at: sql`now()` }).where('id', '=', node.id).execute();
+      } else {
+        await tree.unlockFile(ctx.deps.db, principal, await accessNode(ctx.deps.db, principal, params.id, 'write', { kind: 'file' }), force);
+      }
+      ctx.status = 204;
+    },
+  );
+}

@@ -1,0 +1,170 @@
+// Resumable uploads (spec §6): sessions, chunk PUTs, status, abort, dedup check, finalize via the workflow.
+import type Router from '@koa/router';
+import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
+import { AppError, conflict, gone } from '../../errors';
+import * as uploads from '../../services/uploads.service';
+import { uploadFinalizationWorkflow, type FinalizationResult } from '../../workflows/upload-finalization.workflow';
+import { workflowIds } from '../../temporal/workflow-ids';
+import { routeDefiner } from '../route';
+import { z } from '../openapi';
+import type { AppContext } from '../context';
+import { nodeName } from './files.router';
+import { nodeSchema, presentNode, presentUploadSession, presentVersion, uploadSessionSchema, versionSchema } from '../file-presenters';
+import { resultWithin, startOrAttach } from '../workflow-starter';
+
+const idParam = z.object({ id: z.string().max(64) });
+const sha256 = z.string().regex(/^[0-9a-fA-F]{64}$/, 'a 64-character hex SHA-256');
+
+async function presentSession(ctx: AppContext, session: Awaited<ReturnType<typeof uploads.getOwnSession>>) {
+  return presentUploadSession(session, await uploads.receivedChunks(ctx.deps.db, session), uploads.isExpired(session));
+}
+
+function uploadDeps(ctx: AppContext): uploads.UploadDeps {
+  return {
+    db: ctx.deps.db,
+    storage: ctx.deps.storage,
+    onDeduplicated: () => ctx.deps.metrics.chunksDeduplicated.inc(),
+    onBytesReceived: (n) => ctx.deps.metrics.bytesUploaded.inc(n),
+  };
+}
+
+async function answerCompleted(ctx: AppContext, fileId: string, versionId: string) {
+  const file = await ctx.deps.db.selectFrom('nodes').selectAll().where('id', '=', fileId).executeTakeFirstOrThrow();
+  const version = await ctx.deps.db.selectFrom('versions').selectAll().where('id', '=', versionId).executeTakeFirstOrThrow();
+  ctx.status = 200;
+  ctx.body = { file: presentNode(file), version: presentVersion(version, file.current_version_id) };
+}
+
+export function registerUploadRoutes(router: Router, registry: OpenAPIRegistry): void {
+  const route = routeDefiner(router, registry);
+
+  route(
+    {
+      method: 'post',
+      path: '/uploads',
+      summary: 'Start a resumable upload session',
+      tag: 'uploads',
+      access: 'authenticated',
+      body: z.object({
+        parent_id: z.string().min(1).max(64),
+        name: nodeName,
+        size: z.number().int().min(0),
+        checksum_sha256: sha256.optional(),
+        chunk_size: z.number().int().min(uploads.minChunkSize).max(uploads.maxChunkSize).optional(),
+        base_version_id: z.string().max(64).optional(),
+      }),
+      responses: { 201: { description: 'The session', schema: uploadSessionSchema } },
+      errors: [409, 410, 413, 507],
+    },
+    async (ctx, { principal, body }) => {
+      const session = await uploads.createUploadSession(ctx.deps.db, principal, {
+        parentId: body.parent_id,
+        name: body.name,
+        size: body.size,
+        checksumSha256: body.checksum_sha256,
+        chunkSize: body.chunk_size,
+        baseVersionId: body.base_version_id,
+      });
+      ctx.status = 201;
+      ctx.body = presentUploadSession(session, [], false);
+    },
+  );
+
+  route(
+    { method: 'get', path: '/uploads/{id}', summary: 'Session status and received chunks', tag: 'uploads', access: 'authenticated', params: idParam, responses: { 200: { description: 'The session', schema: uploadSessionSchema } } },
+    async (ctx, { principal, params }) => {
+      ctx.body = await presentSession(ctx, await uploads.getOwnSession(ctx.deps.db, principal, params.id));
+    },
+  );
+
+  route(
+    { method: 'delete', path: '/uploads/{id}', summary: 'Abort an upload session', tag: 'uploads', access: 'authenticated', params: idParam, responses: { 204: { description: 'Aborted' } }, errors: [409] },
+    async (ctx, { principal, params }) => {
+      await uploads.abortUpload(ctx.deps.db, principal, params.id);
+      ctx.status = 204;
+    },
+  );
+
+  route(
+    {
+      method: 'put',
+      path: '/uploads/{id}/chunks/{index}',
+      summary: 'Send one chunk (raw bytes; idempotent per index; any order; optional X-Chunk-Sha256)',
+      tag: 'uploads',
+      access: 'authenticated',
+      params: z.object({ id: z.string().max(64), index: z.string().regex(/^\d{1,9}$/) }),
+      rawBody: { contentType: 'application/octet-stream', description: 'The chunk bytes: chunk_size bytes, the last chunk the remainder.' },
+      responses: { 200: { description: 'Stored', schema: z.object({ index: z.number().int(), size: z.number().int(), sha256: z.string(), deduplicated: z.boolean() }) } },
+      errors: [400, 409, 410, 413],
+    },
+    async (ctx, { principal, params }) => {
+      const length = ctx.get('content-length');
+      ctx.body = await uploads.putChunk(uploadDeps(ctx), principal, params.id, Number(params.index), ctx.req, {
+        contentLength: length ? Number(length) : undefined,
+        sha256: ctx.get('x-chunk-sha256') || undefined,
+      });
+    },
+  );
+
+  route(
+    {
+      method: 'post',
+      path: '/uploads/{id}/chunks/check',
+      summary: 'Which of these chunk hashes you already hold (from your own uploads) and may skip; with `index` set, also attaches a held chunk at that index',
+      tag: 'uploads',
+      access: 'authenticated',
+      params: idParam,
+      body: z.object({ sha256: z.array(sha256).min(1).max(10000), attach: z.array(z.object({ index: z.number().int().min(0), sha256 })).max(10000).optional() }),
+      responses: { 200: { description: 'Known hashes', schema: z.object({ known: z.array(z.string()), attached: z.array(z.number().int()) }) } },
+      errors: [409, 410],
+    },
+    async (ctx, { principal, params, body }) => {
+      const session = await uploads.getOwnSession(ctx.deps.db, principal, params.id);
+      uploads.assertWritable(session);
+      const known = await uploads.checkChunks(ctx.deps.db, principal, body.sha256);
+      const attached: number[] = [];
+      for (const item of body.attach ?? []) {
+        if (await uploads.reuseChunk(uploadDeps(ctx), principal, params.id, item.index, item.sha256)) attached.push(item.index);
+      }
+      ctx.body = { known, attached };
+    },
+  );
+
+  route(
+    {
+      method: 'post',
+      path: '/uploads/{id}/finalize',
+      summary: 'Finalize: runs the upload-finalization workflow and waits a bounded time for it',
+      tag: 'uploads',
+      access: 'authenticated',
+      params: idParam,
+      responses: {
+        200: { description: 'Committed', schema: z.object({ file: nodeSchema, version: versionSchema }) },
+        202: { description: 'Still finalizing', schema: z.object({ status: z.literal('finalizing'), workflow_id: z.string() }) },
+      },
+      errors: [400, 409, 410, 423, 507],
+    },
+    async (ctx, { principal, params }) => {
+      const session = await uploads.getOwnSession(ctx.deps.db, principal, params.id);
+      if (session.status === 'completed') return answerCompleted(ctx, session.file_id!, session.version_id!);
+      if (uploads.isExpired(session)) throw gone('Upload session has expired', 'UPLOAD_EXPIRED');
+      if (session.status === 'failed') throw conflict(`Upload session failed: ${session.error_detail ?? ''}`, 'UPLOAD_FAILED');
+      const workflowId = workflowIds.uploadFinalize(session.id);
+      const { handle } = await startOrAttach(ctx, uploadFinalizationWorkflow, {
+        workflowId,
+        taskQueue: ctx.deps.taskQueues.uploads,
+        args: [session.id],
+        attributes: { tenantId: session.tenant_id, fileId: session.file_id ?? undefined },
+        reuse: 'attach-or-rerun',
+      });
+      const result: FinalizationResult | undefined = await resultWithin(ctx, handle, ctx.deps.config.workflowWaitSeconds);
+      if (!result) {
+        ctx.status = 202;
+        ctx.body = { status: 'finalizing', workflow_id: workflowId };
+        return;
+      }
+      if (result.outcome === 'completed') return answerCompleted(ctx, result.fileId, result.versionId);
+      throw new AppError(result.status, result.code, result.detail, result.details);
+    },
+  );
+}

@@ -1,0 +1,60 @@
+// Who may do what on a node: resolves the caller's role in the node's space. Invisible → 404, visible but
+// not allowed → 403. Personal spaces belong to their owner alone; shares extend this in the sharing issue.
+import type { Db, Node, Space } from '../db/database';
+import { AppError, forbidden, gone, notFound } from '../errors';
+import type { Principal } from './principal';
+
+export type SpaceRole = 'owner' | 'admin' | 'contributor' | 'reader';
+export type Action = 'read' | 'write' | 'manage';
+
+const allowed: Record<SpaceRole, Action[]> = {
+  owner: ['read', 'write', 'manage'],
+  admin: ['read', 'write', 'manage'],
+  contributor: ['read', 'write'],
+  reader: ['read'],
+};
+
+export async function roleInSpace(_db: Db, principal: Principal, space: Space): Promise<SpaceRole | null> {
+  if (principal.kind !== 'user' || principal.tenantId !== space.tenant_id) return null;
+  if (space.owner_user_id === principal.userId) return 'owner';
+  return null;
+}
+
+export interface NodeAccess {
+  node: Node;
+  space: Space;
+  role: SpaceRole;
+}
+
+/**
+ * Loads a node the caller may act on. `trashed: 'gone'` (default) answers 410 for nodes in the trash;
+ * `'allow'` returns them (trash endpoints). `kind` narrows to files or folders (the other kind is 404).
+ */
+export async function accessNode(
+  db: Db,
+  principal: Principal,
+  nodeId: string,
+  action: Action,
+  options: { kind?: Node['kind']; trashed?: 'gone' | 'allow' } = {},
+): Promise<NodeAccess> {
+  const what = options.kind === 'folder' ? 'Folder' : options.kind === 'file' ? 'File' : 'Node';
+  const node = await db.selectFrom('nodes').selectAll().where('id', '=', nodeId).where('tenant_id', '=', principal.tenantId).executeTakeFirst();
+  if (!node || (options.kind && node.kind !== options.kind)) throw notFound(what);
+  const space = await db.selectFrom('spaces').selectAll().where('id', '=', node.space_id).executeTakeFirstOrThrow();
+  const role = await roleInSpace(db, principal, space);
+  if (!role) throw notFound(what);
+  if (node.deleted_at && options.trashed !== 'allow') throw gone(`${what} is in the trash`, 'IN_TRASH');
+  if (!allowed[role].includes(action)) throw forbidden(`Your role (${role}) does not allow ${action} here`);
+  return { node, space, role };
+}
+
+/** 423 when someone else holds an unexpired lock on the file. */
+export function assertNotLockedByOther(node: Node, principal: Principal): void {
+  if (!node.lock_user_id || !node.lock_expires_at || node.lock_expires_at.getTime() <= Date.now()) return;
+  if (principal.kind === 'user' && principal.userId === node.lock_user_id) return;
+  throw new AppError(423, 'LOCKED', 'The file is locked by another user', {
+    locked_by: node.lock_user_id,
+    locked_at: node.locked_at?.toISOString() ?? null,
+    lock_expires_at: node.lock_expires_at.toISOString(),
+  });
+}

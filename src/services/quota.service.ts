@@ -1,0 +1,125 @@
+// Quotas (spec §7): who a version is charged to, atomic charge/refund at commit, usage, limits, recalculation.
+import { sql, type Transaction } from 'kysely';
+import type { Database, Db, QuotaCharge, QuotaLevel } from '../db/database';
+import { AppError } from '../errors';
+
+export class QuotaExceededError extends AppError {
+  constructor(readonly level: QuotaLevel, readonly subjectId: string, limitBytes: number, usedBytes: number) {
+    super(507, 'QUOTA_EXCEEDED', `Quota exceeded at the ${level} level`, { level, id: subjectId, limit_bytes: limitBytes, used_bytes: usedBytes });
+  }
+}
+
+type Executor = Db | Transaction<Database>;
+
+/**
+ * The subjects a version in `spaceId` uploaded by `userId` is charged to, in the fixed order every commit
+ * locks them (partner, tenant, share, groups, user), so concurrent commits never deadlock.
+ */
+export async function chargeSubjects(db: Executor, tenantId: string, userId: string, spaceId: string): Promise<QuotaCharge[]> {
+  const tenant = await db.selectFrom('tenants').select(['partner_id']).where('id', '=', tenantId).executeTakeFirstOrThrow();
+  const space = await db.selectFrom('spaces').select(['id', 'kind']).where('id', '=', spaceId).executeTakeFirstOrThrow();
+  // Only groups with a quota of their own are charged.
+  const groups = await db
+    .selectFrom('group_members')
+    .innerJoin('quotas', (join) => join.onRef('quotas.subject_id', '=', 'group_members.group_id').on('quotas.level', '=', 'group'))
+    .select('group_members.group_id')
+    .where('group_members.user_id', '=', userId)
+    .orderBy('group_members.group_id')
+    .execute();
+  const subjects: QuotaCharge[] = [];
+  if (tenant.partner_id) subjects.push({ level: 'partner', subject_id: tenant.partner_id });
+  subjects.push({ level: 'tenant', subject_id: tenantId });
+  if (space.kind === 'share') subjects.push({ level: 'share', subject_id: space.id });
+  for (const group of groups) subjects.push({ level: 'group', subject_id: group.group_id });
+  subjects.push({ level: 'user', subject_id: userId });
+  return subjects;
+}
+
+async function ensureRows(trx: Executor, tenantId: string, subjects: QuotaCharge[]): Promise<void> {
+  const settings = await trx.selectFrom('tenants').select('settings').where('id', '=', tenantId).executeTakeFirstOrThrow();
+  await trx
+    .insertInto('quotas')
+    .values(
+      subjects.map((s) => ({
+        tenant_id: tenantId,
+        level: s.level,
+        subject_id: s.subject_id,
+        limit_bytes: s.level === 'user' ? settings.settings.default_user_quota_bytes : null,
+      })),
+    )
+    .onConflict((oc) => oc.columns(['level', 'subject_id']).doNothing())
+    .execute();
+}
+
+/** Fails with 507 when `bytes` more would not fit at some level (the early check at session creation). */
+export async function assertFits(db: Db, tenantId: string, subjects: QuotaCharge[], bytes: number): Promise<void> {
+  await ensureRows(db, tenantId, subjects);
+  for (const subject of subjects) {
+    const row = await db.selectFrom('quotas').selectAll().where('level', '=', subject.level).where('subject_id', '=', subject.subject_id).executeTakeFirstOrThrow();
+    if (row.limit_bytes !== null && row.used_bytes + bytes > row.limit_bytes) throw new QuotaExceededError(subject.level, subject.subject_id, row.limit_bytes, row.used_bytes);
+  }
+}
+
+/**
+ * Adds `bytes` to every subject inside the caller's transaction. Each UPDATE only succeeds when the result
+ * stays within the limit, and holds the row lock until commit: parallel commits cannot both pass a limit
+ * only one of them fits.
+ */
+export async function charge(trx: Transaction<Database>, tenantId: string, subjects: QuotaCharge[], bytes: number): Promise<void> {
+  await ensureRows(trx, tenantId, subjects);
+  for (const subject of subjects) {
+    const updated = await trx
+      .updateTable('quotas')
+      .set({ used_bytes: sql`used_bytes + ${bytes}` })
+      .where('level', '=', subject.level)
+      .where('subject_id', '=', subject.subject_id)
+      .where((eb) => eb.or([eb('limit_bytes', 'is', null), eb(sql`used_bytes + ${bytes}`, '<=', eb.ref('limit_bytes'))]))
+      .returning('used_bytes')
+      .executeTakeFirst();
+    if (!updated) {
+      const row = await trx.selectFrom('quotas').selectAll().where('level', '=', subject.level).where('subject_id', '=', subject.subject_id).executeTakeFirstOrThrow();
+      throw new QuotaExceededError(subject.level, subject.subject_id, row.limit_bytes ?? 0, row.used_bytes);
+    }
+  }
+}
+
+export async function refund(trx: Transaction<Database>, subjects: QuotaCharge[], bytes: number): Promise<void> {
+  for (const subject of subjects) {
+    await trx
+      .updateTable('quotas')
+      .set({ used_bytes: sql`greatest(used_bytes - ${bytes}, 0)` })
+      .where('level', '=', subject.level)
+      .where('subject_id', '=', subject.subject_id)
+      .execute();
+  }
+}
+
+export async function usage(db: Db, tenantId: string, level: QuotaLevel, subjectId: string) {
+  await ensureRows(db, tenantId, [{ level, subject_id: subjectId }]);
+  const row = await db.selectFrom('quotas').selectAll().where('level', '=', level).where('subject_id', '=', subjectId).executeTakeFirstOrThrow();
+  return { level, id: subjectId, used_bytes: row.used_bytes, limit_bytes: row.limit_bytes, calculated_at: row.calculated_at?.toISOString() ?? null };
+}
+
+export async function setLimit(db: Db, tenantId: string, level: QuotaLevel, subjectId: string, limitBytes: number | null): Promise<void> {
+  await db
+    .insertInto('quotas')
+    .values({ tenant_id: tenantId, level, subject_id: subjectId, limit_bytes: limitBytes })
+    .onConflict((oc) => oc.columns(['level', 'subject_id']).doUpdateSet({ limit_bytes: limitBytes }))
+    .execute();
+}
+
+/** Recomputes every counter of the tenant (and its partner) from the versions actually stored. */
+export async function recalculateTenant(db: Db, tenantId: string): Promise<{ subjects: number }> {
+  return db.transaction().execute(async (trx) => {
+    const tenant = await trx.selectFrom('tenants').select(['partner_id']).where('id', '=', tenantId).executeTakeFirstOrThrow();
+    // A version records the subjects it was charged to, so each counter is the sum of those versions' sizes.
+    const usedBytes = sql<number>`(select coalesce(sum(v.size), 0) from versions v
+      where v.charged @> jsonb_build_array(jsonb_build_object('level', quotas.level, 'subject_id', quotas.subject_id)))`;
+    const result = await trx
+      .updateTable('quotas')
+      .set({ used_bytes: usedBytes, calculated_at: sql`now()` })
+      .where((eb) => eb.or([eb('tenant_id', '=', tenantId), ...(tenant.partner_id ? [eb.and([eb('level', '=', 'partner'), eb('subject_id', '=', tenant.partner_id)])] : [])]))
+      .executeTakeFirst();
+    return { subjects: Number(result.numUpdatedRows) };
+  });
+}

@@ -1,0 +1,31 @@
+// Spaces: every user's personal space (created on first use) with its root folder.
+import { sql } from 'kysely';
+import type { Db, Space } from '../db/database';
+import { newId } from '../ids';
+
+export async function ensurePersonalSpace(db: Db, tenantId: string, userId: string): Promise<Space> {
+  const existing = await db.selectFrom('spaces').selectAll().where('owner_user_id', '=', userId).where('kind', '=', 'personal').executeTakeFirst();
+  if (existing) return existing;
+  return db.transaction().execute(async (trx) => {
+    const spaceId = newId('space');
+    const rootId = newId('folder');
+    const inserted = await trx
+      .insertInto('spaces')
+      .values({ id: spaceId, tenant_id: tenantId, kind: 'personal', name: 'Personal', owner_user_id: userId, root_folder_id: rootId })
+      .onConflict((oc) => oc.column('owner_user_id').where(sql<boolean>`kind = 'personal'`).doNothing())
+      .returningAll()
+      .executeTakeFirst();
+    if (!inserted) {
+      // A concurrent first request created it.
+      return trx.selectFrom('spaces').selectAll().where('owner_user_id', '=', userId).where('kind', '=', 'personal').executeTakeFirstOrThrow();
+    }
+    await trx.insertInto('nodes').values({ id: rootId, tenant_id: tenantId, space_id: spaceId, parent_id: null, kind: 'folder', name: '', created_by: userId }).execute();
+    return inserted;
+  });
+}
+
+/** The spaces a principal can reach (personal for now; shares join in the sharing issue). */
+export async function listSpaces(db: Db, tenantId: string, userId: string): Promise<Space[]> {
+  await ensurePersonalSpace(db, tenantId, userId);
+  return db.selectFrom('spaces').selectAll().where('tenant_id', '=', tenantId).where('owner_user_id', '=', userId).orderBy('id').execute();
+}

@@ -1,0 +1,129 @@
+// The one commit path: every new version (upload, direct upload, copy, version restore, later connector
+// imports) is created here, in one transaction with its quota charges and change-log entry.
+import { sql, type Transaction } from 'kysely';
+import type { Database, Db, Node, Version } from '../db/database';
+import { AppError, conflict, gone, notFound } from '../errors';
+import { newId } from '../ids';
+import { appendChange } from './changelog.service';
+import { charge, chargeSubjects } from './quota.service';
+import { findLiveSibling, lockLiveFolder } from './tree.service';
+
+export interface CommitInput {
+  tenantId: string;
+  userId: string;
+  parentId: string;
+  name: string;
+  size: number;
+  checksumSha256: string;
+  /** When given, the file's current version must be this one (409 otherwise). */
+  baseVersionId?: string | null;
+  /** Where the chunk manifest comes from: an upload session's chunks, or an existing version's. */
+  source: { uploadId: string } | { versionId: string };
+  /** Commit into this existing file (version restore) instead of resolving by name. */
+  fileId?: string;
+  /** A live sibling of that name is a 409 instead of getting a new version (copy). */
+  createOnly?: boolean;
+}
+
+export interface CommitResult {
+  file: Node;
+  version: Version;
+  /** True when the upload had been committed before (a retried activity or repeated finalize). */
+  alreadyCommitted: boolean;
+}
+
+export async function commitVersion(db: Db, input: CommitInput): Promise<CommitResult> {
+  return db.transaction().execute(async (trx) => {
+    if ('uploadId' in input.source) {
+      // The session row lock makes a repeated commit of the same upload wait, then find it done.
+      const session = await trx.selectFrom('upload_sessions').selectAll().where('id', '=', input.source.uploadId).forUpdate().executeTakeFirstOrThrow();
+      if (session.status === 'completed' && session.version_id) {
+        const version = await trx.selectFrom('versions').selectAll().where('id', '=', session.version_id).executeTakeFirstOrThrow();
+        const file = await trx.selectFrom('nodes').selectAll().where('id', '=', version.file_id).executeTakeFirstOrThrow();
+        return { file, version, alreadyCommitted: true };
+      }
+    }
+
+    const parent = await lockLiveFolder(trx, input.parentId);
+    let file: Node | undefined;
+    if (input.fileId) {
+      file = await trx.selectFrom('nodes').selectAll().where('id', '=', input.fileId).forUpdate().executeTakeFirst();
+      if (!file) throw notFound('File');
+      if (file.deleted_at) throw gone('File is in the trash', 'IN_TRASH');
+    } else {
+      const sibling = await findLiveSibling(trx, parent.id, input.name);
+      if (sibling?.kind === 'folder' || (sibling && input.createOnly)) throw conflict(`An item named "${input.name}" already exists here`, 'NAME_CONFLICT');
+      if (sibling) file = await trx.selectFrom('nodes').selectAll().where('id', '=', sibling.id).forUpdate().executeTakeFirstOrThrow();
+    }
+    if (input.baseVersionId && file?.current_version_id !== input.baseVersionId) {
+      throw conflict('The file changed since base_version_id: it is not the current version', 'VERSION_CONFLICT', {
+        base_version_id: input.baseVersionId,
+        current_version_id: file?.current_version_id ?? null,
+      });
+    }
+    if (file?.lock_user_id && file.lock_expires_at && file.lock_expires_at.getTime() > Date.now() && file.lock_user_id !== input.userId) {
+      throw new AppError(423, 'LOCKED', 'The file is locked by another user', { locked_by: file.lock_user_id, locked_at: file.locked_at?.toISOString() ?? null });
+    }
+
+    const isNewFile = !file;
+    file ??= await trx
+      .insertInto('nodes')
+      .values({ id: newId('file'), tenant_id: input.tenantId, space_id: parent.space_id, parent_id: parent.id, kind: 'file', name: input.name, created_by: input.userId })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+
+    const subjects = await chargeSubjects(trx, input.tenantId, input.userId, file.space_id);
+    await charge(trx, input.tenantId, subjects, input.size);
+
+    const previous = await trx.selectFrom('versions').select(sql<number>`coalesce(max(number), 0)`.as('n')).where('file_id', '=', file.id).executeTakeFirstOrThrow();
+    const versionId = newId('version');
+    let version = await trx
+      .insertInto('versions')
+      .values({
+        id: versionId,
+        tenant_id: input.tenantId,
+        file_id: file.id,
+        number: Number(previous.n) + 1,
+        size: input.size,
+        checksum_sha256: input.checksumSha256,
+        chunk_count: 0,
+        created_by: input.userId,
+        upload_id: 'uploadId' in input.source ? input.source.uploadId : null,
+        charged: JSON.stringify(subjects),
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    const chunkCount = await copyManifest(trx, versionId, input);
+    version = await trx.updateTable('versions').set({ chunk_count: chunkCount }).where('id', '=', versionId).returningAll().executeTakeFirstOrThrow();
+    file = await trx
+      .updateTable('nodes')
+      .set({ current_version_id: versionId, size: input.size, checksum_sha256: input.checksumSha256, updated_at: sql`now()` })
+      .where('id', '=', file.id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await appendChange(trx, isNewFile ? 'created' : 'updated', file, { versionId, actorId: input.userId });
+
+    if ('uploadId' in input.source) {
+      // The version's manifest references the chunks from now on; the session's rows are no longer needed.
+      await trx.deleteFrom('upload_chunks').where('upload_id', '=', input.source.uploadId).execute();
+      await trx
+        .updateTable('upload_sessions')
+        .set({ status: 'completed', file_id: file.id, version_id: versionId, error_code: null, error_detail: null, updated_at: sql`now()` })
+        .where('id', '=', input.source.uploadId)
+        .execute();
+    }
+    return { file, version, alreadyCommitted: false };
+  });
+}
+
+/** Copies the chunk manifest in SQL (never through the application: a 100 GiB file has 12,800 rows). */
+async function copyManifest(trx: Transaction<Database>, versionId: string, input: CommitInput): Promise<number> {
+  const result =
+    'uploadId' in input.source
+      ? await sql`insert into version_chunks (version_id, index, tenant_id, sha256, "offset", size)
+          select ${versionId}, index, tenant_id, sha256, coalesce(sum(size) over (order by index rows between unbounded preceding and 1 preceding), 0), size
+          from upload_chunks where upload_id = ${input.source.uploadId}`.execute(trx)
+      : await sql`insert into version_chunks (version_id, index, tenant_id, sha256, "offset", size)
+          select ${versionId}, index, tenant_id, sha256, "offset", size from version_chunks where version_id = ${input.source.versionId}`.execute(trx);
+  return Number(result.numAffectedRows ?? 0);
+}

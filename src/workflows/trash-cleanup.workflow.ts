@@ -1,0 +1,31 @@
+// Hourly maintenance (Temporal Schedule `trash-cleanup`): purge expired trash, expire upload sessions,
+// sweep unreferenced chunks after their grace period, prune the change log.
+import { proxyActivities } from '@temporalio/workflow';
+import type { MaintenanceActivities } from '../activities/maintenance.activities';
+
+const activities = proxyActivities<MaintenanceActivities>({
+  startToCloseTimeout: '1 hour',
+  heartbeatTimeout: '2 minutes',
+  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 10 },
+});
+
+export interface TrashCleanupInput {
+  /** How long an unreferenced chunk must stay untouched before the sweep removes it. */
+  chunkGraceSeconds?: number;
+}
+
+export interface TrashCleanupResult {
+  trashPurged: number;
+  sessionsExpired: number;
+  chunksSwept: number;
+  changesPruned: number;
+}
+
+export async function trashCleanupWorkflow(input: TrashCleanupInput = {}): Promise<TrashCleanupResult> {
+  const trashPurged = await activities.purgeExpiredTrash(200);
+  // Sessions first: an expired session's chunks become unreferenced and can be swept in the same run.
+  const sessionsExpired = await activities.expireUploadSessions();
+  const chunksSwept = await activities.sweepUnreferencedChunks(input.chunkGraceSeconds ?? 3600, 200);
+  const changesPruned = await activities.pruneChangeLog();
+  return { trashPurged, sessionsExpired, chunksSwept, changesPruned };
+}
