@@ -1,5 +1,5 @@
-// The test harness behind `npm test`: starts the real services the suite needs (a Temporal dev server on its
-// own ports; PostgreSQL is the machine's), prepares a fresh test database, runs node's test runner, cleans up.
+// The test harness behind `npm test`: starts the real services the suite needs (a Temporal dev server and MinIO
+// on their own ports; PostgreSQL is the machine's), prepares a fresh test database, runs node's test runner, cleans up.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -9,11 +9,14 @@ import { createDb } from '../src/db/database';
 import { dropDatabase, ensureDatabase } from '../src/db/ensure-database';
 import { migrateToLatest } from '../src/db/migrator';
 import { startTemporalDevServer } from '../src/temporal/dev-server';
+import { startMinio } from '../src/storage/minio-server';
 import { waitForTemporal } from '../src/temporal/client';
 import { testPorts } from '../test/helpers/ports';
 
 const toolsDir = process.env.SCAIDRIVE_TOOLS_DIR ?? path.join(os.homedir(), '.cache', 'scaidrive', 'bin');
 const databaseUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/scaidrive_test';
+/** Fixed credentials of the harness's throwaway MinIO (loopback only). */
+const minioCredentials = { accessKeyId: 'scaidrive-test', secretAccessKey: 'scaidrive-test-secret' };
 
 async function findTestFiles(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true, recursive: true });
@@ -23,21 +26,63 @@ async function findTestFiles(dir: string): Promise<string[]> {
     .sort();
 }
 
+/** SIGTERM, then SIGKILL if the process has not exited within `graceMs`. */
+function stopChild(child: ChildProcess, graceMs = 5_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      resolve();
+    }, graceMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
 async function main(): Promise<number> {
   const filters = process.argv.slice(2);
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'scaidrive-test-'));
   const children: ChildProcess[] = [];
   const cleanup = async () => {
-    for (const child of children) child.kill('SIGTERM');
-    await rm(dataDir, { recursive: true, force: true });
+    // Wait (briefly) for the services to exit so they are not still writing into dataDir while it is removed.
+    await Promise.all(children.map((child) => stopChild(child)));
+    await rm(dataDir, { recursive: true, force: true, maxRetries: 3 });
   };
   process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
 
   try {
     const started = Date.now();
-    children.push(
-      await startTemporalDevServer({ binary: path.join(toolsDir, 'temporal'), dataDir, host: '127.0.0.1', port: testPorts.temporal, uiPort: testPorts.temporalUi, headless: true }),
-    );
+    const timed = <T>(what: string, promise: Promise<T>) =>
+      promise.then((value) => {
+        process.stdout.write(`harness: ${what} up in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+        return value;
+      });
+    // Started together; each one that comes up is registered for cleanup even if the other fails.
+    const register = (child: ChildProcess) => (children.push(child), child);
+    const results = await Promise.allSettled([
+      timed(
+        'Temporal',
+        startTemporalDevServer({ binary: path.join(toolsDir, 'temporal'), dataDir, host: '127.0.0.1', port: testPorts.temporal, uiPort: testPorts.temporalUi, headless: true }),
+      ).then(register),
+      timed(
+        'MinIO',
+        startMinio({
+          binary: path.join(toolsDir, 'minio'),
+          dataDir: path.join(dataDir, 'minio', 'data'),
+          logFile: path.join(dataDir, 'minio', 'minio.log'),
+          host: '127.0.0.1',
+          port: testPorts.minio,
+          consolePort: testPorts.minioConsole,
+          rootUser: minioCredentials.accessKeyId,
+          rootPassword: minioCredentials.secretAccessKey,
+        }),
+      ).then(register),
+    ]);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
     const temporal = new Client({ connection: await Connection.connect({ address: `127.0.0.1:${testPorts.temporal}` }) });
     await waitForTemporal(temporal);
     await temporal.connection.close();
@@ -62,6 +107,9 @@ async function main(): Promise<number> {
           TEST_TEMPORAL_ADDRESS: `127.0.0.1:${testPorts.temporal}`,
           TEST_DATA_DIR: dataDir,
           TEST_TOOLS_DIR: toolsDir,
+          TEST_S3_ENDPOINT: `http://127.0.0.1:${testPorts.minio}`,
+          TEST_S3_ACCESS_KEY_ID: minioCredentials.accessKeyId,
+          TEST_S3_SECRET_ACCESS_KEY: minioCredentials.secretAccessKey,
         },
       },
     );

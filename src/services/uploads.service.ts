@@ -101,14 +101,21 @@ export function expectedChunkSize(session: UploadSession, index: number): number
   return index < session.chunk_count - 1 ? session.chunk_size : session.size - session.chunk_size * (session.chunk_count - 1);
 }
 
+/**
+ * Iterates a request body without destroying it when we stop early: the socket must survive so the 413
+ * response reaches the client (the error renderer then closes the connection).
+ */
+function requestChunks(body: Readable): AsyncIterable<unknown> {
+  return body.iterator({ destroyOnReturn: false });
+}
+
 /** Reads at most `limit` bytes of a request body; more → 413, before buffering the excess. */
 export async function readBounded(body: Readable, limit: number): Promise<Buffer> {
   const parts: Buffer[] = [];
   let total = 0;
-  for await (const part of body) {
+  for await (const part of requestChunks(body)) {
     total += (part as Buffer).length;
     if (total > limit) {
-      body.destroy();
       throw payloadTooLarge(`Chunk body exceeds the ${limit} bytes this chunk must have`);
     }
     parts.push(part as Buffer);
@@ -283,12 +290,11 @@ export async function directUpload(
       await deps.db.insertInto('upload_chunks').values({ upload_id: session.id, index, tenant_id: session.tenant_id, user_id: userId, sha256, size: data.length }).execute();
       index += 1;
     };
-    for await (const part of input.body) {
+    for await (const part of requestChunks(input.body)) {
       let piece = part as Buffer;
       total += piece.length;
       deps.onBytesReceived?.(piece.length);
       if (total > limit) {
-        input.body.destroy();
         throw payloadTooLarge(`File exceeds the tenant's ${limit}-byte limit`);
       }
       whole.update(piece);

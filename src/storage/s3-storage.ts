@@ -15,8 +15,10 @@ import { BlobNotFoundError, type BlobStorage, type ByteRange } from './blob-stor
 
 type S3Config = Extract<Config['storage'], { driver: 's3' }>;
 
+/** A 404 about the object. A missing bucket (NoSuchBucket, also a 404) is a configuration error, not an absent blob. */
 function isNotFound(error: unknown): boolean {
   const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  if (e.name === 'NoSuchBucket') return false;
   return e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404;
 }
 
@@ -43,7 +45,12 @@ export class S3Storage implements BlobStorage {
       await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
     } catch (error) {
       if (!isNotFound(error)) throw error;
-      await this.client.send(new CreateBucketCommand({ Bucket: this.bucket }));
+      try {
+        await this.client.send(new CreateBucketCommand({ Bucket: this.bucket }));
+      } catch (createError) {
+        // Another process created it between our HEAD and CREATE: that is ready too.
+        if ((createError as { name?: string }).name !== 'BucketAlreadyOwnedByYou') throw createError;
+      }
     }
   }
 

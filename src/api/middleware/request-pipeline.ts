@@ -35,6 +35,8 @@ export function requestPipeline() {
 function renderError(ctx: AppContext, error: unknown): void {
   const appError = toAppError(ctx, error);
   ctx.status = appError.status;
+  // A request body we stopped reading (413, a refused upload) must not be parsed as the next request.
+  if (!ctx.req.complete) ctx.set('Connection', 'close');
   for (const [name, value] of Object.entries(appError.headers ?? {})) ctx.set(name, value);
   ctx.body = {
     detail: appError instanceof ValidationError ? appError.issues : appError.detail,
