@@ -83,7 +83,7 @@ export function createUploadActivities(deps: { db: Db; storage: BlobStorage }) {
         return { kind: 'completed', fileId: result.file.id, versionId: result.version.id };
       } catch (error) {
         // Business refusals (quota, name or version conflict, lock) end the finalization, not retry it.
-        if (error instanceof AppError && error.status < 500) {
+        if (error instanceof AppError && (error.status < 500 || error.code === 'QUOTA_EXCEEDED')) {
           await reopen(uploadId, error.code, error.detail);
           return { kind: 'rejected', status: error.status, code: error.code, detail: error.detail, details: error.details };
         }

@@ -131,6 +131,12 @@ export async function trashNode(db: Db, principal: Principal, access: NodeAccess
   const { node } = access;
   if (!node.parent_id) throw forbidden('The root folder cannot be deleted');
   assertNotLockedByOther(node, principal);
+  if (node.kind === 'folder') {
+    // Deleting a folder writes to everything in it: a file someone else locked blocks it.
+    const locked = await sql<Node>`with recursive subtree(id) as (select ${node.id}::text union all select n.id from nodes n join subtree s on n.parent_id = s.id where n.deleted_at is null)
+      select * from nodes where id in (select id from subtree) and lock_expires_at > now() and lock_user_id is distinct from ${userIdOf(principal)} limit 1`.execute(db);
+    if (locked.rows[0]) assertNotLockedByOther(locked.rows[0], principal);
+  }
   await db.transaction().execute(async (trx) => {
     const deletedAt = new Date();
     await sql`with recursive subtree(id) as (select ${node.id}::text union all select n.id from nodes n join subtree s on n.parent_id = s.id where n.deleted_at is null)
@@ -158,10 +164,12 @@ export async function restoreNode(db: Db, principal: Principal, access: NodeAcce
       const dot = node.kind === 'file' ? node.name.lastIndexOf('.') : -1;
       name = dot > 0 ? `${node.name.slice(0, dot)} (restored ${attempt})${node.name.slice(dot)}` : `${node.name} (restored ${attempt})`;
     }
+    // Rename/re-parent while still in the trash: the live-sibling unique index is checked per statement.
+    await trx.updateTable('nodes').set({ name, parent_id: parent.id, updated_at: sql`now()` }).where('id', '=', node.id).execute();
     await sql`with recursive subtree(id) as (select ${node.id}::text union all select n.id from nodes n join subtree s on n.parent_id = s.id)
       update nodes set deleted_at = null, deleted_by = null, trash_root = false
       where id in (select id from subtree) and deleted_at = ${node.deleted_at}`.execute(trx);
-    const restored = await trx.updateTable('nodes').set({ name, parent_id: parent.id, updated_at: sql`now()` }).where('id', '=', node.id).returningAll().executeTakeFirstOrThrow();
+    const restored = await trx.selectFrom('nodes').selectAll().where('id', '=', node.id).executeTakeFirstOrThrow();
     await appendChange(trx, 'restored', restored, { actorId: userIdOf(principal) });
     return restored;
   });
