@@ -25,13 +25,18 @@ export function contentTypeFor(name: string): string {
   return types[extension] ?? 'application/octet-stream';
 }
 
+/** RFC 8187 ext-value encoding: encodeURIComponent leaves ' ( ) * which attr-char does not allow. */
+function rfc8187Encode(value: string): string {
+  return encodeURIComponent(value).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
 export function sendVersionContent(ctx: AppContext, version: Version, fileName: string): void {
   const etag = `"${version.checksum_sha256}"`;
   ctx.set('ETag', etag);
   ctx.set('Accept-Ranges', 'bytes');
   ctx.set('X-Checksum-Sha256', version.checksum_sha256);
   ctx.set('Cache-Control', 'private, no-cache');
-  ctx.set('Content-Disposition', `attachment; filename*=UTF-8''${encodeURIComponent(fileName)}`);
+  ctx.set('Content-Disposition', `attachment; filename*=UTF-8''${rfc8187Encode(fileName)}`);
   const ifNoneMatch = ctx.get('if-none-match');
   if (ifNoneMatch && (ifNoneMatch === '*' || ifNoneMatch.split(',').map((t) => t.trim().replace(/^W\//, '')).includes(etag))) {
     ctx.status = 304;

@@ -168,7 +168,7 @@ export async function restoreNode(db: Db, principal: Principal, access: NodeAcce
     await trx.updateTable('nodes').set({ name, parent_id: parent.id, updated_at: sql`now()` }).where('id', '=', node.id).execute();
     await sql`with recursive subtree(id) as (select ${node.id}::text union all select n.id from nodes n join subtree s on n.parent_id = s.id)
       update nodes set deleted_at = null, deleted_by = null, trash_root = false
-      where id in (select id from subtree) and deleted_at = ${node.deleted_at}`.execute(trx);
+      where id in (select id from subtree) and deleted_at = (select deleted_at from nodes where id = ${node.id})`.execute(trx);
     const restored = await trx.selectFrom('nodes').selectAll().where('id', '=', node.id).executeTakeFirstOrThrow();
     await appendChange(trx, 'restored', restored, { actorId: userIdOf(principal) });
     return restored;
