@@ -20,6 +20,8 @@ export const idPrefixes = {
   connector: 'con',
   device: 'dev',
   link: 'lnk',
+  member: 'mbr',
+  invitation: 'inv',
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

@@ -13,6 +13,8 @@ import { registerFileRoutes } from './routes/files.router';
 import { registerUploadRoutes } from './routes/uploads.router';
 import { registerTrashRoutes } from './routes/trash.router';
 import { registerQuotaRoutes } from './routes/quotas.router';
+import { registerShareRoutes } from './routes/shares.router';
+import { registerLinkRoutes } from './routes/links.router';
 import { createDocsRouter } from './routes/docs.router';
 
 export function createApp(deps: AppDeps) {
@@ -32,6 +34,8 @@ export function createApp(deps: AppDeps) {
   registerUploadRoutes(api, registry);
   registerTrashRoutes(api, registry);
   registerQuotaRoutes(api, registry);
+  registerShareRoutes(api, registry);
+  registerLinkRoutes(api, registry);
 
   const docs = createDocsRouter(deps, registry);
 

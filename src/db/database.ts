@@ -206,7 +206,98 @@ export interface ChangeLogTable {
   at: Generated<Date>;
 }
 
+export type ShareRole = 'owner' | 'admin' | 'contributor' | 'reader';
+
+export interface ShareMembersTable {
+  id: string;
+  tenant_id: string;
+  share_id: string;
+  principal_type: 'user' | 'group';
+  principal_id: string;
+  role: ShareRole;
+  created_by: string | null;
+  created_at: Generated<Date>;
+}
+
+export interface InvitationsTable {
+  id: string;
+  tenant_id: string;
+  share_id: string;
+  email: string;
+  role: ShareRole;
+  token_hash: string;
+  status: Generated<'pending' | 'accepted' | 'declined' | 'revoked'>;
+  expires_at: Date;
+  created_by: string | null;
+  responded_by: string | null;
+  responded_at: Date | null;
+  created_at: Generated<Date>;
+}
+
+export interface MailOutboxTable {
+  id: Generated<number>;
+  tenant_id: string;
+  kind: string;
+  recipient: string;
+  subject: string;
+  body: string;
+  created_at: Generated<Date>;
+  sent_at: Date | null;
+}
+
+export interface LinksTable {
+  id: string;
+  tenant_id: string;
+  node_id: string;
+  token_hash: string;
+  password_hash: string | null;
+  expires_at: Date | null;
+  allowed_ips: ColumnType<string[], string[] | undefined, string[]>;
+  require_email: ColumnType<string[], string[] | undefined, string[]>;
+  max_downloads: number | null;
+  max_views: number | null;
+  download_count: Generated<number>;
+  view_count: Generated<number>;
+  enabled: Generated<boolean>;
+  revoked_at: Date | null;
+  created_by: string | null;
+  created_at: Generated<Date>;
+}
+
+export interface LinkPasswordFailuresTable {
+  link_id: string;
+  address: string;
+  window_start: Date;
+  failures: Generated<number>;
+}
+
+export interface LinkEmailCodesTable {
+  link_id: string;
+  email: string;
+  code_hash: string;
+  attempts: Generated<number>;
+  expires_at: Date;
+}
+
+export interface AuditLogTable {
+  id: Generated<number>;
+  tenant_id: string;
+  actor_id: string | null;
+  action: string;
+  target_type: string;
+  target_id: string;
+  details: Json<Record<string, unknown>>;
+  at: Generated<Date>;
+}
+
 export interface Database {
+  share_members: ShareMembersTable;
+  invitations: InvitationsTable;
+  mail_outbox: MailOutboxTable;
+  links: LinksTable;
+  link_password_failures: LinkPasswordFailuresTable;
+  link_email_codes: LinkEmailCodesTable;
+  audit_log: AuditLogTable;
   spaces: SpacesTable;
   nodes: NodesTable;
   versions: VersionsTable;
@@ -233,6 +324,9 @@ export type Space = Selectable<SpacesTable>;
 export type Node = Selectable<NodesTable>;
 export type Version = Selectable<VersionsTable>;
 export type UploadSession = Selectable<UploadSessionsTable>;
+export type ShareMember = Selectable<ShareMembersTable>;
+export type Invitation = Selectable<InvitationsTable>;
+export type Link = Selectable<LinksTable>;
 
 export type Db = Kysely<Database>;
 

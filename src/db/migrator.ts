@@ -4,10 +4,12 @@ import { Migrator, type Migration, type MigrationResultSet } from 'kysely';
 import type { Db } from './database';
 import * as identity from './migrations/2026_11_22_0001_identity';
 import * as files from './migrations/2026_11_22_0002_files';
+import * as sharing from './migrations/2026_11_22_0003_sharing';
 
 export const migrations: Record<string, Migration> = {
   '2026_11_22_0001_identity': identity,
   '2026_11_22_0002_files': files,
+  '2026_11_22_0003_sharing': sharing,
 };
 
 export function createMigrator(db: Db): Migrator {

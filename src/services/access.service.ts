@@ -1,5 +1,6 @@
 // Who may do what on a node: resolves the caller's role in the node's space. Invisible → 404, visible but
-// not allowed → 403. Personal spaces belong to their owner alone; shares extend this in the sharing issue.
+// not allowed → 403. Personal spaces belong to their owner alone; in a share the effective role is the
+// highest of the caller's direct grant and their groups' grants, read fresh on every check (never cached).
 import type { Db, Node, Space } from '../db/database';
 import { AppError, forbidden, gone, notFound } from '../errors';
 import type { Principal } from './principal';
@@ -14,10 +15,33 @@ const allowed: Record<SpaceRole, Action[]> = {
   reader: ['read'],
 };
 
-export async function roleInSpace(_db: Db, principal: Principal, space: Space): Promise<SpaceRole | null> {
+const rank: Record<SpaceRole, number> = { reader: 1, contributor: 2, admin: 3, owner: 4 };
+
+export function highestRole(roles: SpaceRole[]): SpaceRole | null {
+  return roles.reduce<SpaceRole | null>((best, role) => (best === null || rank[role] > rank[best] ? role : best), null);
+}
+
+export function roleAllows(role: SpaceRole, action: Action): boolean {
+  return allowed[role].includes(action);
+}
+
+export async function roleInSpace(db: Db, principal: Principal, space: Space): Promise<SpaceRole | null> {
   if (principal.kind !== 'user' || principal.tenantId !== space.tenant_id) return null;
   if (space.owner_user_id === principal.userId) return 'owner';
-  return null;
+  if (space.kind !== 'share') return null;
+  const userId = principal.userId;
+  const grants = await db
+    .selectFrom('share_members')
+    .select('role')
+    .where('share_id', '=', space.id)
+    .where((eb) =>
+      eb.or([
+        eb.and([eb('principal_type', '=', 'user'), eb('principal_id', '=', userId)]),
+        eb.and([eb('principal_type', '=', 'group'), eb('principal_id', 'in', eb.selectFrom('group_members').select('group_id').where('user_id', '=', userId))]),
+      ]),
+    )
+    .execute();
+  return highestRole(grants.map((g) => g.role));
 }
 
 export interface NodeAccess {
@@ -44,7 +68,7 @@ export async function accessNode(
   const role = await roleInSpace(db, principal, space);
   if (!role) throw notFound(what);
   if (node.deleted_at && options.trashed !== 'allow') throw gone(`${what} is in the trash`, 'IN_TRASH');
-  if (!allowed[role].includes(action)) throw forbidden(`Your role (${role}) does not allow ${action} here`);
+  if (!roleAllows(role, action)) throw forbidden(`Your role (${role}) does not allow ${action} here`);
   return { node, space, role };
 }
 

@@ -24,8 +24,32 @@ export async function ensurePersonalSpace(db: Db, tenantId: string, userId: stri
   });
 }
 
-/** The spaces a principal can reach (personal for now; shares join in the sharing issue). */
+/** The spaces a user can reach: their personal space, shares they own, and shares granted to them or their groups. */
 export async function listSpaces(db: Db, tenantId: string, userId: string): Promise<Space[]> {
   await ensurePersonalSpace(db, tenantId, userId);
-  return db.selectFrom('spaces').selectAll().where('tenant_id', '=', tenantId).where('owner_user_id', '=', userId).orderBy('id').execute();
+  return db
+    .selectFrom('spaces')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where((eb) =>
+      eb.or([
+        eb('owner_user_id', '=', userId),
+        eb(
+          'id',
+          'in',
+          eb
+            .selectFrom('share_members')
+            .select('share_id')
+            .where((m) =>
+              m.or([
+                m.and([m('principal_type', '=', 'user'), m('principal_id', '=', userId)]),
+                m.and([m('principal_type', '=', 'group'), m('principal_id', 'in', m.selectFrom('group_members').select('group_id').where('user_id', '=', userId))]),
+              ]),
+            ),
+        ),
+      ]),
+    )
+    .orderBy('kind')
+    .orderBy('id')
+    .execute();
 }
