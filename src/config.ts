@@ -2,6 +2,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { isAddressRange } from './services/address-ranges';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -50,7 +51,9 @@ const variables = {
   SCAIDRIVE_WEAVIATE_URL: url.optional(),
   SCAIDRIVE_REDIS_URL: url.optional(),
   SCAIDRIVE_MAX_JSON_BODY_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
-  SCAIDRIVE_TRUSTED_PROXIES: csv.default([]),
+  SCAIDRIVE_TRUSTED_PROXIES: csv
+    .pipe(z.array(z.string().refine(isAddressRange, { error: (issue) => `not an IP address or CIDR range: "${String(issue.input)}"` })))
+    .default([]),
   SCAIDRIVE_WORKFLOW_WAIT_SECONDS: z.coerce.number().min(0).max(300).default(20),
 } as const;
 

@@ -10,7 +10,6 @@ import { migrateDown, migrateToLatest } from '../db/migrator';
 import { ensureDatabase } from '../db/ensure-database';
 import { createPartner, createTenant } from '../services/identity.service';
 import { loadDevIssuer } from '../auth/dev-issuer';
-import { createWorkers } from '../workers/worker-runtime';
 import { taskQueueKinds, type TaskQueueKind } from '../temporal/task-queues';
 import { isPortOpen, startTemporalDevServer } from '../temporal/dev-server';
 import { waitForTemporal } from '../temporal/client';
@@ -75,6 +74,8 @@ async function dev(): Promise<void> {
   await migrateToLatest(services.db);
   await services.storage.ensureReady();
   const tenantId = await ensureDevTenant(services);
+  // Imported here, not at the top: the worker SDK (native bridge, bundler) has no business in an API process.
+  const { createWorkers } = await import('../workers/worker-runtime');
   const workers = await createWorkers(config, services, taskQueueKinds);
   const running = workers.run();
   await ensureSchedules(services.temporal, config);

@@ -126,6 +126,8 @@ export interface VersionsTable {
   created_by: string | null;
   upload_id: string | null;
   charged: Json<QuotaCharge[]>;
+  /** SHA-256 over the ordered chunk hashes: equal manifests mean equal bytes. */
+  manifest_sha256: string | null;
   created_at: Generated<Date>;
 }
 

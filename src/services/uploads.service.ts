@@ -13,11 +13,13 @@ import { getTenant } from './identity.service';
 import type { Principal } from './principal';
 import { assertFits, chargeSubjects } from './quota.service';
 import { assertValidName, findLiveSibling } from './tree.service';
-import { commitVersion, type CommitResult } from './versions.service';
+import { commitVersion, manifestFingerprint, type CommitResult } from './versions.service';
 
 export const defaultChunkSize = 8 * 1024 * 1024;
 export const minChunkSize = 64 * 1024;
 export const maxChunkSize = 64 * 1024 * 1024;
+/** Chunk reads kept in flight while hashing an upload. */
+const hashPrefetch = 4;
 
 export interface UploadDeps {
   db: Db;
@@ -109,18 +111,22 @@ function requestChunks(body: Readable): AsyncIterable<unknown> {
   return body.iterator({ destroyOnReturn: false });
 }
 
-/** Reads at most `limit` bytes of a request body; more → 413, before buffering the excess. */
-export async function readBounded(body: Readable, limit: number): Promise<Buffer> {
-  const parts: Buffer[] = [];
+/**
+ * Reads a chunk body of exactly `expected` bytes into one buffer (a single copy); more → 413, before
+ * buffering the excess; fewer → the caller's size check.
+ */
+export async function readBounded(body: Readable, expected: number): Promise<Buffer> {
+  const data = Buffer.allocUnsafe(expected);
   let total = 0;
   for await (const part of requestChunks(body)) {
-    total += (part as Buffer).length;
-    if (total > limit) {
-      throw payloadTooLarge(`Chunk body exceeds the ${limit} bytes this chunk must have`);
+    const piece = part as Buffer;
+    if (total + piece.length > expected) {
+      throw payloadTooLarge(`Chunk body exceeds the ${expected} bytes this chunk must have`);
     }
-    parts.push(part as Buffer);
+    piece.copy(data, total);
+    total += piece.length;
   }
-  return Buffer.concat(parts, total);
+  return total === expected ? data : data.subarray(0, total);
 }
 
 export interface ChunkReceipt {
@@ -229,6 +235,22 @@ export async function missingChunks(db: Db, session: UploadSession): Promise<{ m
 }
 
 /**
+ * The SHA-256 of an upload whose chunk manifest equals that of a version the tenant already stores (same
+ * chunks in the same order are the same bytes), so finalize need not read the content again; else null.
+ */
+export async function knownChecksumOfManifest(db: Db, session: UploadSession): Promise<string | null> {
+  const match = await db
+    .selectFrom('versions')
+    .select('checksum_sha256')
+    .where('tenant_id', '=', session.tenant_id)
+    .where('size', '=', session.size)
+    .where('manifest_sha256', '=', manifestFingerprint('upload_chunks', 'upload_id', session.id))
+    .limit(1)
+    .executeTakeFirst();
+  return match?.checksum_sha256 ?? null;
+}
+
+/**
  * Streams the session's chunks in order through SHA-256, reading the manifest a page at a time so memory
  * stays flat whatever the file size. `onProgress` gets the number of chunks hashed so far.
  */
@@ -239,15 +261,26 @@ export async function hashUpload(deps: Pick<UploadDeps, 'db' | 'storage'>, uploa
   for (;;) {
     const page = await deps.db.selectFrom('upload_chunks').select(['index', 'tenant_id', 'sha256']).where('upload_id', '=', uploadId).where('index', '>=', nextIndex).orderBy('index').limit(500).execute();
     if (page.length === 0) break;
-    // Fetch the next chunk while hashing the current one: storage latency overlaps with hashing.
-    let pending = deps.storage.get(chunkKey(page[0]!.tenant_id, page[0]!.sha256));
+    // Keep a few chunk reads in flight while hashing in order: storage latency and throughput overlap with
+    // hashing (bounded memory: at most `prefetch` chunks buffered).
+    const fetchChunk = (row: (typeof page)[number]) => {
+      const read = (async () => {
+        const parts: Buffer[] = [];
+        for await (const part of await deps.storage.get(chunkKey(row.tenant_id, row.sha256))) parts.push(part as Buffer);
+        return parts;
+      })();
+      read.catch(() => undefined); // awaited in order below; a read failing early must not be "unhandled"
+      return read;
+    };
+    const inFlight = page.slice(0, hashPrefetch).map(fetchChunk);
     for (let i = 0; i < page.length; i++) {
-      const stream = await pending;
-      if (i + 1 < page.length) pending = deps.storage.get(chunkKey(page[i + 1]!.tenant_id, page[i + 1]!.sha256));
-      for await (const part of stream) {
-        hash.update(part as Buffer);
-        bytes += (part as Buffer).length;
+      const parts = await inFlight[i]!;
+      if (i + hashPrefetch < page.length) inFlight.push(fetchChunk(page[i + hashPrefetch]!));
+      for (const part of parts) {
+        hash.update(part);
+        bytes += part.length;
       }
+      inFlight[i] = Promise.resolve([]);
       onProgress?.(page[i]!.index + 1, bytes);
     }
     nextIndex = page[page.length - 1]!.index + 1;

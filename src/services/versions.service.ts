@@ -94,7 +94,12 @@ export async function commitVersion(db: Db, input: CommitInput): Promise<CommitR
       .returningAll()
       .executeTakeFirstOrThrow();
     const chunkCount = await copyManifest(trx, versionId, input);
-    version = await trx.updateTable('versions').set({ chunk_count: chunkCount }).where('id', '=', versionId).returningAll().executeTakeFirstOrThrow();
+    version = await trx
+      .updateTable('versions')
+      .set({ chunk_count: chunkCount, manifest_sha256: manifestFingerprint('version_chunks', 'version_id', versionId) })
+      .where('id', '=', versionId)
+      .returningAll()
+      .executeTakeFirstOrThrow();
     file = await trx
       .updateTable('nodes')
       .set({ current_version_id: versionId, size: input.size, checksum_sha256: input.checksumSha256, updated_at: sql`now()` })
@@ -114,6 +119,11 @@ export async function commitVersion(db: Db, input: CommitInput): Promise<CommitR
     }
     return { file, version, alreadyCommitted: false };
   });
+}
+
+/** SQL for the SHA-256 over a manifest's ordered chunk hashes (null for an empty manifest). */
+export function manifestFingerprint(table: 'version_chunks' | 'upload_chunks', column: 'version_id' | 'upload_id', id: string) {
+  return sql<string | null>`(select encode(sha256(convert_to(string_agg(sha256, '' order by index), 'UTF8')), 'hex') from ${sql.table(table)} where ${sql.ref(column)} = ${id})`;
 }
 
 /** Copies the chunk manifest in SQL (never through the application: a 100 GiB file has 12,800 rows). */

@@ -1,7 +1,407 @@
 // External links (spec §8): owner side (create/list/enable/disable/revoke) and the recipient side under /public/links.
+//
+// Counting: GET /public/links/{token} and /children count one view each; every /content request that passes
+// the link checks and names a readable file counts one download — Range requests, 304s and 416s included —
+// so a cap of N means N content requests, whatever their size.
 import type Router from '@koa/router';
 import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
+import type { Link, Node } from '../../db/database';
+import { ValidationError, notFound } from '../../errors';
+import { isId } from '../../ids';
+import { accessNode } from '../../services/access.service';
+import { isAddressRange } from '../../services/address-ranges';
+import * as links from '../../services/links.service';
+import {
+  extendLinkSession,
+  linkSessionCookie,
+  linkSessionCookiePath,
+  linkSessionTtlSeconds,
+  signLinkSession,
+  verifyLinkSession,
+  type LinkSession,
+} from '../../services/link-session';
+import * as tree from '../../services/tree.service';
+import { clientAddress } from '../client-address';
+import { sendVersionContent } from '../content-response';
+import type { AppContext } from '../context';
+import { z } from '../openapi';
+import { decodeCursor, encodeCursor, isString, pageQuery, pageSchema } from '../pagination';
+import { routeDefiner } from '../route';
 
-export function registerLinkRoutes(_router: Router, _registry: OpenAPIRegistry): void {
-  // filled in by the links work
+const iso = (value: Date | null) => (value === null ? null : new Date(value).toISOString());
+
+// ------------------------------------------------------------------------------------------------- schemas
+
+const positiveCount = z.number().int().min(1).max(2_147_483_647);
+const emailAddress = z.string().trim().toLowerCase().max(254).regex(/^[^\s@]+@[^\s@]+$/, 'Must be an email address');
+
+const createLinkBody = z.object({
+  password: z.string().min(1).max(1024).nullish(),
+  expires_at: z.iso
+    .datetime({ offset: true })
+    .refine((value) => Number.isNaN(Date.parse(value)) || Date.parse(value) > Date.now(), { message: 'Must be in the future' })
+    .nullish(),
+  allowed_ips: z
+    .array(z.string().trim().max(64).refine(isAddressRange, { message: 'Must be an IPv4/IPv6 address or CIDR range (e.g. 10.0.0.0/8, 2001:db8::/32)' }))
+    .max(100)
+    .optional(),
+  require_email: z
+    .array(z.string().trim().toLowerCase().max(254).regex(/^[^\s@]*@[^\s@]+$/, 'Must be an email address or "@domain"'))
+    .max(100)
+    .optional(),
+  max_downloads: positiveCount.nullish(),
+  max_views: positiveCount.nullish(),
+});
+
+const linkSchema = z
+  .object({
+    id: z.string(),
+    node_id: z.string(),
+    status: z.enum(['active', 'disabled', 'expired', 'revoked']),
+    has_password: z.boolean(),
+    expires_at: z.string().nullable(),
+    allowed_ips: z.array(z.string()),
+    require_email: z.array(z.string()),
+    max_downloads: z.number().int().nullable(),
+    download_count: z.number().int(),
+    max_views: z.number().int().nullable(),
+    view_count: z.number().int(),
+    enabled: z.boolean(),
+    revoked_at: z.string().nullable(),
+    created_by: z.string().nullable(),
+    created_at: z.string(),
+  })
+  .openapi('Link');
+
+const createdLinkSchema = linkSchema.extend({ token: z.string(), url: z.string() }).openapi('CreatedLink');
+
+function presentLink(link: Link) {
+  const status = link.revoked_at ? 'revoked' : !link.enabled ? 'disabled' : link.expires_at && link.expires_at.getTime() <= Date.now() ? 'expired' : 'active';
+  return {
+    id: link.id,
+    node_id: link.node_id,
+    status: status as 'active' | 'disabled' | 'expired' | 'revoked',
+    has_password: link.password_hash !== null,
+    expires_at: iso(link.expires_at),
+    allowed_ips: link.allowed_ips,
+    require_email: link.require_email,
+    max_downloads: link.max_downloads,
+    download_count: link.download_count,
+    max_views: link.max_views,
+    view_count: link.view_count,
+    enabled: link.enabled,
+    revoked_at: iso(link.revoked_at),
+    created_by: link.created_by,
+    created_at: iso(link.created_at)!,
+  };
+}
+
+/** What a recipient sees of a node: no space, parent or user ids. */
+const linkedNodeSchema = z
+  .object({ id: z.string(), kind: z.enum(['file', 'folder']), name: z.string(), size: z.number().int(), checksum_sha256: z.string().nullable(), updated_at: z.string() })
+  .openapi('LinkedNode');
+
+const presentLinkedNode = (node: Node) => ({
+  id: node.id,
+  kind: node.kind,
+  name: node.name,
+  size: node.kind === 'file' ? node.size : 0,
+  checksum_sha256: node.kind === 'file' ? node.checksum_sha256 : null,
+  updated_at: iso(node.updated_at)!,
+});
+
+const linkMetadataSchema = linkedNodeSchema
+  .extend({ expires_at: z.string().nullable(), views_remaining: z.number().int().nullable(), downloads_remaining: z.number().int().nullable() })
+  .openapi('LinkMetadata');
+
+const sessionSchema = z.object({ session: z.string(), expires_at: z.string() }).openapi('LinkSession');
+
+const idParam = z.object({ id: z.string().max(64) });
+const tokenParam = z.object({ token: z.string().max(256) });
+
+// ------------------------------------------------------------------------------------------------- helpers
+
+/** The caller's session for this link: X-Link-Session first, then the cookie; a session of another link is none. */
+function sessionOf(ctx: AppContext, linkId: string): LinkSession | null {
+  const key = ctx.deps.secretKey;
+  return verifyLinkSession(key, ctx.get('x-link-session') || undefined, linkId) ?? verifyLinkSession(key, ctx.cookies.get(linkSessionCookie), linkId);
+}
+
+/** Finds the link and runs every recipient check (404 → 410 → 403 → 401) for a metadata/children/content request. */
+async function openLink(ctx: AppContext, token: string): Promise<links.LinkTarget> {
+  const target = await links.findLinkByToken(ctx.deps.db, token);
+  await links.authorizeRecipient(ctx.deps.db, target, {
+    address: clientAddress(ctx),
+    password: ctx.get('x-link-password') || undefined,
+    session: sessionOf(ctx, target.link.id),
+  });
+  return target;
+}
+
+/** Answers with a new link session, as JSON (for X-Link-Session) and as an HttpOnly cookie. */
+function sendSession(ctx: AppContext, session: LinkSession): void {
+  const token = signLinkSession(ctx.deps.secretKey, session);
+  const secure = ctx.deps.config.publicUrl.startsWith('https:') ? '; Secure' : '';
+  ctx.append('Set-Cookie', `${linkSessionCookie}=${token}; Path=${linkSessionCookiePath}; Max-Age=${linkSessionTtlSeconds}; HttpOnly; SameSite=Lax${secure}`);
+  ctx.body = { session: token, expires_at: new Date(session.expiresAt * 1000).toISOString() };
+}
+
+async function currentVersionOf(ctx: AppContext, file: Node) {
+  if (!file.current_version_id) throw notFound('File');
+  const version = await ctx.deps.db.selectFrom('versions').selectAll().where('id', '=', file.current_version_id).where('file_id', '=', file.id).executeTakeFirst();
+  if (!version) throw notFound('File');
+  return version;
+}
+
+export function registerLinkRoutes(router: Router, registry: OpenAPIRegistry): void {
+  const route = routeDefiner(router, registry);
+
+  // ------------------------------------------------------------------------------------------ owner side
+
+  for (const kind of ['file', 'folder'] as const) {
+    const base = kind === 'file' ? '/files/{id}/links' : '/folders/{id}/links';
+    route(
+      {
+        method: 'post',
+        path: base,
+        summary: `Create an external link to a ${kind} (the token is shown only in this response)`,
+        tag: 'links',
+        access: 'authenticated',
+        params: idParam,
+        body: createLinkBody,
+        responses: { 201: { description: 'The link, with its token and URL', schema: createdLinkSchema } },
+        errors: [410],
+      },
+      async (ctx, { principal, params, body }) => {
+        const access = await accessNode(ctx.deps.db, principal, params.id, 'manage', { kind });
+        const { link, token } = await links.createLink(ctx.deps.db, principal, access, {
+          password: body.password,
+          expiresAt: body.expires_at ? new Date(body.expires_at) : null,
+          allowedIps: body.allowed_ips,
+          requireEmail: body.require_email ? [...new Set(body.require_email)] : undefined,
+          maxDownloads: body.max_downloads,
+          maxViews: body.max_views,
+        });
+        ctx.status = 201;
+        ctx.body = { ...presentLink(link), token, url: `${ctx.deps.config.publicUrl}/api/v1/public/links/${token}` };
+      },
+    );
+
+    route(
+      {
+        method: 'get',
+        path: base,
+        summary: `A ${kind}'s external links, newest first (never their tokens or passwords)`,
+        tag: 'links',
+        access: 'authenticated',
+        params: idParam,
+        query: pageQuery,
+        responses: { 200: { description: 'A page of links', schema: pageSchema(linkSchema) } },
+        errors: [410],
+      },
+      async (ctx, { principal, params, query }) => {
+        const { node } = await accessNode(ctx.deps.db, principal, params.id, 'manage', { kind });
+        const rows = await links.listLinks(ctx.deps.db, node.id, query.limit, decodeCursor(query.cursor, isString));
+        const items = rows.slice(0, query.limit);
+        const last = items[items.length - 1];
+        ctx.body = { items: items.map(presentLink), next_cursor: rows.length > query.limit && last ? encodeCursor(last.id) : null };
+      },
+    );
+  }
+
+  route(
+    {
+      method: 'patch',
+      path: '/links/{id}',
+      summary: 'Disable or re-enable a link',
+      tag: 'links',
+      access: 'authenticated',
+      params: idParam,
+      body: z.object({ enabled: z.boolean() }),
+      responses: { 200: { description: 'The link', schema: linkSchema } },
+      errors: [410],
+    },
+    async (ctx, { principal, params, body }) => {
+      if (!isId('link', params.id)) throw notFound('Link');
+      const link = await links.loadManagedLink(ctx.deps.db, principal, params.id);
+      ctx.body = presentLink(await links.setLinkEnabled(ctx.deps.db, principal, link, body.enabled));
+    },
+  );
+
+  route(
+    {
+      method: 'delete',
+      path: '/links/{id}',
+      summary: 'Revoke a link for good',
+      tag: 'links',
+      access: 'authenticated',
+      params: idParam,
+      responses: { 204: { description: 'Revoked' } },
+      errors: [410],
+    },
+    async (ctx, { principal, params }) => {
+      if (!isId('link', params.id)) throw notFound('Link');
+      const link = await links.loadManagedLink(ctx.deps.db, principal, params.id);
+      await links.revokeLink(ctx.deps.db, principal, link);
+      ctx.status = 204;
+    },
+  );
+
+  // -------------------------------------------------------------------------------------- recipient side
+
+  // The request log records the path; a link token in it would be a working credential in the logs.
+  router.use('/public/links/:token', async (rawCtx, next) => {
+    const ctx = rawCtx as unknown as AppContext;
+    ctx.set('Referrer-Policy', 'no-referrer');
+    try {
+      await next();
+    } finally {
+      ctx.path = ctx.path.replace(/(\/public\/links\/)[^/]+/, '$1[token]');
+    }
+  });
+
+  const recipientErrors = [401, 403, 410, 429];
+
+  route(
+    {
+      method: 'get',
+      path: '/public/links/{token}',
+      summary: 'What a link shares (counts a view)',
+      tag: 'links',
+      access: 'public',
+      params: tokenParam,
+      responses: { 200: { description: 'The linked file or folder', schema: linkMetadataSchema } },
+      errors: recipientErrors,
+    },
+    async (ctx, { params }) => {
+      const { link, node } = await openLink(ctx, params.token);
+      const viewsRemaining = await links.countLinkUse(ctx.deps.db, link.id, 'view');
+      ctx.set('Cache-Control', 'no-store');
+      ctx.body = {
+        ...presentLinkedNode(node),
+        expires_at: iso(link.expires_at),
+        views_remaining: viewsRemaining,
+        downloads_remaining: link.max_downloads === null ? null : Math.max(0, link.max_downloads - link.download_count),
+      };
+    },
+  );
+
+  route(
+    {
+      method: 'get',
+      path: '/public/links/{token}/children',
+      summary: "List a linked folder or a folder inside it (?folder_id=); counts a view",
+      tag: 'links',
+      access: 'public',
+      params: tokenParam,
+      query: pageQuery.extend({ folder_id: z.string().max(64).optional() }),
+      responses: { 200: { description: 'A page of children', schema: pageSchema(linkedNodeSchema) } },
+      errors: [400, ...recipientErrors],
+    },
+    async (ctx, { params, query }) => {
+      const { link, node } = await openLink(ctx, params.token);
+      if (node.kind !== 'folder') throw notFound('Folder');
+      const folder = query.folder_id ? await links.findInsideLinkedFolder(ctx.deps.db, node, query.folder_id, 'folder') : node;
+      const after = decodeCursor(query.cursor, tree.isChildrenCursor);
+      await links.countLinkUse(ctx.deps.db, link.id, 'view');
+      const rows = await tree.listChildren(ctx.deps.db, folder.id, query.limit, after);
+      const items = rows.slice(0, query.limit);
+      const last = items[items.length - 1];
+      ctx.set('Cache-Control', 'no-store');
+      ctx.body = { items: items.map(presentLinkedNode), next_cursor: rows.length > query.limit && last ? encodeCursor({ name: last.name.toLowerCase(), id: last.id }) : null };
+    },
+  );
+
+  route(
+    {
+      method: 'get',
+      path: '/public/links/{token}/content',
+      summary: 'Download the linked file, or a file inside the linked folder (?file_id=); Range supported; counts a download',
+      tag: 'links',
+      access: 'public',
+      params: tokenParam,
+      query: z.object({ file_id: z.string().max(64).optional() }),
+      responses: { 200: { description: 'The bytes' }, 206: { description: 'A byte range' }, 304: { description: 'Not modified' } },
+      errors: [...recipientErrors, 416],
+    },
+    async (ctx, { params, query }) => {
+      const { link, node } = await openLink(ctx, params.token);
+      let file = node;
+      if (node.kind === 'folder') {
+        if (!query.file_id) throw new ValidationError([{ loc: ['query', 'file_id'], msg: 'Field required', type: 'missing' }]);
+        file = await links.findInsideLinkedFolder(ctx.deps.db, node, query.file_id, 'file');
+      } else if (query.file_id && query.file_id !== node.id) {
+        throw notFound('File');
+      }
+      const version = await currentVersionOf(ctx, file);
+      await links.countLinkUse(ctx.deps.db, link.id, 'download');
+      sendVersionContent(ctx, version, file.name);
+    },
+  );
+
+  route(
+    {
+      method: 'post',
+      path: '/public/links/{token}/unlock',
+      summary: 'Trade the password for a 1-hour link session (JSON token for X-Link-Session, and a cookie)',
+      tag: 'links',
+      access: 'public',
+      params: tokenParam,
+      body: z.object({ password: z.string().min(1).max(1024) }),
+      responses: { 200: { description: 'A link session', schema: sessionSchema } },
+      errors: recipientErrors,
+    },
+    async (ctx, { params, body }) => {
+      const target = await links.findLinkByToken(ctx.deps.db, params.token);
+      const address = clientAddress(ctx);
+      links.assertLinkLive(target);
+      links.assertAddressAllowed(target.link, address);
+      await links.checkLinkPassword(ctx.deps.db, target.link, address, body.password);
+      // A verified email of an earlier session of this link is kept, so the two proofs can come in any order.
+      sendSession(ctx, extendLinkSession(target.link.id, sessionOf(ctx, target.link.id), { password: true }));
+    },
+  );
+
+  route(
+    {
+      method: 'post',
+      path: '/public/links/{token}/verify-email',
+      summary: 'Mail a 6-digit code to an address allowed by the link (always 202: never reveals who is allowed)',
+      tag: 'links',
+      access: 'public',
+      params: tokenParam,
+      body: z.object({ email: emailAddress }),
+      responses: { 202: { description: 'A code is on its way if the address may open the link' } },
+      errors: [403, 410],
+    },
+    async (ctx, { params, body }) => {
+      const target = await links.findLinkByToken(ctx.deps.db, params.token);
+      links.assertLinkLive(target);
+      links.assertAddressAllowed(target.link, clientAddress(ctx));
+      await links.sendLinkEmailCode(ctx.deps.db, ctx.deps.secretKey, target.link, body.email);
+      ctx.status = 202;
+      ctx.body = { detail: 'If this address may open the link, a code has been sent to it' };
+    },
+  );
+
+  route(
+    {
+      method: 'post',
+      path: '/public/links/{token}/verify-email/confirm',
+      summary: 'Trade an emailed code for a 1-hour link session carrying the verified address',
+      tag: 'links',
+      access: 'public',
+      params: tokenParam,
+      body: z.object({ email: emailAddress, code: z.string().trim().min(1).max(16) }),
+      responses: { 200: { description: 'A link session', schema: sessionSchema } },
+      errors: [403, 410],
+    },
+    async (ctx, { params, body }) => {
+      const target = await links.findLinkByToken(ctx.deps.db, params.token);
+      links.assertLinkLive(target);
+      links.assertAddressAllowed(target.link, clientAddress(ctx));
+      const email = await links.confirmLinkEmailCode(ctx.deps.db, ctx.deps.secretKey, target.link, body.email, body.code);
+      sendSession(ctx, extendLinkSession(target.link.id, sessionOf(ctx, target.link.id), { email }));
+    },
+  );
 }

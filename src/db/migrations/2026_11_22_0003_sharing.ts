@@ -1,8 +1,12 @@
 // Sharing: share members (users and groups with roles), invitations with a mail outbox, external links,
-// password-attempt counters for links, and the audit trail of sharing actions.
+// password-attempt counters for links, and the audit trail of sharing actions. Also the versions' manifest
+// fingerprint, which lets a finalize skip re-hashing content the tenant already stores.
 import { sql, type Kysely } from 'kysely';
 
 export async function up(db: Kysely<any>): Promise<void> {
+  await db.schema.alterTable('versions').addColumn('manifest_sha256', 'text').execute();
+  await db.schema.createIndex('versions_manifest_idx').on('versions').columns(['tenant_id', 'manifest_sha256']).execute();
+
   await db.schema
     .createTable('share_members')
     .addColumn('id', 'text', (c) => c.primaryKey())
@@ -106,4 +110,5 @@ export async function down(db: Kysely<any>): Promise<void> {
   for (const table of ['audit_log', 'link_email_codes', 'link_password_failures', 'links', 'mail_outbox', 'invitations', 'share_members']) {
     await db.schema.dropTable(table).ifExists().execute();
   }
+  await db.schema.alterTable('versions').dropColumn('manifest_sha256').execute();
 }

@@ -1,0 +1,64 @@
+// Link passwords: scrypt hashes stored as `scrypt$N$r$p$salt$hash`, and the limit on wrong attempts per link
+// and client address in fixed 15-minute windows (table link_password_failures, shared by API replicas).
+import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { sql } from 'kysely';
+import type { Db } from '../db/database';
+
+const cost = { N: 2 ** 15, r: 8, p: 1 };
+const keyLength = 32;
+
+function derive(password: string, salt: Buffer, options: { N: number; r: number; p: number }): Promise<Buffer> {
+  // scrypt needs 128·N·r bytes; the default 32 MiB cap is exactly N=2^15, r=8, so leave room.
+  const scryptOptions: ScryptOptions = { ...options, maxmem: 256 * options.N * options.r + 1024 * 1024 };
+  return new Promise((resolve, reject) => scrypt(password.normalize('NFC'), salt, keyLength, scryptOptions, (error, key) => (error ? reject(error) : resolve(key))));
+}
+
+export async function hashLinkPassword(password: string): Promise<string> {
+  const salt = randomBytes(16);
+  const key = await derive(password, salt, cost);
+  return ['scrypt', cost.N, cost.r, cost.p, salt.toString('base64url'), key.toString('base64url')].join('$');
+}
+
+export async function verifyLinkPassword(password: string, stored: string): Promise<boolean> {
+  const [scheme, n, r, p, salt, hash] = stored.split('$');
+  const options = { N: Number(n), r: Number(r), p: Number(p) };
+  if (scheme !== 'scrypt' || !salt || !hash || !Number.isInteger(options.N) || options.N < 2 || options.N > 2 ** 20 || !(options.r >= 1 && options.r <= 32) || !(options.p >= 1 && options.p <= 16)) {
+    throw new Error('Unreadable link password hash');
+  }
+  const expected = Buffer.from(hash, 'base64url');
+  const actual = await derive(password, Buffer.from(salt, 'base64url'), options);
+  return actual.length === expected.length && timingSafeEqual(actual, expected);
+}
+
+export const passwordFailureLimit = 10;
+export const passwordWindowMs = 15 * 60 * 1000;
+
+const windowStartOf = (now: number) => new Date(Math.floor(now / passwordWindowMs) * passwordWindowMs);
+
+/** Seconds until the current window ends when this link+address already used up its wrong attempts; else null. */
+export async function passwordLockout(db: Db, linkId: string, address: string, now = Date.now()): Promise<number | null> {
+  const windowStart = windowStartOf(now);
+  const row = await db
+    .selectFrom('link_password_failures')
+    .select('failures')
+    .where('link_id', '=', linkId)
+    .where('address', '=', address)
+    .where('window_start', '=', windowStart)
+    .executeTakeFirst();
+  if (!row || row.failures < passwordFailureLimit) return null;
+  return Math.max(1, Math.ceil((windowStart.getTime() + passwordWindowMs - now) / 1000));
+}
+
+/** Counts one wrong attempt (atomically) and returns the failures of the current window so far. */
+export async function recordPasswordFailure(db: Db, linkId: string, address: string, now = Date.now()): Promise<number> {
+  const windowStart = windowStartOf(now);
+  const row = await db
+    .insertInto('link_password_failures')
+    .values({ link_id: linkId, address, window_start: windowStart, failures: 1 })
+    .onConflict((oc) => oc.columns(['link_id', 'address', 'window_start']).doUpdateSet({ failures: sql`link_password_failures.failures + 1` }))
+    .returning('failures')
+    .executeTakeFirstOrThrow();
+  // Past windows of this link are dead weight.
+  await db.deleteFrom('link_password_failures').where('link_id', '=', linkId).where('window_start', '<', windowStart).execute();
+  return row.failures;
+}
