@@ -28,7 +28,7 @@ export async function storeChunk(db: Db, storage: BlobStorage, tenantId: string,
     .returning('sha256')
     .executeTakeFirst();
   if (touched) return true;
-  await storage.put(chunkKey(tenantId, sha256), data);
+  await storage.put(chunkKey(tenantId, sha256), data, data.length, sha256);
   await db
     .insertInto('chunks')
     .values({ tenant_id: tenantId, sha256, size: data.length })

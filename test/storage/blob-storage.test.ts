@@ -234,6 +234,19 @@ describe('blob storage: s3 driver specifics', () => {
     for (const s of racers) s.client.destroy();
   });
 
+  test('a known SHA-256 is sent as the signed payload hash, and the store checks it against the bytes', async () => {
+    const storage = new S3Storage(s3TestStorageConfig());
+    await storage.ensureReady();
+    const data = Buffer.from('content-addressed chunk');
+    await storage.put('right', data, data.length, createHash('sha256').update(data).digest('hex'));
+    assert.deepEqual(await storage.head('right'), { size: data.length });
+    // A wrong hash proves the header is what gets signed: the store refuses the mismatch.
+    await assert.rejects(() => storage.put('wrong', data, data.length, createHash('sha256').update('other').digest('hex')));
+    assert.equal(await storage.head('wrong'), null);
+    await storage.delete('right');
+    storage.client.destroy();
+  });
+
   test('a missing bucket is an error, not a missing blob', async () => {
     const storage = new S3Storage(s3TestStorageConfig());
     await assert.rejects(
