@@ -13,7 +13,8 @@ function typeOf(issue: Issue, input: unknown): string {
       if (issue.expected === 'boolean') return 'bool_type';
       return 'value_error';
     case 'invalid_value':
-      return 'enum';
+      // zod 4 reports an absent enum/literal field as invalid_value; for clients it is simply missing.
+      return input === undefined ? 'missing' : 'enum';
     case 'too_small':
       if (issue.origin === 'string') return 'string_too_short';
       if (issue.origin === 'number' || issue.origin === 'int' || issue.origin === 'bigint') return 'greater_than_equal';

@@ -104,6 +104,9 @@ export async function deleteShare(db: Db, principal: Principal, shareId: string)
       .execute();
     for (const version of versions) await refund(trx, version.charged as QuotaCharge[], version.size);
     await trx.deleteFrom('quotas').where('level', '=', 'share').where('subject_id', '=', share.id).execute();
+    // Sync clients learn that the whole space went away from the deletion of its root.
+    const root = await trx.selectFrom('nodes').selectAll().where('id', '=', share.root_folder_id).executeTakeFirstOrThrow();
+    await appendChange(trx, 'deleted', root, { actorId: userOf(principal) });
     // Versions go with their nodes (cascade); chunk objects are left to the sweep.
     await sql`delete from nodes where space_id = ${share.id}`.execute(trx);
     await trx.deleteFrom('spaces').where('id', '=', share.id).execute();

@@ -7,7 +7,7 @@ import { appendChange } from './changelog.service';
 import { accessNode, assertNotLockedByOther, type NodeAccess } from './access.service';
 import type { Principal } from './principal';
 import { isTenantAdmin } from './principal';
-import { refund } from './quota.service';
+import { charge, refund } from './quota.service';
 
 /** Why a name is not acceptable, or null when it is (spec §5: no `/`, NUL, `.`/`..`, ≤ 255 bytes). */
 export function nameProblem(name: string): string | null {
@@ -115,6 +115,7 @@ export async function updateNode(db: Db, principal: Principal, access: NodeAcces
       .returningAll()
       .executeTakeFirstOrThrow();
     if (targetSpaceId !== node.space_id) {
+      await moveSpaceCharges(trx, node, targetSpaceId);
       await sql`with recursive subtree(id) as (select ${node.id}::text union all select n.id from nodes n join subtree s on n.parent_id = s.id)
         update nodes set space_id = ${targetSpaceId} where id in (select id from subtree)`.execute(trx);
       updated.space_id = targetSpaceId;
@@ -124,6 +125,31 @@ export async function updateNode(db: Db, principal: Principal, access: NodeAcces
     if (name !== node.name) await appendChange(trx, 'renamed', updated, { actorId });
     return updated;
   });
+}
+
+/**
+ * A subtree moving to another space takes its share-level quota along: the source share is refunded, the
+ * target share charged atomically (507 when it does not fit), and each version's charge list follows.
+ * User, group, tenant and partner charges do not change with a move.
+ */
+async function moveSpaceCharges(trx: Transaction<Database>, node: Node, targetSpaceId: string): Promise<void> {
+  const target = await trx.selectFrom('spaces').select(['id', 'kind']).where('id', '=', targetSpaceId).executeTakeFirstOrThrow();
+  const versions = await sql<{ id: string; size: number; charged: QuotaCharge[] }>`
+    with recursive subtree(id) as (select ${node.id}::text union all select n.id from nodes n join subtree s on n.parent_id = s.id)
+    select v.id, v.size, v.charged from versions v where v.file_id in (select id from subtree)`.execute(trx);
+  if (versions.rows.length === 0) return;
+  const bySourceShare = new Map<string, number>();
+  let total = 0;
+  for (const version of versions.rows) {
+    total += Number(version.size);
+    for (const charge of version.charged) if (charge.level === 'share') bySourceShare.set(charge.subject_id, (bySourceShare.get(charge.subject_id) ?? 0) + Number(version.size));
+  }
+  for (const [shareId, bytes] of bySourceShare) await refund(trx, [{ level: 'share', subject_id: shareId }], bytes);
+  if (target.kind === 'share') await charge(trx, node.tenant_id, [{ level: 'share', subject_id: target.id }], total);
+  for (const version of versions.rows) {
+    const charged = [...version.charged.filter((c) => c.level !== 'share'), ...(target.kind === 'share' ? [{ level: 'share' as const, subject_id: target.id }] : [])];
+    await trx.updateTable('versions').set({ charged: JSON.stringify(charged) }).where('id', '=', version.id).execute();
+  }
 }
 
 /** Moves a node and its subtree to the trash. */

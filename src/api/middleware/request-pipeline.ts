@@ -6,6 +6,14 @@ import type { AppContext } from '../context';
 
 const wellFormedRequestId = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/**
+ * Paths can carry bearer secrets (link tokens, signed download URLs, invitation tokens): long base64url runs
+ * are cut from what is logged. Resource ids (30 characters) stay readable.
+ */
+export function redactSecrets(path: string): string {
+  return path.replace(/[A-Za-z0-9_-]{40,}/g, '[redacted]');
+}
+
 export function requestPipeline() {
   return async (ctx: AppContext, next: () => Promise<void>) => {
     const started = process.hrtime.bigint();
@@ -27,7 +35,7 @@ export function requestPipeline() {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const route = (ctx as unknown as { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
       ctx.deps.metrics.httpRequestDuration.observe({ method: ctx.method, route: String(route), status: String(ctx.status) }, seconds);
-      ctx.state.log.info({ method: ctx.method, path: ctx.path, route, status: ctx.status, duration_ms: Math.round(seconds * 1000) }, 'request');
+      ctx.state.log.info({ method: ctx.method, path: redactSecrets(ctx.path), route, status: ctx.status, duration_ms: Math.round(seconds * 1000) }, 'request');
     }
   };
 }

@@ -127,12 +127,23 @@ function sessionOf(ctx: AppContext, linkId: string): LinkSession | null {
   return verifyLinkSession(key, ctx.get('x-link-session') || undefined, linkId) ?? verifyLinkSession(key, ctx.cookies.get(linkSessionCookie), linkId);
 }
 
+/**
+ * X-Link-Password as the client typed it: Node reads header bytes as latin1, so a UTF-8 password arrives
+ * mangled; re-decode it when the bytes are valid UTF-8.
+ */
+function passwordHeader(ctx: AppContext): string | undefined {
+  const raw = ctx.get('x-link-password');
+  if (!raw) return undefined;
+  const utf8 = Buffer.from(raw, 'latin1').toString('utf8');
+  return utf8.includes('\uFFFD') ? raw : utf8;
+}
+
 /** Finds the link and runs every recipient check (404 → 410 → 403 → 401) for a metadata/children/content request. */
 async function openLink(ctx: AppContext, token: string): Promise<links.LinkTarget> {
   const target = await links.findLinkByToken(ctx.deps.db, token);
   await links.authorizeRecipient(ctx.deps.db, target, {
     address: clientAddress(ctx),
-    password: ctx.get('x-link-password') || undefined,
+    password: passwordHeader(ctx),
     session: sessionOf(ctx, target.link.id),
   });
   return target;
@@ -249,15 +260,10 @@ export function registerLinkRoutes(router: Router, registry: OpenAPIRegistry): v
 
   // -------------------------------------------------------------------------------------- recipient side
 
-  // The request log records the path; a link token in it would be a working credential in the logs.
+  // A recipient page must not leak its token to other sites through the Referer header.
   router.use('/public/links/:token', async (rawCtx, next) => {
-    const ctx = rawCtx as unknown as AppContext;
-    ctx.set('Referrer-Policy', 'no-referrer');
-    try {
-      await next();
-    } finally {
-      ctx.path = ctx.path.replace(/(\/public\/links\/)[^/]+/, '$1[token]');
-    }
+    (rawCtx as unknown as AppContext).set('Referrer-Policy', 'no-referrer');
+    await next();
   });
 
   const recipientErrors = [401, 403, 410, 429];
