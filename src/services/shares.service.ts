@@ -10,6 +10,7 @@ import { recordAudit } from './audit.service';
 import { appendChange } from './changelog.service';
 import { isTenantAdmin, type Principal } from './principal';
 import { refund } from './quota.service';
+import { reachableSpaces } from './spaces.service';
 
 function userOf(principal: Principal): string {
   if (principal.kind !== 'user') throw forbidden('Shares need a user token');
@@ -59,32 +60,7 @@ export async function listShares(db: Db, principal: Principal, all: boolean): Pr
     if (!isTenantAdmin(principal)) throw forbidden('Listing all shares is for tenant admins');
     return db.selectFrom('spaces').selectAll().where('tenant_id', '=', principal.tenantId).where('kind', '=', 'share').orderBy('id').execute();
   }
-  const userId = userOf(principal);
-  return db
-    .selectFrom('spaces')
-    .selectAll()
-    .where('tenant_id', '=', principal.tenantId)
-    .where('kind', '=', 'share')
-    .where((eb) =>
-      eb.or([
-        eb('owner_user_id', '=', userId),
-        eb(
-          'id',
-          'in',
-          eb
-            .selectFrom('share_members')
-            .select('share_id')
-            .where((m) =>
-              m.or([
-                m.and([m('principal_type', '=', 'user'), m('principal_id', '=', userId)]),
-                m.and([m('principal_type', '=', 'group'), m('principal_id', 'in', m.selectFrom('group_members').select('group_id').where('user_id', '=', userId))]),
-              ]),
-            ),
-        ),
-      ]),
-    )
-    .orderBy('id')
-    .execute();
+  return reachableSpaces(db, principal.tenantId, userOf(principal)).where('kind', '=', 'share').orderBy('id').execute();
 }
 
 export async function renameShare(db: Db, principal: Principal, shareId: string, name: string): Promise<Space> {

@@ -24,9 +24,8 @@ export async function ensurePersonalSpace(db: Db, tenantId: string, userId: stri
   });
 }
 
-/** The spaces a user can reach: their personal space, shares they own, and shares granted to them or their groups. */
-export async function listSpaces(db: Db, tenantId: string, userId: string): Promise<Space[]> {
-  await ensurePersonalSpace(db, tenantId, userId);
+/** A query over the spaces `userId` can reach: owned ones, and shares granted to them or to one of their groups. */
+export function reachableSpaces(db: Db, tenantId: string, userId: string) {
   return db
     .selectFrom('spaces')
     .selectAll()
@@ -48,8 +47,11 @@ export async function listSpaces(db: Db, tenantId: string, userId: string): Prom
             ),
         ),
       ]),
-    )
-    .orderBy('kind')
-    .orderBy('id')
-    .execute();
+    );
+}
+
+/** The spaces a user can reach: their personal space first, then shares. */
+export async function listSpaces(db: Db, tenantId: string, userId: string): Promise<Space[]> {
+  await ensurePersonalSpace(db, tenantId, userId);
+  return reachableSpaces(db, tenantId, userId).orderBy('kind').orderBy('id').execute();
 }
