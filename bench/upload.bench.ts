@@ -358,7 +358,8 @@ async function benchmark(sizeMiB: number, cleanup: Cleanup): Promise<number> {
 
   // What the rest of the machine is doing while our stack idles: other work competes for the same cores.
   // Wait (bounded by BENCH_QUIET_TIMEOUT_SECONDS, default 180) for a quiet moment before measuring.
-  const quietTimeoutMs = Number(process.env.BENCH_QUIET_TIMEOUT_SECONDS ?? 180) * 1000;
+  const quietTimeoutSeconds = Number(process.env.BENCH_QUIET_TIMEOUT_SECONDS || 180);
+  const quietTimeoutMs = (Number.isFinite(quietTimeoutSeconds) && quietTimeoutSeconds >= 0 ? quietTimeoutSeconds : 180) * 1000;
   const quietSince = performance.now();
   let backgroundCores = NaN;
   for (;;) {

@@ -24,21 +24,30 @@ const toolsDir = process.env.SCAIDRIVE_TOOLS_DIR || path.join(os.homedir(), '.ca
 /** Clean-up steps, run in reverse order of registration; each runs even when an earlier one fails. */
 export class Cleanup {
   private readonly steps: { name: string; run: () => Promise<void> | void }[] = [];
-  private done = false;
+  private running: Promise<void> | undefined;
 
+  /** Registers a step; one added after run() started (a launch that finished late) runs right away. */
   add(name: string, run: () => Promise<void> | void): void {
+    if (this.running) {
+      this.running = this.running.then(() => this.runStep({ name, run }));
+      return;
+    }
     this.steps.push({ name, run });
   }
 
-  async run(): Promise<void> {
-    if (this.done) return;
-    this.done = true;
-    for (const step of this.steps.reverse()) {
-      try {
-        await step.run();
-      } catch (error) {
-        process.stderr.write(`cleanup: ${step.name} failed: ${(error as Error).message}\n`);
-      }
+  /** Runs every step once; later calls (a signal handler and a finally block) wait for the same run. */
+  run(): Promise<void> {
+    this.running ??= (async () => {
+      for (const step of this.steps.reverse()) await this.runStep(step);
+    })();
+    return this.running;
+  }
+
+  private async runStep(step: { name: string; run: () => Promise<void> | void }): Promise<void> {
+    try {
+      await step.run();
+    } catch (error) {
+      process.stderr.write(`cleanup: ${step.name} failed: ${(error as Error).message}\n`);
     }
   }
 }

@@ -147,6 +147,8 @@ export async function putChunk(
 ): Promise<ChunkReceipt> {
   const session = await getOwnSession(deps.db, principal, uploadId);
   assertWritable(session);
+  // The caller must still be allowed to write there (a share grant can be removed mid-upload).
+  await accessNode(deps.db, principal, session.parent_id, 'write', { kind: 'folder' });
   if (!Number.isInteger(index) || index < 0 || index >= session.chunk_count) {
     throw badRequest(`Chunk index must be between 0 and ${session.chunk_count - 1}`, 'CHUNK_INDEX_OUT_OF_RANGE');
   }

@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { api, createTestTenant, startTestStack, type TestStack } from '../helpers/stack';
-import { download, randomData, sha256, uploadDirect } from '../helpers/files';
+import { createSession, download, putChunk, randomData, sha256, uploadDirect } from '../helpers/files';
 import {
   V1,
   addMember,
@@ -627,5 +627,22 @@ describe('shares', () => {
     // And back up again, immediately.
     await api(stack.baseUrl, 'PATCH', `${V1}/shares/${share.id}/members/${grant.id}`, { token: owner.token, body: { role: 'contributor' } });
     assert.equal((await uploadDirect(stack, gina.token, share.root_folder_id, 'draft.txt', Buffer.from('v3'))).status, 200);
+  });
+
+  test('losing write access mid-upload stops the session: chunk PUT and finalize are 403, nothing is committed', async () => {
+    const owner = await user(stack, tenantId);
+    const share = await createShare(stack, owner);
+    const { user: hal, grant } = await memberWithRole(stack, tenantId, owner, share.id, 'contributor');
+    const data = randomData(2 * 64 * 1024);
+    const session = await createSession(stack, hal.token, { parent_id: share.root_folder_id, name: 'half.bin', size: data.length, chunk_size: 64 * 1024 });
+    assert.equal(session.status, 201, session.text);
+    assert.equal((await putChunk(stack, hal.token, session.body.id, 0, data.subarray(0, 64 * 1024))).status, 200);
+
+    assert.equal((await api(stack.baseUrl, 'PATCH', `${V1}/shares/${share.id}/members/${grant.id}`, { token: owner.token, body: { role: 'reader' } })).status, 200);
+    const chunk = await putChunk(stack, hal.token, session.body.id, 1, data.subarray(64 * 1024));
+    assert.equal(chunk.status, 403);
+    assertError(await api(stack.baseUrl, 'POST', `${V1}/uploads/${session.body.id}/finalize`, { token: hal.token }), 403);
+    const children = await get(`/folders/${share.root_folder_id}/children`, owner.token);
+    assert.deepEqual(children.body.items, []);
   });
 });

@@ -3,6 +3,7 @@ import type Router from '@koa/router';
 import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import { AppError, conflict, gone } from '../../errors';
 import * as uploads from '../../services/uploads.service';
+import { accessNode } from '../../services/access.service';
 import { uploadFinalizationWorkflow, type FinalizationResult } from '../../workflows/upload-finalization.workflow';
 import { workflowIds } from '../../temporal/workflow-ids';
 import { routeDefiner } from '../route';
@@ -149,6 +150,8 @@ export function registerUploadRoutes(router: Router, registry: OpenAPIRegistry):
       if (session.status === 'completed') return answerCompleted(ctx, session.file_id!, session.version_id!);
       if (uploads.isExpired(session)) throw gone('Upload session has expired', 'UPLOAD_EXPIRED');
       if (session.status === 'failed') throw conflict(`Upload session failed: ${session.error_detail ?? ''}`, 'UPLOAD_FAILED');
+      // Permissions may have changed since the session was opened (a share grant removed): check again.
+      await accessNode(ctx.deps.db, principal, session.parent_id, 'write', { kind: 'folder' });
       const workflowId = workflowIds.uploadFinalize(session.id);
       const { handle } = await startOrAttach(ctx, uploadFinalizationWorkflow, {
         workflowId,
