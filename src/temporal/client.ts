@@ -4,7 +4,10 @@ import { Client, Connection } from '@temporalio/client';
 import type { Config } from '../config';
 
 export function createTemporalClient(config: Config): Client {
-  const connection = Connection.lazy({ address: config.temporal.address, connectTimeout: '3 seconds' });
+  // No gRPC retry interceptor: its retries run on timers that outlive a closed connection and then throw
+  // ("Channel has been shut down") as an uncaught exception. A Temporal outage surfaces at once instead, as
+  // 503 SERVICE_UNAVAILABLE, which clients retry (seed 001).
+  const connection = Connection.lazy({ address: config.temporal.address, connectTimeout: '3 seconds', interceptors: [] });
   return new Client({ connection, namespace: config.temporal.namespace });
 }
 

@@ -5,6 +5,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { api, startTestStack, type TestStack } from '../helpers/stack';
+import { signScaikeyWebhook } from '../../src/api/routes/webhooks.router';
 
 const run = promisify(execFile);
 
@@ -73,8 +74,19 @@ describe('health, metrics and API docs', () => {
 
 describe('readiness when a dependency is down', () => {
   test('Temporal unreachable → 503 naming temporal', async () => {
-    const stack = await startTestStack({ env: { SCAIDRIVE_TEMPORAL_ADDRESS: '127.0.0.1:1' } });
+    const stack = await startTestStack({ env: { SCAIDRIVE_TEMPORAL_ADDRESS: '127.0.0.1:1', SCAIDRIVE_SCAIKEY_WEBHOOK_SECRET: 'webhook-secret-for-tests-0123456789' } });
     try {
+      // A request that needs a workflow gets 503 (retry later), not a 500.
+      const body = JSON.stringify({ id: 'evt-down', type: 'user.deactivated', tenant_id: 'ten_x', subject: 'x' });
+      const timestamp = Math.floor(Date.now() / 1000);
+      const webhook = await api(stack.baseUrl, 'POST', '/api/v1/webhooks/scaikey', {
+        body,
+        headers: { 'content-type': 'application/json', 'x-scaikey-timestamp': String(timestamp), 'x-scaikey-signature': signScaikeyWebhook('webhook-secret-for-tests-0123456789', timestamp, body) },
+      });
+      assert.equal(webhook.status, 503, webhook.text);
+      assert.equal(webhook.body.code, 'SERVICE_UNAVAILABLE');
+      assert.ok(webhook.headers.get('retry-after'));
+
       const response = await api(stack.baseUrl, 'GET', '/api/v1/health/ready');
       assert.equal(response.status, 503);
       assert.equal(response.body.code, 'SERVICE_UNAVAILABLE');

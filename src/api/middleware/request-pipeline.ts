@@ -1,5 +1,5 @@
 // Outermost middleware: request id, access log, latency metric, and the one place errors become responses.
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { ServiceError, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { AppError, ValidationError } from '../../errors';
 import { newId } from '../../ids';
 import type { AppContext } from '../context';
@@ -57,6 +57,10 @@ function renderError(ctx: AppContext, error: unknown): void {
 function toAppError(ctx: AppContext, error: unknown): AppError {
   if (error instanceof AppError) return error;
   if (error instanceof WorkflowExecutionAlreadyStartedError) return new AppError(409, 'CONFLICT', 'That job is already running');
+  if (error instanceof ServiceError) {
+    ctx.state.log.warn({ err: error }, 'temporal unavailable');
+    return new AppError(503, 'SERVICE_UNAVAILABLE', 'The workflow service is unavailable; retry later', undefined, { 'Retry-After': '5' });
+  }
   const pgCode = (error as { code?: unknown }).code;
   if (pgCode === '23505') return new AppError(409, 'CONFLICT', 'A resource with the same unique key already exists');
   const httpStatus = (error as { status?: unknown; expose?: unknown }).status;
