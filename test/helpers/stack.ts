@@ -5,6 +5,7 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type http from 'node:http';
+import type { Dispatcher } from 'undici';
 import { loadConfig, type Config, type ConfigVariable } from '../../src/config';
 import { createServices, type Services } from '../../src/bootstrap';
 import { createApp, listen } from '../../src/api/app';
@@ -118,7 +119,7 @@ export async function api<T = any>(
   baseUrl: string,
   method: string,
   pathname: string,
-  options: { token?: string; body?: unknown; headers?: Record<string, string> } = {},
+  options: { token?: string; body?: unknown; headers?: Record<string, string>; dispatcher?: Dispatcher } = {},
 ): Promise<ApiResponse<T>> {
   const headers: Record<string, string> = { ...options.headers };
   if (options.token) headers.authorization = `Bearer ${options.token}`;
@@ -128,7 +129,7 @@ export async function api<T = any>(
     body = JSON.stringify(options.body);
     headers['content-type'] ??= 'application/json';
   }
-  const response = await fetch(`${baseUrl}${pathname}`, { method, headers, body });
+  const response = await fetch(`${baseUrl}${pathname}`, { method, headers, body, ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}) } as RequestInit);
   const text = await response.text();
   let parsed: unknown = text;
   try {
