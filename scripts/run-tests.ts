@@ -89,7 +89,7 @@ async function main(): Promise<number> {
 
     await dropDatabase(databaseUrl);
     await ensureDatabase(databaseUrl);
-    const db = createDb(databaseUrl, 2);
+    const db = createDb(databaseUrl, { poolSize: 2 });
     await migrateToLatest(db);
     await db.destroy();
     process.stdout.write(`harness: services ready in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);

@@ -12,6 +12,7 @@ import { loadDevIssuer } from './auth/dev-issuer';
 import { createTokenVerifier } from './auth/token-verifier';
 import { createMetrics } from './api/metrics';
 import type { AppDeps } from './api/context';
+import { HashingGate } from './services/hashing-gate';
 
 export interface Services extends AppDeps {
   close(): Promise<void>;
@@ -36,7 +37,9 @@ async function loadSecretKey(config: Config): Promise<Buffer> {
 
 export async function createServices(config: Config, component = 'api'): Promise<Services> {
   const logger = createLogger(config.logLevel, { component });
-  const db = createDb(config.database.url, config.database.poolSize);
+  // A worker-only process runs long maintenance statements; everything serving requests gets the short bound.
+  const statementTimeoutSeconds = component === 'worker' ? config.database.workerStatementTimeoutSeconds : config.database.statementTimeoutSeconds;
+  const db = createDb(config.database.url, { poolSize: config.database.poolSize, statementTimeoutMs: statementTimeoutSeconds * 1000 });
   const storage = createBlobStorage(config.storage);
   const temporal = createTemporalClient(config);
   const devIssuer = config.auth.devIssuer ? await loadDevIssuer(config.dataDir, config.publicUrl, config.auth.audience) : undefined;
@@ -53,6 +56,7 @@ export async function createServices(config: Config, component = 'api'): Promise
     tokenVerifier,
     metrics: createMetrics(),
     secretKey,
+    passwordHashing: new HashingGate(config.passwordHashing),
     async close() {
       await temporal.connection.close().catch(() => undefined);
       await db.destroy();

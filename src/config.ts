@@ -27,6 +27,8 @@ const variables = {
   SCAIDRIVE_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   SCAIDRIVE_DATABASE_URL: url.default('postgres://postgres@127.0.0.1:5432/scaidrive'),
   SCAIDRIVE_DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(20),
+  SCAIDRIVE_DATABASE_STATEMENT_TIMEOUT_SECONDS: z.coerce.number().min(0).max(3600).default(30),
+  SCAIDRIVE_WORKER_STATEMENT_TIMEOUT_SECONDS: z.coerce.number().min(0).max(86400).default(600),
   SCAIDRIVE_TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port').default('127.0.0.1:7233'),
   SCAIDRIVE_TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   SCAIDRIVE_TEMPORAL_TASK_QUEUE_PREFIX: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lowercase letters, digits, -').default('scaidrive'),
@@ -55,6 +57,12 @@ const variables = {
     .pipe(z.array(z.string().refine(isAddressRange, { error: (issue) => `not an IP address or CIDR range: "${String(issue.input)}"` })))
     .default([]),
   SCAIDRIVE_WORKFLOW_WAIT_SECONDS: z.coerce.number().min(0).max(300).default(20),
+  SCAIDRIVE_UPLOAD_BUFFER_BUDGET_BYTES: z.coerce.number().int().min(1024 * 1024).default(256 * 1024 * 1024),
+  SCAIDRIVE_UPLOAD_MAX_CONCURRENT_CHUNKS_PER_USER: z.coerce.number().int().min(1).max(10000).default(16),
+  SCAIDRIVE_UPLOAD_BODY_TIMEOUT_SECONDS: z.coerce.number().min(0.1).max(3600).default(30),
+  SCAIDRIVE_UPLOAD_MAX_OPEN_SESSIONS_PER_USER: z.coerce.number().int().min(1).max(100000).default(100),
+  SCAIDRIVE_PASSWORD_HASH_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  SCAIDRIVE_PASSWORD_HASH_QUEUE: z.coerce.number().int().min(0).max(10000).default(32),
 } as const;
 
 export type ConfigVariable = keyof typeof variables;
@@ -70,7 +78,8 @@ export interface Config {
   /** Where `scripts/setup.sh` builds temporal and minio (outside the clone, shared by runs). */
   toolsDir: string;
   logLevel: string;
-  database: { url: string; poolSize: number };
+  /** Statement timeouts bound every query: the API's short, the workers' (bulk purges, recalculation) longer; 0 = none. */
+  database: { url: string; poolSize: number; statementTimeoutSeconds: number; workerStatementTimeoutSeconds: number };
   temporal: { address: string; namespace: string; taskQueuePrefix: string; uiUrl: string };
   auth: {
     scaikeyUrl?: string;
@@ -92,10 +101,22 @@ export interface Config {
   maxJsonBodyBytes: number;
   trustedProxies: string[];
   workflowWaitSeconds: number;
+  /** Per-process upload limits: buffered chunk bytes, concurrent chunk PUTs per user, stalled bodies, open sessions per user. */
+  uploads: { bufferBudgetBytes: number; maxConcurrentChunksPerUser: number; bodyTimeoutSeconds: number; maxOpenSessionsPerUser: number };
+  /** Link-password hashes running at once per process, and how many may wait (the rest get 503). */
+  passwordHashing: { concurrency: number; maxQueued: number };
+}
+
+export interface LoadOptions {
+  /**
+   * false for commands that only talk to the database (migrate, create-tenant): production's demands on
+   * the identity issuer and the server secret do not apply to them. Default true.
+   */
+  serverSecrets?: boolean;
 }
 
 /** Parses the environment. Throws ConfigError naming the first offending variable. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<ConfigVariable, string>> = {}): Config {
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<ConfigVariable, string>> = {}, options: LoadOptions = {}): Config {
   const raw: Record<string, string> = {};
   for (const [key, value] of Object.entries({ ...env, ...overrides })) {
     if (key.startsWith('SCAIDRIVE_') && value !== undefined && value !== '') raw[key] = value;
@@ -112,10 +133,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const v = parsed.data;
   const dataDir = path.resolve(v.SCAIDRIVE_DATA_DIR);
   const devIssuer = v.SCAIDRIVE_ENV !== 'production' && !v.SCAIDRIVE_SCAIKEY_URL && !v.SCAIDRIVE_JWT_ISSUER;
-  if (v.SCAIDRIVE_ENV === 'production' && !v.SCAIDRIVE_SCAIKEY_URL) {
+  const serverSecrets = options.serverSecrets ?? true;
+  if (serverSecrets && v.SCAIDRIVE_ENV === 'production' && !v.SCAIDRIVE_SCAIKEY_URL) {
     throw new ConfigError('SCAIDRIVE_SCAIKEY_URL is required in production (no identity issuer configured; the dev issuer only runs with SCAIDRIVE_ENV=development)');
   }
-  if (v.SCAIDRIVE_ENV === 'production' && !v.SCAIDRIVE_SECRET_KEY) {
+  if (serverSecrets && v.SCAIDRIVE_ENV === 'production' && !v.SCAIDRIVE_SECRET_KEY) {
     throw new ConfigError('SCAIDRIVE_SECRET_KEY is required in production (signs download URLs, encrypts connector secrets)');
   }
   if (v.SCAIDRIVE_JWT_ISSUER && !v.SCAIDRIVE_SCAIKEY_URL) {
@@ -145,7 +167,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     dataDir,
     toolsDir: path.resolve(v.SCAIDRIVE_TOOLS_DIR),
     logLevel: v.SCAIDRIVE_LOG_LEVEL,
-    database: { url: v.SCAIDRIVE_DATABASE_URL, poolSize: v.SCAIDRIVE_DATABASE_POOL_SIZE },
+    database: {
+      url: v.SCAIDRIVE_DATABASE_URL,
+      poolSize: v.SCAIDRIVE_DATABASE_POOL_SIZE,
+      statementTimeoutSeconds: v.SCAIDRIVE_DATABASE_STATEMENT_TIMEOUT_SECONDS,
+      workerStatementTimeoutSeconds: v.SCAIDRIVE_WORKER_STATEMENT_TIMEOUT_SECONDS,
+    },
     temporal: {
       address: v.SCAIDRIVE_TEMPORAL_ADDRESS,
       namespace: v.SCAIDRIVE_TEMPORAL_NAMESPACE,
@@ -169,6 +196,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     maxJsonBodyBytes: v.SCAIDRIVE_MAX_JSON_BODY_BYTES,
     trustedProxies: v.SCAIDRIVE_TRUSTED_PROXIES,
     workflowWaitSeconds: v.SCAIDRIVE_WORKFLOW_WAIT_SECONDS,
+    uploads: {
+      bufferBudgetBytes: v.SCAIDRIVE_UPLOAD_BUFFER_BUDGET_BYTES,
+      maxConcurrentChunksPerUser: v.SCAIDRIVE_UPLOAD_MAX_CONCURRENT_CHUNKS_PER_USER,
+      bodyTimeoutSeconds: v.SCAIDRIVE_UPLOAD_BODY_TIMEOUT_SECONDS,
+      maxOpenSessionsPerUser: v.SCAIDRIVE_UPLOAD_MAX_OPEN_SESSIONS_PER_USER,
+    },
+    passwordHashing: { concurrency: v.SCAIDRIVE_PASSWORD_HASH_CONCURRENCY, maxQueued: v.SCAIDRIVE_PASSWORD_HASH_QUEUE },
   };
 }
 

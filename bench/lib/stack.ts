@@ -223,7 +223,7 @@ export async function startBenchStack(options: BenchStackOptions, cleanup: Clean
   await dropDatabase(options.databaseUrl);
   await ensureDatabase(options.databaseUrl);
   cleanup.add('drop bench database', () => dropDatabase(options.databaseUrl));
-  const db = createDb(options.databaseUrl, 2);
+  const db = createDb(options.databaseUrl, { poolSize: 2 });
   cleanup.add('close database pool', () => db.destroy());
   await migrateToLatest(db);
   const tenant = await createTenant(db, { name: 'Benchmark', settings: options.tenantSettings });

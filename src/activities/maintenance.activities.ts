@@ -7,7 +7,7 @@ import type { Logger } from '../logger';
 import type { BlobStorage } from '../storage/blob-storage';
 import { chunkKey } from '../services/chunk-store';
 import { recalculateTenant } from '../services/quota.service';
-import { purgeNode } from '../services/tree.service';
+import { purgeTrashItem } from '../services/tree.service';
 
 export function createMaintenanceActivities(deps: { db: Db; storage: BlobStorage; logger: Logger }) {
   return {
@@ -25,11 +25,8 @@ export function createMaintenanceActivities(deps: { db: Db; storage: BlobStorage
           .execute();
         if (expired.length === 0) return purged;
         for (const node of expired) {
-          await deps.db.transaction().execute(async (trx) => {
-            // Re-read under lock: a concurrent restore or purge wins cleanly.
-            const current = await trx.selectFrom('nodes').selectAll().where('id', '=', node.id).where('trash_root', '=', true).forUpdate().executeTakeFirst();
-            if (current) await purgeNode(trx, current, null);
-          });
+          // Re-checked under lock by the service: a concurrent restore or purge wins cleanly.
+          await purgeTrashItem(deps.db, node.tenant_id, node.id, null);
           purged += 1;
         }
         heartbeat({ purged });

@@ -1,4 +1,5 @@
-// Sends a version's bytes over HTTP: Range (single), ETag/If-None-Match, Content-Length, X-Checksum-Sha256.
+// Sends a version's bytes over HTTP: Range (single), ETag/If-None-Match, Content-Length, X-Checksum-Sha256;
+// HEAD gets the same headers without the bytes being read.
 import { PassThrough } from 'node:stream';
 import type { Version } from '../db/database';
 import { AppError } from '../errors';
@@ -37,6 +38,8 @@ export function sendVersionContent(ctx: AppContext, version: Version, fileName: 
   ctx.set('X-Checksum-Sha256', version.checksum_sha256);
   ctx.set('Cache-Control', 'private, no-cache');
   ctx.set('Content-Disposition', `attachment; filename*=UTF-8''${rfc8187Encode(fileName)}`);
+  // Uploaded bytes are the tenant's, not ours: a browser must never sniff them into HTML or script.
+  ctx.set('X-Content-Type-Options', 'nosniff');
   const ifNoneMatch = ctx.get('if-none-match');
   if (ifNoneMatch && (ifNoneMatch === '*' || ifNoneMatch.split(',').map((t) => t.trim().replace(/^W\//, '')).includes(etag))) {
     ctx.status = 304;
@@ -48,6 +51,13 @@ export function sendVersionContent(ctx: AppContext, version: Version, fileName: 
     throw new AppError(416, 'RANGE_NOT_SATISFIABLE', `Range not satisfiable for ${version.size} bytes`, undefined, { 'Content-Range': `bytes */${version.size}` });
   }
   ctx.type = contentTypeFor(fileName);
+  if (ctx.method === 'HEAD') {
+    // Koa sends no body for HEAD; opening the stream would read the blob store for nothing.
+    ctx.status = range ? 206 : 200;
+    if (range) ctx.set('Content-Range', `bytes ${range.start}-${range.end}/${version.size}`);
+    ctx.length = range ? range.end - range.start + 1 : version.size;
+    return;
+  }
   const source = openVersionStream(ctx.deps.db, ctx.deps.storage, version.id, range);
   const counter = new PassThrough();
   counter.on('data', (chunk: Buffer) => ctx.deps.metrics.bytesDownloaded.inc(chunk.length));

@@ -10,6 +10,7 @@ import type { TokenVerifier } from '../auth/token-verifier';
 import type { DevIssuer } from '../auth/dev-issuer';
 import type { Principal } from '../services/principal';
 import type { Metrics } from './metrics';
+import type { HashingGate } from '../services/hashing-gate';
 import type { TaskQueues } from '../temporal/task-queues';
 
 export interface AppDeps {
@@ -24,6 +25,8 @@ export interface AppDeps {
   metrics: Metrics;
   /** 32 bytes derived from SCAIDRIVE_SECRET_KEY: signs download URLs. */
   secretKey: Buffer;
+  /** Bounds concurrent link-password hashing in this process (scrypt shares libuv's pool with file I/O). */
+  passwordHashing: HashingGate;
 }
 
 export interface RequestState {

@@ -1,6 +1,7 @@
 // Keyset pagination: `?limit=&cursor=`, cursors are opaque (base64url of the last sort key).
 import { badRequest } from '../errors';
 import { z } from './openapi';
+import { findUnsafeValue } from './input-safety';
 
 export const pageQuery = z.object({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
@@ -11,16 +12,40 @@ export function encodeCursor(key: unknown): string {
   return Buffer.from(JSON.stringify(key)).toString('base64url');
 }
 
-export function decodeCursor<T>(cursor: string | undefined, isValid: (value: unknown) => value is T): T | undefined {
+type CursorCheck<T> = ((value: unknown) => value is T) | z.ZodType<T>;
+
+/**
+ * The key a cursor carries, or undefined without a cursor. Anything that is not a cursor this list handed
+ * out — bad base64, bad JSON, NUL or unpaired surrogates, non-finite or unsafe numbers, the wrong shape —
+ * is 400 INVALID_CURSOR before it gets near SQL.
+ */
+export function decodeCursor<T>(cursor: string | undefined, check: CursorCheck<T>): T | undefined {
   if (cursor === undefined || cursor === '') return undefined;
+  let value: unknown;
   try {
-    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (isValid(value)) return value;
+    if (!/^[A-Za-z0-9_-]+$/.test(cursor)) throw new Error('not base64url');
+    value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
   } catch {
-    // fall through
+    throw invalidCursor();
   }
-  throw badRequest('Malformed cursor', 'INVALID_CURSOR');
+  if (findUnsafeValue(value, 4)) throw invalidCursor();
+  if (typeof check === 'function') {
+    if (check(value)) return value;
+    throw invalidCursor();
+  }
+  const parsed = check.safeParse(value);
+  if (!parsed.success) throw invalidCursor();
+  return parsed.data;
 }
+
+const invalidCursor = () => badRequest('Malformed cursor: pass back a next_cursor exactly as this list returned it', 'INVALID_CURSOR');
+
+/** Building blocks for cursor schemas: ids, sequence numbers and timestamps as lists hand them out. */
+export const cursorParts = {
+  id: z.string().min(1).max(64),
+  sequence: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  timestamp: z.iso.datetime({ offset: true }),
+};
 
 export const isString = (value: unknown): value is string => typeof value === 'string';
 

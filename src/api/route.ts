@@ -10,6 +10,7 @@ import { errorSchema } from './openapi';
 import { parseJson, readJsonText } from './middleware/json-body';
 import { authenticate } from './middleware/authenticate';
 import { toValidationIssues } from './validation';
+import { findUnsafeValue } from './input-safety';
 
 type Access = 'public' | 'authenticated' | 'tenant_admin';
 
@@ -40,7 +41,16 @@ export interface RouteInput<P, Q, B> {
   principal: Principal;
 }
 
+/** Refuses NUL, unpaired surrogates and non-finite numbers before any schema sees the input (never a 500 from SQL). */
+function assertSafeInput(value: unknown, location: 'path' | 'query' | 'body'): void {
+  const unsafe = findUnsafeValue(value);
+  if (!unsafe) return;
+  if (location === 'path') throw new AppError(400, 'BAD_REQUEST', `Malformed path: ${unsafe.problem}`);
+  throw new ValidationError([{ loc: [location, ...unsafe.path], msg: unsafe.problem, type: 'value_error' }]);
+}
+
 function parseOrThrow<T extends z.ZodType>(schema: T | undefined, value: unknown, location: 'path' | 'query' | 'body'): z.infer<T> {
+  assertSafeInput(value, location);
   if (!schema) return undefined as z.infer<T>;
   const result = schema.safeParse(value);
   if (!result.success) {

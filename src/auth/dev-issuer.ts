@@ -22,13 +22,24 @@ export interface DevIssuer {
 
 const algorithm = 'ES256';
 
-/** Loads the key pair from `{dataDir}/dev-issuer-key.json`, creating it on first use, so the CLI and the API agree. */
-export async function loadDevIssuer(dataDir: string, issuer: string, audience: string): Promise<DevIssuer> {
+export class DevIssuerKeyMissing extends Error {
+  constructor(readonly file: string) {
+    super(`No dev issuer key at ${file}`);
+    this.name = 'DevIssuerKeyMissing';
+  }
+}
+
+/**
+ * Loads the key pair from `{dataDir}/dev-issuer-key.json`, so the CLI and the API agree. The API creates it on
+ * first use; `create: false` (dev-token) refuses instead, since a token from a fresh key would be accepted by nobody.
+ */
+export async function loadDevIssuer(dataDir: string, issuer: string, audience: string, options: { create?: boolean } = {}): Promise<DevIssuer> {
   const file = path.join(dataDir, 'dev-issuer-key.json');
   let privateJwk: JWK;
   try {
     privateJwk = JSON.parse(await readFile(file, 'utf8')) as JWK;
   } catch {
+    if (options.create === false) throw new DevIssuerKeyMissing(file);
     const { privateKey } = await generateKeyPair(algorithm, { extractable: true });
     privateJwk = { ...(await exportJWK(privateKey)), kid: `dev-${randomUUID()}`, alg: algorithm, use: 'sig' };
     await mkdir(dataDir, { recursive: true });

@@ -1,4 +1,5 @@
 // Verifies bearer JWTs against the issuer's JWKS (cached, refetched early on an unknown kid) — spec §4.
+import { findUnsafeValue } from '../api/input-safety';
 import { createLocalJWKSet, createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import type { Config } from '../config';
 import { AppError, unauthorized } from '../errors';
@@ -21,7 +22,7 @@ export interface TokenVerifier {
 
 const knownRoles = new Set(['tenant_admin', 'partner_admin', 'platform_admin']);
 
-/** A key we do not know yet is looked up again after this long at most, so a rotation is picked up at once. */
+/** The JWKS is fetched again for an unknown kid at most this often; a request in between waits for that refetch. */
 const unknownKidRefetchCooldownMs = 1000;
 
 export function createTokenVerifier(config: Config, devIssuer?: DevIssuer): TokenVerifier {
@@ -51,7 +52,29 @@ export function createTokenVerifier(config: Config, devIssuer?: DevIssuer): Toke
       }
       return remote;
     };
-    keySet = async (header, token) => (await resolveRemote())(header, token);
+    // jose refetches on an unknown kid only once the cool-down since the last fetch has passed, and rejects
+    // the token before that. A key rotated right after our fetch would then fail for up to a second: instead
+    // we wait the cool-down out and ask again, which makes jose refetch — once, shared by every waiting request.
+    let cooldownOver: Promise<void> | undefined;
+    const waitOutCooldown = (jwks: ReturnType<typeof createRemoteJWKSet>) => {
+      cooldownOver ??= (async () => {
+        const deadline = Date.now() + unknownKidRefetchCooldownMs;
+        while (jwks.coolingDown && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
+      })().finally(() => {
+        cooldownOver = undefined;
+      });
+      return cooldownOver;
+    };
+    keySet = async (header, token) => {
+      const jwks = await resolveRemote();
+      try {
+        return await jwks(header, token);
+      } catch (error) {
+        if (!(error instanceof joseErrors.JWKSNoMatchingKey) || !jwks.coolingDown) throw error;
+        await waitOutCooldown(jwks);
+        return jwks(header, token);
+      }
+    };
     checkJwks = async () => {
       await resolveRemote();
       const response = await fetch(jwksUrl!, { signal: AbortSignal.timeout(5000) });
@@ -80,6 +103,10 @@ export function createTokenVerifier(config: Config, devIssuer?: DevIssuer): Toke
       }
       const tenantId = payload.tenant_id;
       if (typeof tenantId !== 'string' || tenantId.length === 0) throw unauthorized('Token has no tenant_id claim');
+      // Claims end up in SQL (user lookup, provisioning): a signed token still must not smuggle NUL or bad UTF-16.
+      const unsafeClaim = (['sub', 'tenant_id', 'email', 'name'] as const).find((claim) => findUnsafeValue(payload[claim]) !== null);
+      if (unsafeClaim) throw unauthorized(`Token claim ${unsafeClaim} contains characters that are not allowed`);
+      if (payload.sub!.length > 255 || tenantId.length > 64) throw unauthorized('Token claim sub or tenant_id is too long');
       const roles = Array.isArray(payload.roles) ? payload.roles.filter((r): r is string => typeof r === 'string' && knownRoles.has(r)) : [];
       return {
         subject: payload.sub!,

@@ -9,7 +9,8 @@ import { createApp, listen } from '../api/app';
 import { migrateDown, migrateToLatest } from '../db/migrator';
 import { ensureDatabase } from '../db/ensure-database';
 import { createPartner, createTenant } from '../services/identity.service';
-import { loadDevIssuer } from '../auth/dev-issuer';
+import { DevIssuerKeyMissing, loadDevIssuer, type DevIssuer } from '../auth/dev-issuer';
+import { createDb, type Db } from '../db/database';
 import { taskQueueKinds, type TaskQueueKind } from '../temporal/task-queues';
 import { isPortOpen, startTemporalDevServer } from '../temporal/dev-server';
 import { waitForTemporal } from '../temporal/client';
@@ -28,6 +29,30 @@ Commands:
   dev-token --tenant ID --user SUB [--email E] [--name N] [--admin] [--expires-in SECONDS]
                                print a token signed by the dev issuer
 `;
+
+/**
+ * `dev`'s defaults for the commands a developer runs next to a dev stack (dev, dev-token, migrate,
+ * create-tenant, doctor): SCAIDRIVE_ENV=development unless set. `api` and `worker` keep production's default.
+ */
+const devDefaults = () => ({ SCAIDRIVE_ENV: process.env.SCAIDRIVE_ENV ?? 'development' });
+
+/** For commands that need only the database: no issuer, secret, Temporal or storage is asked for. */
+async function withDatabase<T>(run: (db: Db, config: Config) => Promise<T>): Promise<T> {
+  const config = loadConfig(process.env, devDefaults(), { serverSecrets: false });
+  const db = createDb(config.database.url, { poolSize: 2 });
+  try {
+    return await run(db, config);
+  } finally {
+    await db.destroy();
+  }
+}
+
+/** A database URL without its password, for messages. */
+function redactUrl(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.password) parsed.password = '***';
+  return parsed.toString();
+}
 
 async function withServices<T>(config: Config, run: (services: Services) => Promise<T>): Promise<T> {
   const services = await createServices(config, 'cli');
@@ -59,8 +84,21 @@ async function ensureDevTenant(services: Services): Promise<string> {
   return tenant.id;
 }
 
+/** The banner's token lines: an admin token from the dev issuer, or where tokens come from when a real issuer is configured. */
+async function tokenLines(services: Services, tenantId: string): Promise<string[]> {
+  const { config, devIssuer } = services;
+  if (!devIssuer) {
+    return [
+      `  Tokens       from your identity issuer ${config.auth.scaikeyUrl} (iss ${config.auth.issuer}, aud ${config.auth.audience}),`,
+      `               with the claim tenant_id=${tenantId} (and roles ["tenant_admin"] for the admin endpoints)`,
+    ];
+  }
+  const token = await devIssuer.sign({ tenantId, subject: 'dev-admin', email: 'admin@dev.local', name: 'Dev Admin', roles: ['tenant_admin'] });
+  return [`  Admin token  ${token}`, `  More tokens: npx scaidrive dev-token --tenant ${tenantId} --user alice`];
+}
+
 async function dev(): Promise<void> {
-  const config = loadConfig(process.env, { SCAIDRIVE_ENV: process.env.SCAIDRIVE_ENV ?? 'development' });
+  const config = loadConfig(process.env, devDefaults());
   await mkdir(config.dataDir, { recursive: true });
   const [host, portText] = config.temporal.address.split(':') as [string, string];
   let temporalServer: ChildProcess | undefined;
@@ -80,7 +118,6 @@ async function dev(): Promise<void> {
   const running = workers.run();
   await ensureSchedules(services.temporal, config);
   const closeApi = await serve(services);
-  const token = await services.devIssuer!.sign({ tenantId, subject: 'dev-admin', email: 'admin@dev.local', name: 'Dev Admin', roles: ['tenant_admin'] });
   process.stdout.write(
     [
       '',
@@ -89,8 +126,7 @@ async function dev(): Promise<void> {
       `  Swagger UI   ${config.publicUrl}/api/docs`,
       `  Temporal UI  ${config.temporal.uiUrl}`,
       `  Dev tenant   ${tenantId}`,
-      `  Admin token  ${token}`,
-      `  More tokens: npx scaidrive dev-token --tenant ${tenantId} --user alice`,
+      ...(await tokenLines(services, tenantId)),
       '',
     ].join('\n') + '\n',
   );
@@ -143,16 +179,16 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'migrate': {
-      const config = loadConfig();
+      const config = loadConfig(process.env, devDefaults(), { serverSecrets: false });
       await ensureDatabase(config.database.url);
-      return withServices(config, async ({ db }) => {
+      return withDatabase(async (db) => {
         const applied = values.down ? await migrateDown(db) : await migrateToLatest(db);
         process.stdout.write(applied.length ? `${applied.join('\n')}\n` : 'Database is up to date\n');
         return 0;
       });
     }
     case 'doctor':
-      return withServices(loadConfig(), async (services) => {
+      return withServices(loadConfig(process.env, devDefaults()), async (services) => {
         const rows = await runDoctor(services);
         process.stdout.write(`${formatDoctorTable(rows)}\n`);
         const failed = rows.filter((r) => r.status === 'fail');
@@ -161,7 +197,7 @@ async function main(argv: string[]): Promise<number> {
       });
     case 'create-tenant': {
       if (!values.name) throw new ConfigError('create-tenant needs --name');
-      return withServices(loadConfig(), async ({ db }) => {
+      return withDatabase(async (db) => {
         let partnerId: string | null = null;
         if (values.partner) {
           const existing = await db.selectFrom('partners').select('id').where('id', '=', values.partner).executeTakeFirst();
@@ -173,17 +209,29 @@ async function main(argv: string[]): Promise<number> {
       });
     }
     case 'dev-token': {
-      const config = loadConfig(process.env, { SCAIDRIVE_ENV: process.env.SCAIDRIVE_ENV ?? 'development' });
+      const config = loadConfig(process.env, devDefaults());
       if (!config.auth.devIssuer) throw new ConfigError('dev-token needs the dev issuer (SCAIDRIVE_ENV=development and no SCAIDRIVE_SCAIKEY_URL)');
       if (!values.tenant || !values.user) throw new ConfigError('dev-token needs --tenant and --user');
-      const issuer = await loadDevIssuer(config.dataDir, config.publicUrl, config.auth.audience);
+      const expiresIn = values['expires-in'] === undefined ? undefined : Number(values['expires-in']);
+      if (expiresIn !== undefined && !(Number.isInteger(expiresIn) && expiresIn > 0)) throw new ConfigError('dev-token --expires-in needs a whole number of seconds');
+      let issuer: DevIssuer;
+      try {
+        // The running dev stack's key (same data dir): a fresh key would mint tokens nobody accepts.
+        issuer = await loadDevIssuer(config.dataDir, config.publicUrl, config.auth.audience, { create: false });
+      } catch (error) {
+        if (!(error instanceof DevIssuerKeyMissing)) throw error;
+        throw new ConfigError(`${error.message}: start \`scaidrive dev\` first, or point SCAIDRIVE_DATA_DIR at its data dir`);
+      }
+      const tenantId = values.tenant;
+      const tenant = await withDatabase((db) => db.selectFrom('tenants').select('id').where('id', '=', tenantId).executeTakeFirst());
+      if (!tenant) throw new ConfigError(`Tenant ${tenantId} does not exist in ${redactUrl(config.database.url)} (create it with \`scaidrive create-tenant\`)`);
       const token = await issuer.sign({
-        tenantId: values.tenant,
+        tenantId,
         subject: values.user,
         email: values.email,
         name: values.name,
         roles: values.admin ? ['tenant_admin'] : [],
-        expiresInSeconds: values['expires-in'] ? Number(values['expires-in']) : undefined,
+        expiresInSeconds: expiresIn,
       });
       process.stdout.write(`${token}\n`);
       return 0;

@@ -1,6 +1,7 @@
 // Typed kysely database: table interfaces and the pool factory.
-import { Kysely, PostgresDialect, type ColumnType, type Generated, type Selectable } from 'kysely';
+import { Kysely, PostgresDialect, type ColumnType, type Generated, type GeneratedAlways, type Selectable } from 'kysely';
 import pg from 'pg';
+import { abandonScope, trackCheckout, type QueryScope } from './query-scope';
 
 // BIGINT columns come back as strings by default; our sizes fit in a JS number (< 2^53 bytes).
 pg.types.setTypeParser(20, (value) => Number(value));
@@ -96,6 +97,8 @@ export interface NodesTable {
   parent_id: string | null;
   kind: 'folder' | 'file';
   name: string;
+  /** node_name_key(name) = lower(normalize(name, NFC)), made by the database: the sibling-unique and sort key. */
+  name_key: GeneratedAlways<string>;
   current_version_id: string | null;
   size: Generated<number>;
   checksum_sha256: string | null;
@@ -167,6 +170,10 @@ export interface UploadSessionsTable {
   error_detail: string | null;
   file_id: string | null;
   version_id: string | null;
+  /** Declared bytes held against the quotas while the session is open (0 once released or converted). */
+  reserved_bytes: Generated<number>;
+  /** The quota subjects those bytes are held on, so exactly these are released. */
+  reserved_subjects: ColumnType<QuotaCharge[], string | undefined, string>;
   expires_at: Date;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
@@ -190,6 +197,8 @@ export interface QuotasTable {
   subject_id: string;
   limit_bytes: number | null;
   used_bytes: Generated<number>;
+  /** Declared bytes of open upload sessions, held until finalize, abort or expiry. */
+  reserved_bytes: Generated<number>;
   calculated_at: Date | null;
 }
 
@@ -228,7 +237,7 @@ export interface InvitationsTable {
   email: string;
   role: ShareRole;
   token_hash: string;
-  status: Generated<'pending' | 'accepted' | 'declined' | 'revoked'>;
+  status: Generated<'pending' | 'accepted' | 'declined' | 'revoked' | 'expired'>;
   expires_at: Date;
   created_by: string | null;
   responded_by: string | null;
@@ -281,6 +290,22 @@ export interface LinkEmailCodesTable {
   expires_at: Date;
 }
 
+/** A rate counter of the public link endpoints: one fixed window of one scope for one subject (address or '*'). */
+export interface LinkRateCountersTable {
+  link_id: string;
+  scope: string;
+  subject: string;
+  window_start: Date;
+  count: Generated<number>;
+}
+
+/** A fixed-window rate counter shared by API replicas: `key` names what is counted for whom. */
+export interface RateCountersTable {
+  key: string;
+  window_start: Date;
+  count: Generated<number>;
+}
+
 export interface AuditLogTable {
   id: Generated<number>;
   tenant_id: string;
@@ -299,7 +324,9 @@ export interface Database {
   links: LinksTable;
   link_password_failures: LinkPasswordFailuresTable;
   link_email_codes: LinkEmailCodesTable;
+  link_rate_counters: LinkRateCountersTable;
   audit_log: AuditLogTable;
+  rate_counters: RateCountersTable;
   spaces: SpacesTable;
   nodes: NodesTable;
   versions: VersionsTable;
@@ -332,9 +359,49 @@ export type Link = Selectable<LinksTable>;
 
 export type Db = Kysely<Database>;
 
-export function createDb(url: string, poolSize = 10): Db {
-  const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 5000 });
+export interface DbOptions {
+  poolSize?: number;
+  /** Every statement is cancelled after this long (PostgreSQL `statement_timeout`); 0 = no limit. */
+  statementTimeoutMs?: number;
+}
+
+/** A pg pool whose checked-out clients are registered with the current request's query scope. */
+class TrackedPool extends pg.Pool {
+  override connect(): Promise<pg.PoolClient>;
+  override connect(callback: (err: Error | undefined, client: pg.PoolClient | undefined, done: (release?: unknown) => void) => void): void;
+  override connect(callback?: (err: Error | undefined, client: pg.PoolClient | undefined, done: (release?: unknown) => void) => void): Promise<pg.PoolClient> | void {
+    if (callback) return super.connect(callback);
+    return super.connect().then((client) => {
+      trackCheckout(client);
+      return client;
+    });
+  }
+}
+
+/** A one-connection pool per Db for cancelling its queries (see query-scope.ts), usable when the main pool is exhausted. */
+const cancelPools = new WeakMap<Db, pg.Pool>();
+
+export function createDb(url: string, options: DbOptions = {}): Db {
+  const timeouts = options.statementTimeoutMs
+    ? { statement_timeout: options.statementTimeoutMs, idle_in_transaction_session_timeout: options.statementTimeoutMs * 2 }
+    : {};
+  const pool = new TrackedPool({ connectionString: url, max: options.poolSize ?? 10, connectionTimeoutMillis: 5000, ...timeouts });
+  const cancelPool = new pg.Pool({ connectionString: url, max: 1, connectionTimeoutMillis: 5000, idleTimeoutMillis: 10_000 });
   // An idle client losing its connection (DB restart) must not crash the process; the pool replaces it.
   pool.on('error', () => undefined);
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  cancelPool.on('error', () => undefined);
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  cancelPools.set(db, cancelPool);
+  const destroy = db.destroy.bind(db);
+  db.destroy = async () => {
+    await cancelPool.end().catch(() => undefined);
+    await destroy();
+  };
+  return db;
+}
+
+/** Cancels the database work of an abandoned request (its client disconnected). */
+export function abandonRequestQueries(db: Db, scope: QueryScope): Promise<void> {
+  const cancelPool = cancelPools.get(db);
+  return cancelPool ? abandonScope(scope, cancelPool) : Promise.resolve();
 }

@@ -5,11 +5,19 @@ import type { Db } from './database';
 import * as identity from './migrations/2026_11_22_0001_identity';
 import * as files from './migrations/2026_11_22_0002_files';
 import * as sharing from './migrations/2026_11_22_0003_sharing';
+import * as namesAndTree from './migrations/2026_12_03_0001_names_and_tree';
+import * as uploadReservations from './migrations/2026_12_03_0002_upload_reservations';
+import * as linkLimits from './migrations/2026_12_03_0003_link_limits';
+import * as identityLimits from './migrations/2026_12_03_0004_identity_limits';
 
 export const migrations: Record<string, Migration> = {
   '2026_11_22_0001_identity': identity,
   '2026_11_22_0002_files': files,
   '2026_11_22_0003_sharing': sharing,
+  '2026_12_03_0001_names_and_tree': namesAndTree,
+  '2026_12_03_0002_upload_reservations': uploadReservations,
+  '2026_12_03_0003_link_limits': linkLimits,
+  '2026_12_03_0004_identity_limits': identityLimits,
 };
 
 export function createMigrator(db: Db): Migrator {

@@ -26,3 +26,26 @@ export async function recordAudit(db: Db | Transaction<Database>, entry: AuditEn
     })
     .execute();
 }
+
+export interface AuditFilter {
+  /** Keyset: entries with a smaller id than this (the previous page's last). */
+  before?: number;
+  limit: number;
+  action?: string;
+  actorId?: string;
+  targetId?: string;
+  since?: Date;
+  until?: Date;
+}
+
+/** A tenant's audit entries, newest first. */
+export async function listAuditEntries(db: Db, tenantId: string, filter: AuditFilter) {
+  let select = db.selectFrom('audit_log').selectAll().where('tenant_id', '=', tenantId).orderBy('id', 'desc').limit(filter.limit);
+  if (filter.before !== undefined) select = select.where('id', '<', filter.before);
+  if (filter.action) select = select.where('action', '=', filter.action);
+  if (filter.actorId) select = select.where('actor_id', '=', filter.actorId);
+  if (filter.targetId) select = select.where('target_id', '=', filter.targetId);
+  if (filter.since) select = select.where('at', '>=', filter.since);
+  if (filter.until) select = select.where('at', '<', filter.until);
+  return select.execute();
+}

@@ -14,12 +14,14 @@ export function sha256Hex(data: Buffer): string {
 }
 
 /**
- * Stores a chunk unless the tenant already has it. Returns true when it was deduplicated.
+ * Stores a chunk. Returns true when it was deduplicated (already stored, so not written again).
+ * With `skipWhenStored: false` the object is written even when the tenant has it, so the caller's answer
+ * and timing do not reveal that someone else stores these bytes.
  * Ordering matters for the sweep: touching an existing registry row (last_seen_at) happens under the row
  * lock the sweep takes, so a chunk we rely on is either kept or already gone (and then written anew); a new
  * object is written before its registry row exists, so a row always means the object is there.
  */
-export async function storeChunk(db: Db, storage: BlobStorage, tenantId: string, sha256: string, data: Buffer): Promise<boolean> {
+export async function storeChunk(db: Db, storage: BlobStorage, tenantId: string, sha256: string, data: Buffer, options: { skipWhenStored?: boolean } = {}): Promise<boolean> {
   const touched = await db
     .updateTable('chunks')
     .set({ last_seen_at: sql`now()` })
@@ -27,7 +29,7 @@ export async function storeChunk(db: Db, storage: BlobStorage, tenantId: string,
     .where('sha256', '=', sha256)
     .returning('sha256')
     .executeTakeFirst();
-  if (touched) return true;
+  if (touched && options.skipWhenStored !== false) return true;
   await storage.put(chunkKey(tenantId, sha256), data, data.length, sha256);
   await db
     .insertInto('chunks')

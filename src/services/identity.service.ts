@@ -2,10 +2,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Db, Tenant, TenantSettings, User } from '../db/database';
-import { forbidden, notFound, unauthorized } from '../errors';
+import { conflict, forbidden, notFound, unauthorized } from '../errors';
 import { newId } from '../ids';
 import type { TokenClaims } from '../auth/token-verifier';
-import type { Principal } from './principal';
+import { tenantAdminRoles, type Principal } from './principal';
 
 export const defaultTenantSettings: TenantSettings = {
   max_file_size_bytes: 10 * 1024 ** 3,
@@ -91,16 +91,42 @@ export async function provisionUser(db: Db, claims: TokenClaims): Promise<User> 
   return user;
 }
 
-export async function setUserActive(db: Db, tenantId: string, userId: string, isActive: boolean): Promise<User> {
-  const user = await db
-    .updateTable('users')
-    .set({ is_active: isActive, updated_at: sql`now()` })
-    .where('tenant_id', '=', tenantId)
-    .where('id', '=', userId)
-    .returningAll()
-    .executeTakeFirst();
-  if (!user) throw notFound('User');
-  return user;
+/**
+ * Activates or suspends a user. A suspension never leaves the tenant without an active admin (409
+ * LAST_TENANT_ADMIN), and admins cannot suspend themselves (409 CANNOT_DEACTIVATE_SELF). The tenant's active
+ * admin rows are locked in id order first, so parallel suspensions of two admins by each other serialise:
+ * the second sees the first's result and is refused.
+ */
+export async function setUserActive(db: Db, principal: Principal, userId: string, isActive: boolean): Promise<User> {
+  const tenantId = principal.tenantId;
+  if (!isActive && principal.kind === 'user' && principal.userId === userId) {
+    throw conflict('You cannot deactivate yourself; ask another tenant admin', 'CANNOT_DEACTIVATE_SELF');
+  }
+  return db.transaction().execute(async (trx) => {
+    if (!isActive) {
+      const admins = await trx
+        .selectFrom('users')
+        .select('id')
+        .where('tenant_id', '=', tenantId)
+        .where('is_active', '=', true)
+        .where(sql<boolean>`roles && ${sql.val([...tenantAdminRoles])}::text[]`)
+        .orderBy('id')
+        .forUpdate()
+        .execute();
+      if (admins.length === 1 && admins[0]!.id === userId) {
+        throw conflict('This is the last active tenant admin; make another user an admin first', 'LAST_TENANT_ADMIN');
+      }
+    }
+    const user = await trx
+      .updateTable('users')
+      .set({ is_active: isActive, updated_at: sql`now()` })
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', userId)
+      .returningAll()
+      .executeTakeFirst();
+    if (!user) throw notFound('User');
+    return user;
+  });
 }
 
 const apiKeyPrefix = 'sdk_';

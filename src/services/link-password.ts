@@ -35,30 +35,60 @@ export const passwordWindowMs = 15 * 60 * 1000;
 
 const windowStartOf = (now: number) => new Date(Math.floor(now / passwordWindowMs) * passwordWindowMs);
 
-/** Seconds until the current window ends when this link+address already used up its wrong attempts; else null. */
-export async function passwordLockout(db: Db, linkId: string, address: string, now = Date.now()): Promise<number | null> {
-  const windowStart = windowStartOf(now);
-  const row = await db
-    .selectFrom('link_password_failures')
-    .select('failures')
-    .where('link_id', '=', linkId)
-    .where('address', '=', address)
-    .where('window_start', '=', windowStart)
-    .executeTakeFirst();
-  if (!row || row.failures < passwordFailureLimit) return null;
-  return Math.max(1, Math.ceil((windowStart.getTime() + passwordWindowMs - now) / 1000));
+export interface FailureReservation {
+  /** Wrong attempts of the window, this reserved one included. */
+  failures: number;
+  windowStart: Date;
 }
 
-/** Counts one wrong attempt (atomically) and returns the failures of the current window so far. */
-export async function recordPasswordFailure(db: Db, linkId: string, address: string, now = Date.now()): Promise<number> {
+/**
+ * Reserves one wrong-attempt slot for this link+address BEFORE the password is evaluated, with one conditional
+ * upsert (`WHERE failures < limit`, checked under the row lock): however many guesses race, at most
+ * `passwordFailureLimit` per window are ever evaluated. Null when the window's attempts are used up.
+ */
+export async function reservePasswordAttempt(db: Db, linkId: string, address: string, now = Date.now()): Promise<FailureReservation | null> {
   const windowStart = windowStartOf(now);
   const row = await db
     .insertInto('link_password_failures')
     .values({ link_id: linkId, address, window_start: windowStart, failures: 1 })
-    .onConflict((oc) => oc.columns(['link_id', 'address', 'window_start']).doUpdateSet({ failures: sql`link_password_failures.failures + 1` }))
+    .onConflict((oc) =>
+      oc
+        .columns(['link_id', 'address', 'window_start'])
+        .doUpdateSet({ failures: sql`link_password_failures.failures + 1` })
+        .where('link_password_failures.failures', '<', passwordFailureLimit),
+    )
     .returning('failures')
-    .executeTakeFirstOrThrow();
+    .executeTakeFirst();
+  if (!row) return null;
   // Past windows of this link are dead weight.
-  await db.deleteFrom('link_password_failures').where('link_id', '=', linkId).where('window_start', '<', windowStart).execute();
-  return row.failures;
+  if (row.failures === 1) await db.deleteFrom('link_password_failures').where('link_id', '=', linkId).where('window_start', '<', windowStart).execute();
+  return { failures: row.failures, windowStart };
 }
+
+/**
+ * Gives a reserved attempt back (the password was right, or it could not be checked). A counter back at zero
+ * is removed, so right passwords leave no trace; both statements are conditional, so a racing reservation
+ * either sees the row (and the delete skips it) or inserts a fresh one.
+ */
+export async function releasePasswordAttempt(db: Db, linkId: string, address: string, reservation: FailureReservation): Promise<void> {
+  const row = await db
+    .updateTable('link_password_failures')
+    .set({ failures: sql`failures - 1` })
+    .where('link_id', '=', linkId)
+    .where('address', '=', address)
+    .where('window_start', '=', reservation.windowStart)
+    .where('failures', '>', 0)
+    .returning('failures')
+    .executeTakeFirst();
+  if (row?.failures !== 0) return;
+  await db
+    .deleteFrom('link_password_failures')
+    .where('link_id', '=', linkId)
+    .where('address', '=', address)
+    .where('window_start', '=', reservation.windowStart)
+    .where('failures', '=', 0)
+    .execute();
+}
+
+/** Seconds until the current window of wrong attempts ends (the Retry-After of a 429). */
+export const passwordRetryAfterSeconds = (now = Date.now()) => Math.max(1, Math.ceil((windowStartOf(now).getTime() + passwordWindowMs - now) / 1000));

@@ -8,16 +8,24 @@
 // POST …/verify-email/confirm {email, code} turns a right code into a link session carrying that address.
 import { createHash, createHmac, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import { sql } from 'kysely';
-import type { Db, Link, Node } from '../db/database';
+import type { Db, Link, Node, Version } from '../db/database';
 import { AppError, forbidden, gone, notFound } from '../errors';
 import { newId } from '../ids';
 import { accessNode, type NodeAccess } from './access.service';
 import { addressMatcher } from './address-ranges';
 import { recordAudit } from './audit.service';
-import { hashLinkPassword, passwordFailureLimit, passwordLockout, recordPasswordFailure, verifyLinkPassword } from './link-password';
+import type { HashingGate } from './hashing-gate';
+import { emailConfirmLimit, emailMailLimit, emailRequestLimit, linkLimitExhausted, linkRateLimited, passwordCheckLimit, releaseLinkSlot, reserveLinkSlot, secondsLeftInWindow, wholeLink } from './link-limits';
+import { hashLinkPassword, passwordFailureLimit, passwordRetryAfterSeconds, releasePasswordAttempt, reservePasswordAttempt, verifyLinkPassword } from './link-password';
 import type { LinkSession } from './link-session';
 import type { Principal } from './principal';
 import { userIdOf } from './tree.service';
+
+/** What the password paths need: the database and the process's bound on concurrent password hashing. */
+export interface LinkServices {
+  db: Db;
+  passwordHashing: HashingGate;
+}
 
 // ---------------------------------------------------------------------------------------------- owner side
 
@@ -48,9 +56,10 @@ function auditDetails(link: Link): Record<string, unknown> {
   };
 }
 
-export async function createLink(db: Db, principal: Principal, access: NodeAccess, input: NewLink): Promise<{ link: Link; token: string }> {
+export async function createLink({ db, passwordHashing }: LinkServices, principal: Principal, access: NodeAccess, input: NewLink): Promise<{ link: Link; token: string }> {
   const token = randomBytes(32).toString('base64url');
-  const passwordHash = input.password ? await hashLinkPassword(input.password) : null;
+  const password = input.password;
+  const passwordHash = password ? await passwordHashing.run(access.node.tenant_id, () => hashLinkPassword(password)) : null;
   return db.transaction().execute(async (trx) => {
     const link = await trx
       .insertInto('links')
@@ -151,9 +160,21 @@ export interface RecipientProof {
 /** Caps never reset, so a capped link stays capped: clients are told to come back much later (or never). */
 export const capRetryAfterSeconds = 3600;
 
+/**
+ * The link and its node. A suspended tenant's links answer 403 AUTHZ_TENANT_SUSPENDED, as its API calls do:
+ * suspension stops all access to its data, and the token already proved the link exists to its holder.
+ */
 export async function findLinkByToken(db: Db, token: string): Promise<LinkTarget> {
-  const link = await db.selectFrom('links').selectAll().where('token_hash', '=', linkTokenHash(token)).executeTakeFirst();
-  if (!link) throw notFound('Link');
+  const row = await db
+    .selectFrom('links')
+    .innerJoin('tenants', 'tenants.id', 'links.tenant_id')
+    .selectAll('links')
+    .select('tenants.is_active as tenant_active')
+    .where('links.token_hash', '=', linkTokenHash(token))
+    .executeTakeFirst();
+  if (!row) throw notFound('Link');
+  const { tenant_active: tenantActive, ...link } = row;
+  if (!tenantActive) throw forbidden('Tenant is suspended', 'AUTHZ_TENANT_SUSPENDED');
   const node = await db.selectFrom('nodes').selectAll().where('id', '=', link.node_id).executeTakeFirst();
   if (!node) throw notFound('Link');
   return { link, node };
@@ -180,26 +201,38 @@ export function emailAllowed(link: Link, email: string): boolean {
   return link.require_email.some((entry) => entry === address || entry === domain);
 }
 
-function passwordRateLimited(retryAfterSeconds: number): AppError {
-  return new AppError(429, 'LINK_RATE_LIMITED', 'Too many wrong passwords for this link; try again later', { retry_after_seconds: retryAfterSeconds }, { 'Retry-After': String(retryAfterSeconds) });
-}
-
 /**
- * Checks a password against the link: 429 while this link+address used up its wrong attempts (even for the
- * right password), 401 LINK_PASSWORD_INVALID (counted) when wrong. Parallel wrong attempts that start before
- * the limit is recorded are all evaluated; the limit then holds until the window ends.
+ * Checks a password against the link. In order, each reserved atomically BEFORE the (slow) evaluation, so
+ * parallel guesses cannot get past a limit that was not yet recorded:
+ * - a wrong-attempt slot of this link+address (10 per 15-minute window) → else 429 LINK_RATE_LIMITED, even for
+ *   the right password; a right password gives its slot back;
+ * - a password-check slot of this link+address (30 a minute, right or wrong) → else 429: bounds the hashing
+ *   one client can make the server do;
+ * - a place in the process's hashing gate → else 503 with Retry-After.
+ * A wrong password keeps its slot and answers 401 LINK_PASSWORD_INVALID.
  */
-export async function checkLinkPassword(db: Db, link: Link, address: string, password: string): Promise<void> {
+export async function checkLinkPassword({ db, passwordHashing }: LinkServices, link: Link, address: string, password: string): Promise<void> {
   if (!link.password_hash) return;
-  const retryAfter = await passwordLockout(db, link.id, address);
-  if (retryAfter !== null) throw passwordRateLimited(retryAfter);
-  if (await verifyLinkPassword(password, link.password_hash)) return;
-  const failures = await recordPasswordFailure(db, link.id, address);
-  throw new AppError(401, 'LINK_PASSWORD_INVALID', 'Wrong password for this link', { attempts_remaining: Math.max(0, passwordFailureLimit - failures) });
+  const passwordHash = link.password_hash;
+  const attempt = await reservePasswordAttempt(db, link.id, address);
+  if (!attempt) throw linkRateLimited('Too many wrong passwords for this link; try again later', passwordRetryAfterSeconds());
+  let right = false;
+  let evaluated = false;
+  try {
+    if (!(await reserveLinkSlot(db, link.id, address, passwordCheckLimit))) {
+      throw linkRateLimited('Too many password checks for this link; try again later', secondsLeftInWindow(Date.now(), passwordCheckLimit.windowMs));
+    }
+    right = await passwordHashing.run(link.tenant_id, () => verifyLinkPassword(password, passwordHash));
+    evaluated = true;
+  } finally {
+    // Only a wrong password evaluated in full uses up an attempt.
+    if (right || !evaluated) await releasePasswordAttempt(db, link.id, address, attempt);
+  }
+  if (!right) throw new AppError(401, 'LINK_PASSWORD_INVALID', 'Wrong password for this link', { attempts_remaining: Math.max(0, passwordFailureLimit - attempt.failures) });
 }
 
 /** Everything a recipient request (metadata, children, content) must pass before it is counted. */
-export async function authorizeRecipient(db: Db, target: LinkTarget, proof: RecipientProof): Promise<void> {
+export async function authorizeRecipient(services: LinkServices, target: LinkTarget, proof: RecipientProof): Promise<void> {
   const { link } = target;
   assertLinkLive(target);
   assertAddressAllowed(link, proof.address);
@@ -208,7 +241,7 @@ export async function authorizeRecipient(db: Db, target: LinkTarget, proof: Reci
   }
   if (link.password_hash && !proof.session?.password) {
     if (!proof.password) throw new AppError(401, 'LINK_PASSWORD_REQUIRED', 'This link needs a password (X-Link-Password header or a link session from /unlock)');
-    await checkLinkPassword(db, link, proof.address, proof.password);
+    await checkLinkPassword(services, link, proof.address, proof.password);
   }
 }
 
@@ -234,16 +267,37 @@ export async function countLinkUse(db: Db, linkId: string, kind: 'view' | 'downl
           .where((eb) => eb.or([eb('max_views', 'is', null), eb('view_count', '<', eb.ref('max_views'))]))
           .returning(['view_count as count', 'max_views as max'])
           .executeTakeFirst();
-  if (!row) {
-    throw new AppError(
-      429,
-      kind === 'download' ? 'LINK_DOWNLOAD_LIMIT_REACHED' : 'LINK_VIEW_LIMIT_REACHED',
-      `This link has reached its ${kind} limit`,
-      undefined,
-      { 'Retry-After': String(capRetryAfterSeconds) },
-    );
-  }
+  if (!row) throw capReached(kind);
   return row.max === null ? null : row.max - row.count;
+}
+
+function capReached(kind: 'view' | 'download'): AppError {
+  return new AppError(
+    429,
+    kind === 'download' ? 'LINK_DOWNLOAD_LIMIT_REACHED' : 'LINK_VIEW_LIMIT_REACHED',
+    `This link has reached its ${kind} limit`,
+    undefined,
+    { 'Retry-After': String(capRetryAfterSeconds) },
+  );
+}
+
+/**
+ * For requests that must not count (HEAD): answers as the counted request would — 429 once the cap is
+ * reached — and returns what is left, without taking a use.
+ */
+export function peekLinkUse(link: Link, kind: 'view' | 'download'): number | null {
+  const [count, max] = kind === 'download' ? [link.download_count, link.max_downloads] : [link.view_count, link.max_views];
+  if (max === null) return null;
+  if (count >= max) throw capReached(kind);
+  return max - count;
+}
+
+/** The current version of a file reached through a link (404 when it has none). */
+export async function currentVersionOf(db: Db, file: Node): Promise<Version> {
+  if (!file.current_version_id) throw notFound('File');
+  const version = await db.selectFrom('versions').selectAll().where('id', '=', file.current_version_id).where('file_id', '=', file.id).executeTakeFirst();
+  if (!version) throw notFound('File');
+  return version;
 }
 
 /**
@@ -282,41 +336,81 @@ function emailCodeHash(key: Buffer, linkId: string, email: string, code: string)
 
 /**
  * Mails a code when `email` may open the link; does nothing otherwise (the caller answers 202 regardless).
- * Wrong attempts carry over to a resent code while the previous one is live, so resending never buys
+ * Limits, each one atomic: verify-email requests per link and client address (10 per 15 minutes, allowed
+ * addresses or not, so a 429 reveals nothing), code mails per link (10 per 15 minutes, all addresses together;
+ * once used up every request of the link gets 429, again revealing nothing), and one code per address a
+ * minute. Wrong attempts carry over to a resent code while the previous one is live, so resending never buys
  * more than 5 guesses per 10 minutes.
  */
-export async function sendLinkEmailCode(db: Db, key: Buffer, link: Link, email: string, now = Date.now()): Promise<void> {
+export async function sendLinkEmailCode(db: Db, key: Buffer, link: Link, email: string, clientAddress: string, now = Date.now()): Promise<void> {
+  if (!(await reserveLinkSlot(db, link.id, clientAddress, emailRequestLimit, now))) {
+    throw linkRateLimited('Too many verification requests for this link; try again later', secondsLeftInWindow(now, emailRequestLimit.windowMs));
+  }
+  if (await linkLimitExhausted(db, link.id, wholeLink, emailMailLimit, now)) {
+    throw linkRateLimited('Too many verification codes were sent for this link; try again later', secondsLeftInWindow(now, emailMailLimit.windowMs));
+  }
   const address = email.trim().toLowerCase();
   if (link.require_email.length === 0 || !emailAllowed(link, address)) return;
-  const existing = await db.selectFrom('link_email_codes').selectAll().where('link_id', '=', link.id).where('email', '=', address).executeTakeFirst();
-  const live = existing !== undefined && existing.expires_at.getTime() > now;
-  if (live && (existing.attempts >= emailCodeMaxAttempts || existing.expires_at.getTime() - emailCodeTtlMs + emailCodeResendMs > now)) return;
   const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
-  const values = { code_hash: emailCodeHash(key, link.id, address, code), attempts: live ? existing.attempts : 0, expires_at: new Date(now + emailCodeTtlMs) };
-  await db.transaction().execute(async (trx) => {
-    await trx
-      .insertInto('link_email_codes')
-      .values({ link_id: link.id, email: address, ...values })
-      .onConflict((oc) => oc.columns(['link_id', 'email']).doUpdateSet(values))
-      .execute();
-    await trx
-      .insertInto('mail_outbox')
-      .values({
-        tenant_id: link.tenant_id,
-        kind: 'link_email_code',
-        recipient: address,
-        subject: 'Your ScaiDrive verification code',
-        body: `Your code to open the shared link is ${code}. It expires in 10 minutes.\n\nIf you did not ask for it, you can ignore this message.`,
-        sent_at: null,
-      })
-      .execute();
-  });
+  const codeHash = emailCodeHash(key, link.id, address, code);
+  const nowDate = new Date(now);
+  const expiresAt = new Date(now + emailCodeTtlMs);
+  const noMail = new Error('no mail');
+  await db
+    .transaction()
+    .execute(async (trx) => {
+      // One conditional upsert decides whether a code is (re)issued: no earlier code, an expired one, or a live
+      // one older than the resend interval that still has attempts. Racing requests for one address get one mail.
+      const issued = await trx
+        .insertInto('link_email_codes')
+        .values({ link_id: link.id, email: address, code_hash: codeHash, attempts: 0, expires_at: expiresAt })
+        .onConflict((oc) =>
+          oc
+            .columns(['link_id', 'email'])
+            .doUpdateSet({
+              code_hash: codeHash,
+              attempts: sql`case when link_email_codes.expires_at > ${nowDate} then link_email_codes.attempts else 0 end`,
+              expires_at: expiresAt,
+            })
+            .where((eb) =>
+              eb.or([
+                eb('link_email_codes.expires_at', '<=', nowDate),
+                eb.and([eb('link_email_codes.attempts', '<', emailCodeMaxAttempts), eb('link_email_codes.expires_at', '<=', new Date(now + emailCodeTtlMs - emailCodeResendMs))]),
+              ]),
+            ),
+        )
+        .returning('link_id')
+        .executeTakeFirst();
+      if (!issued) throw noMail;
+      // The link's mail budget, taken in the same transaction: no slot → no code and no mail (rolled back).
+      if (!(await reserveLinkSlot(trx, link.id, wholeLink, emailMailLimit, now))) throw noMail;
+      await trx
+        .insertInto('mail_outbox')
+        .values({
+          tenant_id: link.tenant_id,
+          kind: 'link_email_code',
+          recipient: address,
+          subject: 'Your ScaiDrive verification code',
+          body: `Your code to open the shared link is ${code}. It expires in 10 minutes.\n\nIf you did not ask for it, you can ignore this message.`,
+          sent_at: null,
+        })
+        .execute();
+    })
+    .catch((error: unknown) => {
+      if (error !== noMail) throw error;
+    });
 }
 
-/** The verified (lower-case) address for a right, live code; 403 otherwise. Each try uses up one attempt. */
-export async function confirmLinkEmailCode(db: Db, key: Buffer, link: Link, email: string, code: string): Promise<string> {
+/**
+ * The verified (lower-case) address for a right, live code; 403 otherwise. Each try uses up one attempt of the
+ * code (5) and, reserved first, one of this link+address's confirmations (10 per 15 minutes, whatever the
+ * address: 50 addresses × 5 guesses are not 250 guesses); a right code gives the latter back.
+ */
+export async function confirmLinkEmailCode(db: Db, key: Buffer, link: Link, email: string, code: string, clientAddress: string): Promise<string> {
   const address = email.trim().toLowerCase();
   const invalid = () => forbidden('The code is wrong or has expired', 'LINK_EMAIL_CODE_INVALID');
+  const confirmation = await reserveLinkSlot(db, link.id, clientAddress, emailConfirmLimit);
+  if (!confirmation) throw linkRateLimited('Too many verification attempts for this link; try again later', secondsLeftInWindow(Date.now(), emailConfirmLimit.windowMs));
   if (!emailAllowed(link, address)) throw invalid();
   // Taking the attempt in the same statement that reads the code keeps parallel guesses within the limit.
   const row = await db
@@ -332,6 +426,9 @@ export async function confirmLinkEmailCode(db: Db, key: Buffer, link: Link, emai
   const expected = Buffer.from(row.code_hash, 'hex');
   const given = Buffer.from(emailCodeHash(key, link.id, address, code.trim()), 'hex');
   if (expected.length !== given.length || !timingSafeEqual(expected, given)) throw invalid();
-  await db.deleteFrom('link_email_codes').where('link_id', '=', link.id).where('email', '=', address).execute();
+  // One statement: only the request that deletes the code wins it (two racing right guesses get one session).
+  const won = await db.deleteFrom('link_email_codes').where('link_id', '=', link.id).where('email', '=', address).where('code_hash', '=', row.code_hash).returning('link_id').executeTakeFirst();
+  if (!won) throw invalid();
+  await releaseLinkSlot(db, link.id, clientAddress, emailConfirmLimit, confirmation);
   return address;
 }

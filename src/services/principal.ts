@@ -3,7 +3,10 @@ export type Principal =
   | { kind: 'user'; tenantId: string; userId: string; roles: string[]; email: string | null }
   | { kind: 'api_key'; tenantId: string; apiKeyId: string; scopes: string[] };
 
+/** Token roles that administer a tenant (a user row's `roles` keeps the latest token's). */
+export const tenantAdminRoles = ['tenant_admin', 'partner_admin', 'platform_admin'] as const;
+
 export function isTenantAdmin(principal: Principal): boolean {
   if (principal.kind === 'api_key') return principal.scopes.includes('admin');
-  return principal.roles.some((role) => role === 'tenant_admin' || role === 'partner_admin' || role === 'platform_admin');
+  return principal.roles.some((role) => (tenantAdminRoles as readonly string[]).includes(role));
 }

@@ -35,7 +35,7 @@ export async function chargeSubjects(db: Executor, tenantId: string, userId: str
   return subjects;
 }
 
-async function ensureRows(trx: Executor, tenantId: string, subjects: QuotaCharge[]): Promise<void> {
+export async function ensureQuotaRows(trx: Executor, tenantId: string, subjects: QuotaCharge[]): Promise<void> {
   const settings = await trx.selectFrom('tenants').select('settings').where('id', '=', tenantId).executeTakeFirstOrThrow();
   await trx
     .insertInto('quotas')
@@ -53,7 +53,7 @@ async function ensureRows(trx: Executor, tenantId: string, subjects: QuotaCharge
 
 /** Fails with 507 when `bytes` more would not fit at some level (the early check at session creation). */
 export async function assertFits(db: Db, tenantId: string, subjects: QuotaCharge[], bytes: number): Promise<void> {
-  await ensureRows(db, tenantId, subjects);
+  await ensureQuotaRows(db, tenantId, subjects);
   for (const subject of subjects) {
     const row = await db.selectFrom('quotas').selectAll().where('level', '=', subject.level).where('subject_id', '=', subject.subject_id).executeTakeFirstOrThrow();
     if (row.limit_bytes !== null && row.used_bytes + bytes > row.limit_bytes) throw new QuotaExceededError(subject.level, subject.subject_id, row.limit_bytes, row.used_bytes);
@@ -66,14 +66,15 @@ export async function assertFits(db: Db, tenantId: string, subjects: QuotaCharge
  * only one of them fits.
  */
 export async function charge(trx: Transaction<Database>, tenantId: string, subjects: QuotaCharge[], bytes: number): Promise<void> {
-  await ensureRows(trx, tenantId, subjects);
+  await ensureQuotaRows(trx, tenantId, subjects);
   for (const subject of subjects) {
     const updated = await trx
       .updateTable('quotas')
       .set({ used_bytes: sql`used_bytes + ${bytes}` })
       .where('level', '=', subject.level)
       .where('subject_id', '=', subject.subject_id)
-      .where((eb) => eb.or([eb('limit_bytes', 'is', null), eb(sql`used_bytes + ${bytes}`, '<=', eb.ref('limit_bytes'))]))
+      // Open upload sessions' reserved bytes are spoken for (spec §6).
+      .where((eb) => eb.or([eb('limit_bytes', 'is', null), eb(sql`used_bytes + reserved_bytes + ${bytes}`, '<=', eb.ref('limit_bytes'))]))
       .returning('used_bytes')
       .executeTakeFirst();
     if (!updated) {
@@ -95,7 +96,7 @@ export async function refund(trx: Transaction<Database>, subjects: QuotaCharge[]
 }
 
 export async function usage(db: Db, tenantId: string, level: QuotaLevel, subjectId: string) {
-  await ensureRows(db, tenantId, [{ level, subject_id: subjectId }]);
+  await ensureQuotaRows(db, tenantId, [{ level, subject_id: subjectId }]);
   const row = await db.selectFrom('quotas').selectAll().where('level', '=', level).where('subject_id', '=', subjectId).executeTakeFirstOrThrow();
   return { level, id: subjectId, used_bytes: row.used_bytes, limit_bytes: row.limit_bytes, calculated_at: row.calculated_at?.toISOString() ?? null };
 }

@@ -10,6 +10,7 @@ import { recordAudit } from './audit.service';
 import { appendChange } from './changelog.service';
 import { isTenantAdmin, type Principal } from './principal';
 import { refund } from './quota.service';
+import { countHit, rateLimited } from './rate-counters';
 import { reachableSpaces } from './spaces.service';
 
 function userOf(principal: Principal): string {
@@ -72,6 +73,9 @@ export async function renameShare(db: Db, principal: Principal, shareId: string,
 export async function deleteShare(db: Db, principal: Principal, shareId: string): Promise<void> {
   const { share } = await accessShare(db, principal, shareId, 'owner');
   await db.transaction().execute(async (trx) => {
+    // Re-checked under the share row lock: a transfer that committed since the check above wins.
+    const owned = await trx.selectFrom('spaces').select('id').where('id', '=', share.id).where('owner_user_id', '=', userOf(principal)).forUpdate().executeTakeFirst();
+    if (!owned) throw forbidden('Only the share owner can do this');
     const versions = await trx
       .selectFrom('versions')
       .innerJoin('nodes', 'nodes.id', 'versions.file_id')
@@ -90,25 +94,44 @@ export async function deleteShare(db: Db, principal: Principal, shareId: string)
   });
 }
 
-/** Hands the share to another user of the tenant (owner only); the previous owner stays as an admin. */
+/**
+ * Hands the share to another user of the tenant (owner only); the previous owner stays as an admin.
+ * The ownership change is one conditional UPDATE on the share row (`owner_user_id = caller`), so of parallel
+ * transfers exactly one applies: the others wait for its row lock, find the caller no longer owner, and get 403.
+ */
 export async function transferShare(db: Db, principal: Principal, shareId: string, newOwnerId: string): Promise<Space> {
   const { share } = await accessShare(db, principal, shareId, 'owner');
   const actorId = userOf(principal);
+  if (newOwnerId === actorId) throw conflict('That user already owns the share');
   const target = await db.selectFrom('users').select(['id', 'is_active']).where('id', '=', newOwnerId).where('tenant_id', '=', share.tenant_id).executeTakeFirst();
   if (!target) throw notFound('User');
-  if (newOwnerId === share.owner_user_id) throw conflict('That user already owns the share');
   return db.transaction().execute(async (trx) => {
-    await upsertMember(trx, share, 'user', newOwnerId, 'owner', actorId);
+    const updated = await trx
+      .updateTable('spaces')
+      .set({ owner_user_id: newOwnerId })
+      .where('id', '=', share.id)
+      .where('kind', '=', 'share')
+      .where('owner_user_id', '=', actorId)
+      .returningAll()
+      .executeTakeFirst();
+    if (!updated) {
+      // Another transfer (or a delete) got there first; the owner check above no longer holds.
+      const still = await trx.selectFrom('spaces').select('id').where('id', '=', share.id).executeTakeFirst();
+      if (!still) throw notFound('Share');
+      throw forbidden('Only the share owner can do this');
+    }
+    // Under the share row lock: the previous owner becomes an admin, the new one the owner.
     await trx
       .updateTable('share_members')
       .set({ role: 'admin' })
       .where('share_id', '=', share.id)
       .where('principal_type', '=', 'user')
-      .where('principal_id', '=', share.owner_user_id)
+      .where('principal_id', '=', actorId)
+      .where('role', '=', 'owner')
       .execute();
-    const updated = await trx.updateTable('spaces').set({ owner_user_id: newOwnerId }).where('id', '=', share.id).returningAll().executeTakeFirstOrThrow();
+    await upsertMember(trx, share, 'user', newOwnerId, 'owner', actorId);
     await permissionsChanged(trx, share, actorId);
-    await recordAudit(trx, { tenantId: share.tenant_id, actorId, action: 'share.transferred', targetType: 'share', targetId: share.id, details: { from: share.owner_user_id, to: newOwnerId } });
+    await recordAudit(trx, { tenantId: share.tenant_id, actorId, action: 'share.transferred', targetType: 'share', targetId: share.id, details: { from: actorId, to: newOwnerId } });
     return updated;
   });
 }
@@ -182,6 +205,14 @@ export async function removeMember(db: Db, principal: Principal, shareId: string
 
 const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
 
+/** How many invitations one user may send: enough for onboarding a team, too few to spam an address. */
+export const invitationRateLimit = { limit: 20, windowSeconds: 600 };
+
+/**
+ * Invites an address to the share. At most one pending invitation per share and address (a second one is
+ * 409 INVITATION_PENDING naming the first: its token was shown once and is not stored, so it cannot be
+ * handed out again), and at most `invitationRateLimit` invitations per inviter (429 RATE_LIMITED).
+ */
 export async function createInvitation(
   db: Db,
   principal: Principal,
@@ -190,22 +221,44 @@ export async function createInvitation(
 ) {
   const { share } = await accessShare(db, principal, shareId, 'manage');
   const actorId = userOf(principal);
+  const email = input.email.toLowerCase();
   const token = randomBytes(32).toString('base64url');
   return db.transaction().execute(async (trx) => {
+    // Counted inside the transaction: an invitation refused below (409) does not use up the budget.
+    const retryAfter = await countHit(trx, { key: `invitation:${actorId}`, ...invitationRateLimit });
+    if (retryAfter !== null) throw rateLimited(`At most ${invitationRateLimit.limit} invitations per ${invitationRateLimit.windowSeconds / 60} minutes; try again later`, retryAfter);
+    // An expired invitation no longer holds the address's one pending slot.
+    await trx
+      .updateTable('invitations')
+      .set({ status: 'expired' })
+      .where('share_id', '=', share.id)
+      .where('email', '=', email)
+      .where('status', '=', 'pending')
+      .where('expires_at', '<=', sql<Date>`now()`)
+      .execute();
+    // The partial unique index (share_id, email) where pending makes parallel duplicates insert nothing.
     const invitation = await trx
       .insertInto('invitations')
       .values({
         id: newId('invitation'),
         tenant_id: share.tenant_id,
         share_id: share.id,
-        email: input.email.toLowerCase(),
+        email,
         role: input.role,
         token_hash: hashToken(token),
         expires_at: new Date(Date.now() + input.expiresInDays * 86400 * 1000),
         created_by: actorId,
       })
+      .onConflict((oc) => oc.columns(['share_id', 'email']).where('status', '=', 'pending').doNothing())
       .returningAll()
-      .executeTakeFirstOrThrow();
+      .executeTakeFirst();
+    if (!invitation) {
+      const pending = await trx.selectFrom('invitations').select(['id', 'expires_at']).where('share_id', '=', share.id).where('email', '=', email).where('status', '=', 'pending').executeTakeFirst();
+      throw conflict('This address already has a pending invitation to this share', 'INVITATION_PENDING', {
+        invitation_id: pending?.id ?? null,
+        expires_at: pending?.expires_at.toISOString() ?? null,
+      });
+    }
     // The mail to send; delivery is a later activity. The token lives only here and in the response.
     await trx
       .insertInto('mail_outbox')
@@ -228,6 +281,7 @@ export async function respondToInvitation(db: Db, principal: Principal, token: s
   return db.transaction().execute(async (trx) => {
     const invitation = await trx.selectFrom('invitations').selectAll().where('token_hash', '=', hashToken(token)).where('tenant_id', '=', principal.tenantId).forUpdate().executeTakeFirst();
     if (!invitation) throw notFound('Invitation');
+    if (invitation.status === 'expired') throw gone('Invitation has expired', 'INVITATION_EXPIRED');
     if (invitation.status !== 'pending') throw conflict(`Invitation already ${invitation.status}`, 'INVITATION_USED');
     if (invitation.expires_at.getTime() <= Date.now()) throw gone('Invitation has expired', 'INVITATION_EXPIRED');
     // The token went to one address: only the user signed in with that address may use it.

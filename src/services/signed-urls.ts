@@ -1,6 +1,8 @@
-// Short-lived signed download URLs: an HMAC over (tenant, file, version, expiry) that needs no bearer token.
+// Short-lived signed download URLs: an HMAC over (tenant, file, version, expiry) that needs no bearer token,
+// and what such a URL opens.
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { gone, notFound } from '../errors';
+import type { Db, Node, Version } from '../db/database';
+import { forbidden, gone, notFound } from '../errors';
 
 export interface DownloadGrant {
   tenantId: string;
@@ -29,4 +31,27 @@ export function verifyDownload(key: Buffer, token: string): DownloadGrant {
   const [tenantId, fileId, versionId, expiresAt] = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as [string, string, string, number];
   if (expiresAt * 1000 < Date.now()) throw gone('Download URL has expired', 'URL_EXPIRED');
   return { tenantId, fileId, versionId, expiresAt };
+}
+
+/**
+ * The file and version a signed URL grants, checked now: the grant's tenant must be active (403
+ * AUTHZ_TENANT_SUSPENDED, as for its API calls), the file must still exist (404) and be out of the trash (410).
+ */
+export async function openSignedDownload(db: Db, key: Buffer, token: string): Promise<{ file: Node; version: Version }> {
+  const grant = verifyDownload(key, token);
+  const row = await db
+    .selectFrom('nodes')
+    .innerJoin('tenants', 'tenants.id', 'nodes.tenant_id')
+    .selectAll('nodes')
+    .select('tenants.is_active as tenant_active')
+    .where('nodes.id', '=', grant.fileId)
+    .where('nodes.tenant_id', '=', grant.tenantId)
+    .executeTakeFirst();
+  if (!row) throw notFound('File');
+  const { tenant_active: tenantActive, ...file } = row;
+  if (!tenantActive) throw forbidden('Tenant is suspended', 'AUTHZ_TENANT_SUSPENDED');
+  if (file.deleted_at) throw gone('File is in the trash', 'IN_TRASH');
+  const version = await db.selectFrom('versions').selectAll().where('id', '=', grant.versionId).where('file_id', '=', file.id).executeTakeFirst();
+  if (!version) throw notFound('Version');
+  return { file, version };
 }

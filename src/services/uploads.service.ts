@@ -2,8 +2,8 @@
 // status, abort, dedup check, streaming hash of the whole upload, and the direct streaming upload.
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { sql } from 'kysely';
-import type { Db, UploadSession } from '../db/database';
+import { sql, type Transaction } from 'kysely';
+import type { Database, Db, UploadSession } from '../db/database';
 import { AppError, badRequest, conflict, gone, notFound, payloadTooLarge } from '../errors';
 import { newId } from '../ids';
 import type { BlobStorage } from '../storage/blob-storage';
@@ -11,8 +11,10 @@ import { accessNode } from './access.service';
 import { chunkKey, sha256Hex, storeChunk } from './chunk-store';
 import { getTenant } from './identity.service';
 import type { Principal } from './principal';
-import { assertFits, chargeSubjects } from './quota.service';
-import { assertValidName, findLiveSibling } from './tree.service';
+import { chargeSubjects } from './quota.service';
+import { releaseReservations, reserve } from './quota-reservations.service';
+import { bodyParts, withBufferBudget, withChunkSlot, type UploadLimits } from './upload-limits';
+import { findLiveSibling, validName } from './tree.service';
 import { commitVersion, manifestFingerprint, type CommitResult } from './versions.service';
 
 export const defaultChunkSize = 8 * 1024 * 1024;
@@ -20,12 +22,18 @@ export const minChunkSize = 64 * 1024;
 export const maxChunkSize = 64 * 1024 * 1024;
 /** Chunk reads kept in flight while hashing an upload. */
 const hashPrefetch = 4;
+/** The cap on sessions in progress per user when the caller passes none (SCAIDRIVE_UPLOAD_MAX_OPEN_SESSIONS_PER_USER). */
+const defaultMaxOpenSessionsPerUser = 100;
+/** Entries one `chunks/check` may carry (each list): bounded work per request. */
+export const maxCheckEntries = 1000;
 
 export interface UploadDeps {
   db: Db;
   storage: BlobStorage;
   onDeduplicated?: () => void;
   onBytesReceived?: (bytes: number) => void;
+  /** Per-process limits on bodies (buffer budget, per-user chunk concurrency, stall timeout); none when absent. */
+  limits?: UploadLimits;
 }
 
 function requireUser(principal: Principal): string {
@@ -42,25 +50,51 @@ export interface CreateSessionInput {
   baseVersionId?: string;
 }
 
-export async function createUploadSession(db: Db, principal: Principal, input: CreateSessionInput): Promise<UploadSession> {
+/**
+ * Opens a session and, in the same transaction, reserves its declared bytes on every quota subject (507
+ * when they do not fit beside what is used and already reserved) and enforces the per-user cap on
+ * sessions in progress (429). The reservation locks the user's quota row, so the count is exact under
+ * concurrency.
+ */
+export async function createUploadSession(
+  db: Db,
+  principal: Principal,
+  input: CreateSessionInput,
+  options: { maxOpenSessionsPerUser?: number } = {},
+): Promise<UploadSession> {
   const userId = requireUser(principal);
-  assertValidName(input.name);
+  const name = validName(input.name);
   const { space } = await accessNode(db, principal, input.parentId, 'write', { kind: 'folder' });
   const tenant = await getTenant(db, principal.tenantId);
   if (input.size > tenant.settings.max_file_size_bytes) {
     throw payloadTooLarge(`File of ${input.size} bytes exceeds the tenant's ${tenant.settings.max_file_size_bytes}-byte limit`);
   }
-  const sibling = await findLiveSibling(db, input.parentId, input.name);
-  if (sibling?.kind === 'folder') throw conflict(`A folder named "${input.name}" already exists here`, 'NAME_CONFLICT');
+  const sibling = await findLiveSibling(db, input.parentId, name);
+  if (sibling?.kind === 'folder') throw conflict(`A folder named "${name}" already exists here`, 'NAME_CONFLICT');
   if (input.baseVersionId && sibling?.current_version_id !== input.baseVersionId) {
     throw conflict('base_version_id is not the current version of the file', 'VERSION_CONFLICT', {
       base_version_id: input.baseVersionId,
       current_version_id: sibling?.current_version_id ?? null,
     });
   }
-  await assertFits(db, principal.tenantId, await chargeSubjects(db, principal.tenantId, userId, space.id), input.size);
   const chunkSize = input.chunkSize ?? defaultChunkSize;
-  return db
+  const maxOpen = options.maxOpenSessionsPerUser ?? defaultMaxOpenSessionsPerUser;
+  return db.transaction().execute(async (trx) => {
+    // The user's sessions past their expiry give their reservations back first (the hourly sweep may not have run).
+    await expireOverdueSessions(trx, userId);
+    const subjects = await chargeSubjects(trx, principal.tenantId, userId, space.id);
+    await reserve(trx, principal.tenantId, subjects, input.size);
+    const active = await trx
+      .selectFrom('upload_sessions')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('user_id', '=', userId)
+      .where('status', 'in', ['open', 'finalizing'])
+      .where('expires_at', '>', sql<Date>`now()`)
+      .executeTakeFirstOrThrow();
+    if (Number(active.n) >= maxOpen) {
+      throw new AppError(429, 'TOO_MANY_UPLOAD_SESSIONS', `At most ${maxOpen} upload sessions may be in progress per user; finalize or abort some first`, { limit: maxOpen }, { 'Retry-After': '60' });
+    }
+    return trx
     .insertInto('upload_sessions')
     .values({
       id: newId('upload'),
@@ -68,16 +102,19 @@ export async function createUploadSession(db: Db, principal: Principal, input: C
       user_id: userId,
       space_id: space.id,
       parent_id: input.parentId,
-      name: input.name,
+      name,
       size: input.size,
       chunk_size: chunkSize,
       chunk_count: Math.ceil(input.size / chunkSize),
       checksum_sha256: input.checksumSha256?.toLowerCase() ?? null,
       base_version_id: input.baseVersionId ?? null,
       expires_at: new Date(Date.now() + tenant.settings.upload_session_ttl_hours * 3600 * 1000),
+      reserved_bytes: input.size,
+      reserved_subjects: JSON.stringify(subjects),
     })
     .returningAll()
     .executeTakeFirstOrThrow();
+  });
 }
 
 /** The caller's own session; others' sessions do not exist for them (404). */
@@ -104,21 +141,13 @@ export function expectedChunkSize(session: UploadSession, index: number): number
 }
 
 /**
- * Iterates a request body without destroying it when we stop early: the socket must survive so the 413
- * response reaches the client (the error renderer then closes the connection).
- */
-function requestChunks(body: Readable): AsyncIterable<unknown> {
-  return body.iterator({ destroyOnReturn: false });
-}
-
-/**
  * Reads a chunk body of exactly `expected` bytes into one buffer (a single copy); more → 413, before
- * buffering the excess; fewer → the caller's size check.
+ * buffering the excess; fewer → the caller's size check; a body stalling for `idleMs` → 408.
  */
-export async function readBounded(body: Readable, expected: number): Promise<Buffer> {
+export async function readBounded(body: Readable, expected: number, idleMs?: number): Promise<Buffer> {
   const data = Buffer.allocUnsafe(expected);
   let total = 0;
-  for await (const part of requestChunks(body)) {
+  for await (const part of bodyParts(body, idleMs)) {
     const piece = part as Buffer;
     if (total + piece.length > expected) {
       throw payloadTooLarge(`Chunk body exceeds the ${expected} bytes this chunk must have`);
@@ -156,21 +185,49 @@ export async function putChunk(
   if (declared.contentLength !== undefined && declared.contentLength !== expected) {
     throw badRequest(`Chunk ${index} must be ${expected} bytes, Content-Length says ${declared.contentLength}`, 'CHUNK_SIZE_MISMATCH');
   }
-  const data = await readBounded(body, expected);
-  deps.onBytesReceived?.(data.length);
-  if (data.length !== expected) throw badRequest(`Chunk ${index} must be ${expected} bytes, got ${data.length}`, 'CHUNK_SIZE_MISMATCH');
-  const sha256 = sha256Hex(data);
-  if (declared.sha256 && declared.sha256.toLowerCase() !== sha256) {
-    throw badRequest(`Chunk ${index} does not match X-Chunk-Sha256`, 'CHECKSUM_MISMATCH', { expected: declared.sha256.toLowerCase(), actual: sha256 });
-  }
-  const deduplicated = await storeChunk(deps.db, deps.storage, session.tenant_id, sha256, data);
-  if (deduplicated) deps.onDeduplicated?.();
-  await deps.db
-    .insertInto('upload_chunks')
-    .values({ upload_id: session.id, index, tenant_id: session.tenant_id, user_id: session.user_id, sha256, size: data.length })
-    .onConflict((oc) => oc.columns(['upload_id', 'index']).doUpdateSet({ sha256, size: data.length, created_at: sql`now()` }))
-    .execute();
-  return { index, size: data.length, sha256, deduplicated };
+  // The chunk's bytes are reserved from the process budget before a byte is read, and released on every path.
+  return withChunkSlot(deps.limits, session.user_id, () =>
+    withBufferBudget(deps.limits, expected, async () => {
+      const data = await readBounded(body, expected, deps.limits?.bodyIdleTimeoutMs);
+      deps.onBytesReceived?.(data.length);
+      if (data.length !== expected) throw badRequest(`Chunk ${index} must be ${expected} bytes, got ${data.length}`, 'CHUNK_SIZE_MISMATCH');
+      const sha256 = sha256Hex(data);
+      if (declared.sha256 && declared.sha256.toLowerCase() !== sha256) {
+        throw badRequest(`Chunk ${index} does not match X-Chunk-Sha256`, 'CHECKSUM_MISMATCH', { expected: declared.sha256.toLowerCase(), actual: sha256 });
+      }
+      // Skipping the write (and saying so) only for chunks the caller's own uploads hold: for anyone else the
+      // bytes are written as if new, so the answer never reveals what other users store.
+      const ownsChunk = (await checkChunks(deps.db, principal, [sha256])).length > 0;
+      const deduplicated = (await storeChunk(deps.db, deps.storage, session.tenant_id, sha256, data, { skipWhenStored: ownsChunk })) && ownsChunk;
+      if (deduplicated) deps.onDeduplicated?.();
+      await recordChunks(deps.db, session.id, [{ index, sha256, size: data.length }]);
+      return { index, size: data.length, sha256, deduplicated };
+    }),
+  );
+}
+
+/**
+ * Records chunks in a session's manifest in ONE statement that holds a share lock on the session row and
+ * only matches while the session is open and unexpired: a finalize that froze the session (open →
+ * finalizing) either waits for this write or makes it fail, so what is hashed is what is committed.
+ * Throws the session's state (409/410) when it is no longer writable.
+ */
+async function recordChunks(db: Db, uploadId: string, chunks: { index: number; sha256: string; size: number }[]): Promise<void> {
+  if (chunks.length === 0) return;
+  const written = await sql<{ index: number }>`
+    insert into upload_chunks (upload_id, index, tenant_id, user_id, sha256, size)
+    select s.id, c.index, s.tenant_id, s.user_id, c.sha256, c.size
+    from upload_sessions s
+      cross join unnest(${sql.val(chunks.map((c) => c.index))}::int[], ${sql.val(chunks.map((c) => c.sha256))}::text[], ${sql.val(chunks.map((c) => c.size))}::int[]) as c(index, sha256, size)
+    where s.id = ${uploadId} and s.status = 'open' and s.expires_at > now()
+    for share of s
+    on conflict (upload_id, index) do update set sha256 = excluded.sha256, size = excluded.size, created_at = now()
+    returning index`.execute(db);
+  if (written.rows.length > 0) return;
+  const session = await db.selectFrom('upload_sessions').selectAll().where('id', '=', uploadId).executeTakeFirst();
+  if (!session) throw notFound('Upload session');
+  assertWritable(session);
+  throw conflict('Upload session is not open', 'UPLOAD_NOT_OPEN');
 }
 
 export async function receivedChunks(db: Db, session: UploadSession): Promise<number[]> {
@@ -199,32 +256,97 @@ export async function checkChunks(db: Db, principal: Principal, hashes: string[]
   return rows.rows.map((r) => r.sha256);
 }
 
-/** Registers a chunk the caller already holds (from `chunks/check`) at an index without resending it. */
-export async function reuseChunk(deps: UploadDeps, principal: Principal, uploadId: string, index: number, sha256: string): Promise<ChunkReceipt | null> {
+/**
+ * `chunks/check`: which of `hashes` the caller holds, and attaches held chunks at the given indexes without
+ * resending bytes — a few set-based statements whatever the list sizes (each bounded by `maxCheckEntries`).
+ */
+export async function checkAndAttach(
+  deps: UploadDeps,
+  principal: Principal,
+  uploadId: string,
+  hashes: string[],
+  attach: { index: number; sha256: string }[],
+): Promise<{ known: string[]; attached: number[] }> {
   const session = await getOwnSession(deps.db, principal, uploadId);
   assertWritable(session);
-  const [held] = await checkChunks(deps.db, principal, [sha256]);
-  if (!held) return null;
-  const chunk = await deps.db.selectFrom('chunks').select('size').where('tenant_id', '=', session.tenant_id).where('sha256', '=', held).executeTakeFirstOrThrow();
-  if (index < 0 || index >= session.chunk_count || chunk.size !== expectedChunkSize(session, index)) {
-    throw badRequest(`Chunk ${index} must be ${expectedChunkSize(session, index)} bytes`, 'CHUNK_SIZE_MISMATCH');
+  const known = await checkChunks(deps.db, principal, hashes);
+  // The last entry for an index wins, as sequential attaches would.
+  const wanted = [...new Map(attach.map((a) => [a.index, { index: a.index, sha256: a.sha256.toLowerCase() }])).values()];
+  const held = new Set(await checkChunks(deps.db, principal, wanted.map((a) => a.sha256)));
+  const usable = wanted.filter((a) => held.has(a.sha256));
+  if (usable.length === 0) return { known, attached: [] };
+  const sizes = new Map(
+    (await deps.db.selectFrom('chunks').select(['sha256', 'size']).where('tenant_id', '=', session.tenant_id).where('sha256', 'in', [...new Set(usable.map((a) => a.sha256))]).execute()).map((r) => [r.sha256, r.size]),
+  );
+  const chunks = usable.filter((a) => sizes.has(a.sha256)).map((a) => ({ ...a, size: sizes.get(a.sha256)! }));
+  for (const chunk of chunks) {
+    if (chunk.index < 0 || chunk.index >= session.chunk_count || chunk.size !== expectedChunkSize(session, chunk.index)) {
+      throw badRequest(`Chunk ${chunk.index} must be ${chunk.index < session.chunk_count ? expectedChunkSize(session, chunk.index) : 0} bytes`, 'CHUNK_SIZE_MISMATCH', { index: chunk.index });
+    }
   }
-  await deps.db.updateTable('chunks').set({ last_seen_at: sql`now()` }).where('tenant_id', '=', session.tenant_id).where('sha256', '=', held).execute();
-  await deps.db
-    .insertInto('upload_chunks')
-    .values({ upload_id: session.id, index, tenant_id: session.tenant_id, user_id: session.user_id, sha256: held, size: chunk.size })
-    .onConflict((oc) => oc.columns(['upload_id', 'index']).doUpdateSet({ sha256: held, size: chunk.size }))
-    .execute();
-  deps.onDeduplicated?.();
-  return { index, size: chunk.size, sha256: held, deduplicated: true };
+  if (chunks.length === 0) return { known, attached: [] };
+  // Touched first, under the registry row lock the sweep takes: a chunk we rely on is kept.
+  await deps.db.updateTable('chunks').set({ last_seen_at: sql`now()` }).where('tenant_id', '=', session.tenant_id).where('sha256', 'in', [...new Set(chunks.map((c) => c.sha256))]).execute();
+  await recordChunks(deps.db, session.id, chunks);
+  for (let i = 0; i < chunks.length; i++) deps.onDeduplicated?.();
+  return { known, attached: chunks.map((c) => c.index).sort((a, b) => a - b) };
 }
 
+/**
+ * Aborts a session: ONE conditional DELETE (only while not finalizing or completed) decides, and the
+ * reservation it held is released in the same transaction — so abort, finalize and expiry release at most once.
+ */
 export async function abortUpload(db: Db, principal: Principal, uploadId: string): Promise<void> {
-  const session = await getOwnSession(db, principal, uploadId);
-  if (session.status === 'completed') throw conflict('Upload session is already completed', 'UPLOAD_COMPLETED');
-  if (session.status === 'finalizing') throw conflict('Upload session is being finalized', 'UPLOAD_FINALIZING');
-  // Its chunk rows go with it; the chunk objects are left to the sweep (other uploads may share them).
-  await db.deleteFrom('upload_sessions').where('id', '=', uploadId).execute();
+  const userId = requireUser(principal);
+  await db.transaction().execute(async (trx) => {
+    // Its chunk rows go with it; the chunk objects are left to the sweep (other uploads may share them).
+    const deleted = await trx
+      .deleteFrom('upload_sessions')
+      .where('id', '=', uploadId)
+      .where('tenant_id', '=', principal.tenantId)
+      .where('user_id', '=', userId)
+      .where('status', 'in', ['open', 'failed', 'expired'])
+      .returning(['reserved_bytes', 'reserved_subjects'])
+      .executeTakeFirst();
+    if (!deleted) {
+      const session = await getOwnSession(trx, principal, uploadId);
+      if (session.status === 'completed') throw conflict('Upload session is already completed', 'UPLOAD_COMPLETED');
+      throw conflict('Upload session is being finalized', 'UPLOAD_FINALIZING');
+    }
+    await releaseReservations(trx, [{ subjects: deleted.reserved_subjects, bytes: deleted.reserved_bytes }]);
+  });
+}
+
+/**
+ * Marks sessions past expires_at as expired (all of them, or one user's) and releases their reservations in
+ * the same transaction. The status change and the zeroing of reserved_bytes are one statement over rows
+ * locked for it, so each reservation is released exactly once; rows locked by a concurrent abort or commit
+ * are skipped (that one decides).
+ */
+export async function expireOverdueSessions(trx: Transaction<Database>, userId?: string): Promise<string[]> {
+  const expired = await sql<{ id: string; reserved_bytes: number; reserved_subjects: UploadSession['reserved_subjects'] }>`
+    with due as (
+      select id, reserved_bytes, reserved_subjects from upload_sessions
+      where status in ('open', 'failed') and expires_at < now() ${userId ? sql`and user_id = ${userId}` : sql``}
+      order by id
+      for update skip locked)
+    update upload_sessions s
+      set status = 'expired', reserved_bytes = 0, reserved_subjects = '[]'::jsonb, updated_at = now()
+      from due where s.id = due.id
+      returning s.id, due.reserved_bytes, due.reserved_subjects`.execute(trx);
+  const ids = expired.rows.map((r) => r.id);
+  if (ids.length === 0) return ids;
+  await releaseReservations(trx, expired.rows.map((r) => ({ subjects: r.reserved_subjects, bytes: Number(r.reserved_bytes) })));
+  await trx.deleteFrom('upload_chunks').where('upload_id', 'in', ids).execute();
+  return ids;
+}
+
+/** Deletes a direct upload's own session after a failure, releasing what it reserved. */
+async function discardSession(db: Db, uploadId: string): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    const deleted = await trx.deleteFrom('upload_sessions').where('id', '=', uploadId).where('status', '!=', 'completed').returning(['reserved_bytes', 'reserved_subjects']).executeTakeFirst();
+    if (deleted) await releaseReservations(trx, [{ subjects: deleted.reserved_subjects, bytes: deleted.reserved_bytes }]);
+  });
 }
 
 /** What is still missing before a session can be finalized. */
@@ -303,14 +425,29 @@ export async function directUpload(
     throw payloadTooLarge(`File of ${input.contentLength} bytes exceeds the tenant's ${limit}-byte limit`);
   }
   // The session row exists from the start so every stored chunk is referenced (the sweep leaves it alone).
-  const session = await createUploadSession(deps.db, principal, {
-    parentId: input.parentId,
-    name: input.name,
-    size: input.contentLength ?? 0,
-    chunkSize: defaultChunkSize,
-    baseVersionId: input.baseVersionId,
-  });
+  const session = await createUploadSession(
+    deps.db,
+    principal,
+    { parentId: input.parentId, name: input.name, size: input.contentLength ?? 0, chunkSize: defaultChunkSize, baseVersionId: input.baseVersionId },
+    { maxOpenSessionsPerUser: deps.limits?.maxOpenSessionsPerUser },
+  );
   try {
+    // At most one chunk of this body is buffered at a time: that much is taken from the process budget.
+    return await withBufferBudget(deps.limits, Math.min(input.contentLength ?? defaultChunkSize, defaultChunkSize), () => streamDirectUpload(deps, session, userId, limit, input));
+  } catch (error) {
+    await discardSession(deps.db, session.id);
+    throw error;
+  }
+}
+
+async function streamDirectUpload(
+  deps: UploadDeps,
+  session: UploadSession,
+  userId: string,
+  limit: number,
+  input: { contentLength?: number; checksumSha256?: string; baseVersionId?: string; body: Readable },
+): Promise<CommitResult> {
+  {
     const whole = createHash('sha256');
     let index = 0;
     let total = 0;
@@ -325,7 +462,7 @@ export async function directUpload(
       await deps.db.insertInto('upload_chunks').values({ upload_id: session.id, index, tenant_id: session.tenant_id, user_id: userId, sha256, size: data.length }).execute();
       index += 1;
     };
-    for await (const part of requestChunks(input.body)) {
+    for await (const part of bodyParts(input.body, deps.limits?.bodyIdleTimeoutMs)) {
       let piece = part as Buffer;
       total += piece.length;
       deps.onBytesReceived?.(piece.length);
@@ -358,8 +495,5 @@ export async function directUpload(
       baseVersionId: input.baseVersionId,
       source: { uploadId: session.id },
     });
-  } catch (error) {
-    await deps.db.deleteFrom('upload_sessions').where('id', '=', session.id).where('status', '!=', 'completed').execute();
-    throw error;
   }
 }

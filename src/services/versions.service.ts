@@ -1,11 +1,13 @@
 // The one commit path: every new version (upload, direct upload, copy, version restore, later connector
 // imports) is created here, in one transaction with its quota charges and change-log entry.
 import { sql, type Transaction } from 'kysely';
-import type { Database, Db, Node, Version } from '../db/database';
+import type { Database, Db, Node, QuotaCharge, Version } from '../db/database';
 import { AppError, conflict, gone, notFound } from '../errors';
 import { newId } from '../ids';
 import { appendChange } from './changelog.service';
-import { charge, chargeSubjects } from './quota.service';
+import { chargeSubjects } from './quota.service';
+import { chargeReserved } from './quota-reservations.service';
+import { lockTree } from './tree-lock';
 import { findLiveSibling, lockLiveFolder } from './tree.service';
 
 export interface CommitInput {
@@ -17,8 +19,11 @@ export interface CommitInput {
   checksumSha256: string;
   /** When given, the file's current version must be this one (409 otherwise). */
   baseVersionId?: string | null;
-  /** Where the chunk manifest comes from: an upload session's chunks, or an existing version's. */
-  source: { uploadId: string } | { versionId: string };
+  /**
+   * Where the chunk manifest comes from: an upload session's chunks, or an existing version's. With
+   * `manifestSha256`, the session's manifest must still be the one that was hashed (409 otherwise).
+   */
+  source: { uploadId: string; manifestSha256?: string | null } | { versionId: string };
   /** Commit into this existing file (version restore) instead of resolving by name. */
   fileId?: string;
   /** A live sibling of that name is a 409 instead of getting a new version (copy). */
@@ -33,7 +38,14 @@ export interface CommitResult {
 }
 
 export async function commitVersion(db: Db, input: CommitInput): Promise<CommitResult> {
+  // Names are stored in NFC (the sibling lookup compares by the database's name key either way).
+  const name = input.name.normalize('NFC');
   return db.transaction().execute(async (trx) => {
+    // First, before any row lock (see tree-lock.ts): a trash of the target folder runs wholly before this
+    // commit (which then gets 410 IN_TRASH) or after it (and takes the new file along).
+    await lockTree(trx, input.tenantId, 'shared');
+    // What the upload session holds against the quotas; converted into the charge below.
+    let reservation: { subjects: QuotaCharge[]; bytes: number } = { subjects: [], bytes: 0 };
     if ('uploadId' in input.source) {
       // The session row lock makes a repeated commit of the same upload wait, then find it done.
       const session = await trx.selectFrom('upload_sessions').selectAll().where('id', '=', input.source.uploadId).forUpdate().executeTakeFirstOrThrow();
@@ -42,6 +54,15 @@ export async function commitVersion(db: Db, input: CommitInput): Promise<CommitR
         const file = await trx.selectFrom('nodes').selectAll().where('id', '=', version.file_id).executeTakeFirstOrThrow();
         return { file, version, alreadyCommitted: true };
       }
+      // Only a session frozen for finalization commits: chunk writes are refused from then on.
+      if (session.status !== 'finalizing') throw conflict(`Upload session is ${session.status}, not finalizing`, 'UPLOAD_NOT_FINALIZING');
+      if (input.source.manifestSha256 !== undefined) {
+        const current = await trx.selectNoFrom(manifestFingerprint('upload_chunks', 'upload_id', session.id).as('fingerprint')).executeTakeFirstOrThrow();
+        if (current.fingerprint !== input.source.manifestSha256) {
+          throw conflict('The upload\'s chunks changed after they were hashed; finalize again', 'UPLOAD_CHANGED');
+        }
+      }
+      reservation = { subjects: session.reserved_subjects, bytes: session.reserved_bytes };
     }
 
     const parent = await lockLiveFolder(trx, input.parentId);
@@ -51,8 +72,8 @@ export async function commitVersion(db: Db, input: CommitInput): Promise<CommitR
       if (!file) throw notFound('File');
       if (file.deleted_at) throw gone('File is in the trash', 'IN_TRASH');
     } else {
-      const sibling = await findLiveSibling(trx, parent.id, input.name);
-      if (sibling?.kind === 'folder' || (sibling && input.createOnly)) throw conflict(`An item named "${input.name}" already exists here`, 'NAME_CONFLICT');
+      const sibling = await findLiveSibling(trx, parent.id, name);
+      if (sibling?.kind === 'folder' || (sibling && input.createOnly)) throw conflict(`An item named "${name}" already exists here`, 'NAME_CONFLICT');
       if (sibling) file = await trx.selectFrom('nodes').selectAll().where('id', '=', sibling.id).forUpdate().executeTakeFirstOrThrow();
     }
     if (input.baseVersionId && file?.current_version_id !== input.baseVersionId) {
@@ -68,12 +89,12 @@ export async function commitVersion(db: Db, input: CommitInput): Promise<CommitR
     const isNewFile = !file;
     file ??= await trx
       .insertInto('nodes')
-      .values({ id: newId('file'), tenant_id: input.tenantId, space_id: parent.space_id, parent_id: parent.id, kind: 'file', name: input.name, created_by: input.userId })
+      .values({ id: newId('file'), tenant_id: input.tenantId, space_id: parent.space_id, parent_id: parent.id, kind: 'file', name, created_by: input.userId })
       .returningAll()
       .executeTakeFirstOrThrow();
 
     const subjects = await chargeSubjects(trx, input.tenantId, input.userId, file.space_id);
-    await charge(trx, input.tenantId, subjects, input.size);
+    await chargeReserved(trx, input.tenantId, reservation, subjects, input.size);
 
     const previous = await trx.selectFrom('versions').select(sql<number>`coalesce(max(number), 0)`.as('n')).where('file_id', '=', file.id).executeTakeFirstOrThrow();
     const versionId = newId('version');
@@ -113,7 +134,7 @@ export async function commitVersion(db: Db, input: CommitInput): Promise<CommitR
       await trx.deleteFrom('upload_chunks').where('upload_id', '=', input.source.uploadId).execute();
       await trx
         .updateTable('upload_sessions')
-        .set({ status: 'completed', file_id: file.id, version_id: versionId, error_code: null, error_detail: null, updated_at: sql`now()` })
+        .set({ status: 'completed', file_id: file.id, version_id: versionId, reserved_bytes: 0, reserved_subjects: '[]', error_code: null, error_detail: null, updated_at: sql`now()` })
         .where('id', '=', input.source.uploadId)
         .execute();
     }

@@ -127,7 +127,8 @@ describe('quotas', () => {
     const member = await newUser(stack, tenantId, 'nosy');
     const other = await newUser(stack, tenantId, 'other');
     assert.equal((await usageOf('tenant', member.token)).status, 403);
-    assert.equal((await usageOf(`users/${other.userId}`, member.token)).status, 403);
+    // Another user's usage is not the member's to see: 404, as for an id that does not exist (no oracle).
+    assert.equal((await usageOf(`users/${other.userId}`, member.token)).status, 404);
     assert.equal((await usageOf('tenant?recalculate=true', member.token)).status, 403);
     assert.equal((await api(stack.baseUrl, 'PUT', `/api/v1/admin/quotas/user/${member.userId}`, { token: member.token, body: { limit_bytes: null } })).status, 403);
     const stranger = await newUser(stack, (await createTestTenant(stack)).id, 'stranger', { admin: true });

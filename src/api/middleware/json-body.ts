@@ -13,6 +13,11 @@ export async function readJsonText(ctx: AppContext): Promise<string | undefined>
   if (!ctx.is('application/json', '+json')) {
     throw new AppError(415, 'UNSUPPORTED_MEDIA_TYPE', 'Request body must be application/json');
   }
+  // JSON is UTF-8 (RFC 8259); a body declared in another charset would be decoded wrongly, so it is refused.
+  const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(ctx.get('content-type'))?.[1]?.toLowerCase();
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+    throw new AppError(415, 'UNSUPPORTED_MEDIA_TYPE', `Request body must be UTF-8 JSON (charset=${charset} is not supported)`);
+  }
   let text: string;
   try {
     text = await getRawBody(ctx.req, { limit, encoding: 'utf8', length: declared || undefined });

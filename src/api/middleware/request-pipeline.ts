@@ -2,6 +2,8 @@
 import { ServiceError, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { AppError, ValidationError } from '../../errors';
 import { newId } from '../../ids';
+import { abandonRequestQueries } from '../../db/database';
+import { ClientGoneError, QueryScope, runInQueryScope } from '../../db/query-scope';
 import type { AppContext } from '../context';
 
 const wellFormedRequestId = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -22,8 +24,14 @@ export function requestPipeline() {
     ctx.state.requestId = requestId;
     ctx.state.log = ctx.deps.logger.child({ request_id: requestId });
     ctx.set('X-Request-Id', requestId);
+    // A client that disconnects before its answer is complete cancels the queries still running for it.
+    const queries = new QueryScope();
+    const onClose = () => {
+      if (!ctx.res.writableFinished) void abandonRequestQueries(ctx.deps.db, queries);
+    };
+    ctx.res.once('close', onClose);
     try {
-      await next();
+      await runInQueryScope(queries, next);
       if (ctx.body === undefined || ctx.body === null) {
         if (ctx.status === 404) throw new AppError(404, 'NOT_FOUND', `No route for ${ctx.method} ${ctx.path}`);
         if (ctx.status === 405) throw new AppError(405, 'METHOD_NOT_ALLOWED', `${ctx.method} is not allowed here (allowed: ${ctx.response.get('Allow')})`);
@@ -63,6 +71,8 @@ function toAppError(ctx: AppContext, error: unknown): AppError {
   }
   const pgCode = (error as { code?: unknown }).code;
   if (pgCode === '23505') return new AppError(409, 'CONFLICT', 'A resource with the same unique key already exists');
+  const databaseTrouble = databaseUnavailable(ctx, error, pgCode);
+  if (databaseTrouble) return databaseTrouble;
   const httpStatus = (error as { status?: unknown; expose?: unknown }).status;
   if (typeof httpStatus === 'number' && httpStatus >= 400 && httpStatus < 500) {
     // Errors thrown by Koa or its helpers (e.g. a malformed URI) carry a client status of their own.
@@ -70,4 +80,30 @@ function toAppError(ctx: AppContext, error: unknown): AppError {
   }
   ctx.state.log.error({ err: error }, 'unhandled error');
   return new AppError(500, 'INTERNAL_ERROR', 'Internal server error');
+}
+
+/** PostgreSQL error classes that mean "the database cannot serve this now", not "the request is wrong". */
+const unavailableCodes = new Set(['57P01', '57P02', '57P03', '53300', '53000', '08000', '08003', '08006', '08001', '08004']);
+
+/**
+ * A busy or unreachable database is a 503 with Retry-After, never a 500: an exhausted pool, a statement
+ * cancelled by `statement_timeout`, a connection refused or dropped. A query cancelled because the client
+ * left is logged quietly (nobody receives the answer).
+ */
+function databaseUnavailable(ctx: AppContext, error: unknown, pgCode: unknown): AppError | undefined {
+  const message = (error as Error)?.message ?? '';
+  const clientGone = ctx.res.destroyed || ctx.req.socket?.destroyed === true;
+  if (error instanceof ClientGoneError || (pgCode === '57014' && clientGone)) {
+    ctx.state.log.info('client closed; its database work was cancelled');
+    return new AppError(499, 'CLIENT_CLOSED', 'The client closed the connection');
+  }
+  const retry = (detail: string, seconds: number) => {
+    ctx.state.log.warn({ err: error }, 'database unavailable');
+    return new AppError(503, 'SERVICE_UNAVAILABLE', detail, undefined, { 'Retry-After': String(seconds) });
+  };
+  if (pgCode === '57014') return retry('The database did not answer in time; retry later', 5);
+  if (/timeout exceeded when trying to connect/i.test(message)) return retry('All database connections are busy; retry shortly', 1);
+  if (typeof pgCode === 'string' && unavailableCodes.has(pgCode)) return retry('The database is unavailable; retry later', 5);
+  if (pgCode === 'ECONNREFUSED' || pgCode === 'ECONNRESET' || /Connection terminated/i.test(message)) return retry('The database is unavailable; retry later', 5);
+  return undefined;
 }

@@ -63,14 +63,18 @@ export function registerAdminRoutes(router: Router, registry: OpenAPIRegistry): 
       {
         method: 'post',
         path: `/admin/users/{id}/${action}`,
-        summary: action === 'activate' ? 'Re-activate a suspended user' : 'Suspend a user (their requests get 403 AUTHZ_USER_SUSPENDED)',
+        summary:
+          action === 'activate'
+            ? 'Re-activate a suspended user'
+            : 'Suspend a user (their requests get 403 AUTHZ_USER_SUSPENDED); yourself or the last active tenant admin → 409',
         tag: 'admin',
         access: 'tenant_admin',
         params: idParam,
         responses: { 200: { description: 'The user', schema: userSchema } },
+        ...(action === 'deactivate' ? { errors: [409] } : {}),
       },
       async (ctx, { principal, params }) => {
-        ctx.body = presentUser(await setUserActive(ctx.deps.db, principal.tenantId, params.id, action === 'activate'));
+        ctx.body = presentUser(await setUserActive(ctx.deps.db, principal, params.id, action === 'activate'));
       },
     );
   }

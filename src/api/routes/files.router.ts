@@ -4,17 +4,17 @@ import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import { sql } from 'kysely';
 import type { Principal } from '../../services/principal';
 import { isTenantAdmin } from '../../services/principal';
-import { gone, notFound } from '../../errors';
+import { notFound } from '../../errors';
 import { accessNode, assertNotLockedByOther } from '../../services/access.service';
 import { listSpaces } from '../../services/spaces.service';
 import * as tree from '../../services/tree.service';
 import { commitVersion } from '../../services/versions.service';
 import { directUpload } from '../../services/uploads.service';
-import { downloadUrlTtlSeconds, signDownload, verifyDownload } from '../../services/signed-urls';
+import { downloadUrlTtlSeconds, openSignedDownload, signDownload } from '../../services/signed-urls';
 import { routeDefiner } from '../route';
 import { z } from '../openapi';
 import type { AppContext } from '../context';
-import { decodeCursor, encodeCursor, pageQuery, pageSchema } from '../pagination';
+import { decodeCursor, pageQuery, pageSchema, toPage } from '../pagination';
 import { nodeSchema, presentNode, presentSpace, presentVersion, spaceSchema, versionSchema } from '../file-presenters';
 import { sendVersionContent } from '../content-response';
 
@@ -22,7 +22,11 @@ export const nodeName = z
   .string()
   .min(1)
   .max(255)
-  .refine((name) => tree.nameProblem(name) === null, { message: 'Invalid name: no "/", "\\", NUL/control characters, "." or "..", at most 255 bytes' });
+  .superRefine((name, check) => {
+    // The message says which rule the name breaks (which character class, the byte limit, …).
+    const problem = tree.nameProblem(name);
+    if (problem) check.addIssue({ code: 'custom', message: problem });
+  });
 
 const idParam = z.object({ id: z.string().max(64) });
 const versionParams = z.object({ id: z.string().max(64), version_id: z.string().max(64) });
@@ -127,10 +131,8 @@ export function registerFileRoutes(router: Router, registry: OpenAPIRegistry): v
     },
     async (ctx, { principal, params, query }) => {
       await accessNode(ctx.deps.db, principal, params.id, 'read', { kind: 'folder' });
-      const rows = await tree.listChildren(ctx.deps.db, params.id, query.limit, decodeCursor(query.cursor, tree.isChildrenCursor));
-      const items = rows.slice(0, query.limit);
-      const last = items[items.length - 1];
-      ctx.body = { items: items.map(presentNode), next_cursor: rows.length > query.limit && last ? encodeCursor({ name: last.name.toLowerCase(), id: last.id }) : null };
+      const page = toPage(await tree.listChildren(ctx.deps.db, params.id, query.limit, decodeCursor(query.cursor, tree.isChildrenCursor)), query.limit, tree.childrenCursorOf);
+      ctx.body = { items: page.items.map(presentNode), next_cursor: page.next_cursor };
     },
   );
 
@@ -245,14 +247,11 @@ export function registerFileRoutes(router: Router, registry: OpenAPIRegistry): v
       access: 'public',
       params: z.object({ token: z.string().max(1024) }),
       responses: { 200: { description: 'The bytes' }, 206: { description: 'A byte range' } },
-      errors: [404, 410, 416],
+      errors: [403, 404, 410, 416],
     },
     async (ctx, { params }) => {
-      const grant = verifyDownload(ctx.deps.secretKey, params.token);
-      const file = await ctx.deps.db.selectFrom('nodes').selectAll().where('id', '=', grant.fileId).where('tenant_id', '=', grant.tenantId).executeTakeFirst();
-      if (!file) throw notFound('File');
-      if (file.deleted_at) throw gone('File is in the trash', 'IN_TRASH');
-      sendVersionContent(ctx, await loadVersion(ctx, file.id, grant.versionId), file.name);
+      const { file, version } = await openSignedDownload(ctx.deps.db, ctx.deps.secretKey, params.token);
+      sendVersionContent(ctx, version, file.name);
     },
   );
 

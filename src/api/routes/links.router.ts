@@ -1,8 +1,9 @@
 // External links (spec §8): owner side (create/list/enable/disable/revoke) and the recipient side under /public/links.
 //
-// Counting: GET /public/links/{token} and /children count one view each; every /content request that passes
+// Counting: GET /public/links/{token} and /children count one view each; every /content GET that passes
 // the link checks and names a readable file counts one download — Range requests, 304s and 416s included —
-// so a cap of N means N content requests, whatever their size.
+// so a cap of N means N content requests, whatever their size. HEAD never counts (it transfers nothing), but
+// answers 429 like a GET once the cap is reached.
 import type Router from '@koa/router';
 import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import type { Link, Node } from '../../db/database';
@@ -25,7 +26,7 @@ import { clientAddress } from '../client-address';
 import { sendVersionContent } from '../content-response';
 import type { AppContext } from '../context';
 import { z } from '../openapi';
-import { decodeCursor, encodeCursor, isString, pageQuery, pageSchema } from '../pagination';
+import { decodeCursor, encodeCursor, isString, pageQuery, pageSchema, toPage } from '../pagination';
 import { routeDefiner } from '../route';
 
 const iso = (value: Date | null) => (value === null ? null : new Date(value).toISOString());
@@ -141,7 +142,7 @@ function passwordHeader(ctx: AppContext): string | undefined {
 /** Finds the link and runs every recipient check (404 → 410 → 403 → 401) for a metadata/children/content request. */
 async function openLink(ctx: AppContext, token: string): Promise<links.LinkTarget> {
   const target = await links.findLinkByToken(ctx.deps.db, token);
-  await links.authorizeRecipient(ctx.deps.db, target, {
+  await links.authorizeRecipient(ctx.deps, target, {
     address: clientAddress(ctx),
     password: passwordHeader(ctx),
     session: sessionOf(ctx, target.link.id),
@@ -157,11 +158,10 @@ function sendSession(ctx: AppContext, session: LinkSession): void {
   ctx.body = { session: token, expires_at: new Date(session.expiresAt * 1000).toISOString() };
 }
 
-async function currentVersionOf(ctx: AppContext, file: Node) {
-  if (!file.current_version_id) throw notFound('File');
-  const version = await ctx.deps.db.selectFrom('versions').selectAll().where('id', '=', file.current_version_id).where('file_id', '=', file.id).executeTakeFirst();
-  if (!version) throw notFound('File');
-  return version;
+/** Counts a view or download for GET; HEAD only checks the cap (see the header comment). */
+function countUse(ctx: AppContext, link: Link, kind: 'view' | 'download'): Promise<number | null> {
+  if (ctx.method === 'HEAD') return Promise.resolve(links.peekLinkUse(link, kind));
+  return links.countLinkUse(ctx.deps.db, link.id, kind);
 }
 
 export function registerLinkRoutes(router: Router, registry: OpenAPIRegistry): void {
@@ -181,11 +181,11 @@ export function registerLinkRoutes(router: Router, registry: OpenAPIRegistry): v
         params: idParam,
         body: createLinkBody,
         responses: { 201: { description: 'The link, with its token and URL', schema: createdLinkSchema } },
-        errors: [410],
+        errors: [410, 503],
       },
       async (ctx, { principal, params, body }) => {
         const access = await accessNode(ctx.deps.db, principal, params.id, 'manage', { kind });
-        const { link, token } = await links.createLink(ctx.deps.db, principal, access, {
+        const { link, token } = await links.createLink(ctx.deps, principal, access, {
           password: body.password,
           expiresAt: body.expires_at ? new Date(body.expires_at) : null,
           allowedIps: body.allowed_ips,
@@ -266,7 +266,7 @@ export function registerLinkRoutes(router: Router, registry: OpenAPIRegistry): v
     await next();
   });
 
-  const recipientErrors = [401, 403, 410, 429];
+  const recipientErrors = [401, 403, 410, 429, 503];
 
   route(
     {
@@ -281,7 +281,7 @@ export function registerLinkRoutes(router: Router, registry: OpenAPIRegistry): v
     },
     async (ctx, { params }) => {
       const { link, node } = await openLink(ctx, params.token);
-      const viewsRemaining = await links.countLinkUse(ctx.deps.db, link.id, 'view');
+      const viewsRemaining = await countUse(ctx, link, 'view');
       ctx.set('Cache-Control', 'no-store');
       ctx.body = {
         ...presentLinkedNode(node),
@@ -309,12 +309,10 @@ export function registerLinkRoutes(router: Router, registry: OpenAPIRegistry): v
       if (node.kind !== 'folder') throw notFound('Folder');
       const folder = query.folder_id ? await links.findInsideLinkedFolder(ctx.deps.db, node, query.folder_id, 'folder') : node;
       const after = decodeCursor(query.cursor, tree.isChildrenCursor);
-      await links.countLinkUse(ctx.deps.db, link.id, 'view');
-      const rows = await tree.listChildren(ctx.deps.db, folder.id, query.limit, after);
-      const items = rows.slice(0, query.limit);
-      const last = items[items.length - 1];
+      await countUse(ctx, link, 'view');
+      const page = toPage(await tree.listChildren(ctx.deps.db, folder.id, query.limit, after), query.limit, tree.childrenCursorOf);
       ctx.set('Cache-Control', 'no-store');
-      ctx.body = { items: items.map(presentLinkedNode), next_cursor: rows.length > query.limit && last ? encodeCursor({ name: last.name.toLowerCase(), id: last.id }) : null };
+      ctx.body = { items: page.items.map(presentLinkedNode), next_cursor: page.next_cursor };
     },
   );
 
@@ -339,8 +337,8 @@ export function registerLinkRoutes(router: Router, registry: OpenAPIRegistry): v
       } else if (query.file_id && query.file_id !== node.id) {
         throw notFound('File');
       }
-      const version = await currentVersionOf(ctx, file);
-      await links.countLinkUse(ctx.deps.db, link.id, 'download');
+      const version = await links.currentVersionOf(ctx.deps.db, file);
+      await countUse(ctx, link, 'download');
       sendVersionContent(ctx, version, file.name);
     },
   );
@@ -362,7 +360,7 @@ export function registerLinkRoutes(router: Router, registry: OpenAPIRegistry): v
       const address = clientAddress(ctx);
       links.assertLinkLive(target);
       links.assertAddressAllowed(target.link, address);
-      await links.checkLinkPassword(ctx.deps.db, target.link, address, body.password);
+      await links.checkLinkPassword(ctx.deps, target.link, address, body.password);
       // A verified email of an earlier session of this link is kept, so the two proofs can come in any order.
       sendSession(ctx, extendLinkSession(target.link.id, sessionOf(ctx, target.link.id), { password: true }));
     },
@@ -378,13 +376,14 @@ export function registerLinkRoutes(router: Router, registry: OpenAPIRegistry): v
       params: tokenParam,
       body: z.object({ email: emailAddress }),
       responses: { 202: { description: 'A code is on its way if the address may open the link' } },
-      errors: [403, 410],
+      errors: [403, 410, 429],
     },
     async (ctx, { params, body }) => {
       const target = await links.findLinkByToken(ctx.deps.db, params.token);
+      const address = clientAddress(ctx);
       links.assertLinkLive(target);
-      links.assertAddressAllowed(target.link, clientAddress(ctx));
-      await links.sendLinkEmailCode(ctx.deps.db, ctx.deps.secretKey, target.link, body.email);
+      links.assertAddressAllowed(target.link, address);
+      await links.sendLinkEmailCode(ctx.deps.db, ctx.deps.secretKey, target.link, body.email, address);
       ctx.status = 202;
       ctx.body = { detail: 'If this address may open the link, a code has been sent to it' };
     },
@@ -400,13 +399,14 @@ export function registerLinkRoutes(router: Router, registry: OpenAPIRegistry): v
       params: tokenParam,
       body: z.object({ email: emailAddress, code: z.string().trim().min(1).max(16) }),
       responses: { 200: { description: 'A link session', schema: sessionSchema } },
-      errors: [403, 410],
+      errors: [403, 410, 429],
     },
     async (ctx, { params, body }) => {
       const target = await links.findLinkByToken(ctx.deps.db, params.token);
+      const address = clientAddress(ctx);
       links.assertLinkLive(target);
-      links.assertAddressAllowed(target.link, clientAddress(ctx));
-      const email = await links.confirmLinkEmailCode(ctx.deps.db, ctx.deps.secretKey, target.link, body.email, body.code);
+      links.assertAddressAllowed(target.link, address);
+      const email = await links.confirmLinkEmailCode(ctx.deps.db, ctx.deps.secretKey, target.link, body.email, body.code, address);
       sendSession(ctx, extendLinkSession(target.link.id, sessionOf(ctx, target.link.id), { email }));
     },
   );

@@ -4,11 +4,12 @@ import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import type { ShareMember, Space } from '../../db/database';
 import { roleInSpace, roleAllows, type SpaceRole } from '../../services/access.service';
 import type { Principal } from '../../services/principal';
+import { listAuditEntries } from '../../services/audit.service';
 import * as shares from '../../services/shares.service';
 import { routeDefiner } from '../route';
 import { z } from '../openapi';
 import type { AppContext } from '../context';
-import { decodeCursor, pageQuery, pageSchema, toPage } from '../pagination';
+import { cursorParts, decodeCursor, pageQuery, pageSchema, toPage } from '../pagination';
 
 const roles = ['owner', 'admin', 'contributor', 'reader'] as const;
 const grantable = ['admin', 'contributor', 'reader'] as const;
@@ -248,21 +249,24 @@ export function registerShareRoutes(router: Router, registry: OpenAPIRegistry): 
         action: z.string().max(100).optional(),
         actor_id: z.string().max(64).optional(),
         target_id: z.string().max(64).optional(),
-        since: z.string().datetime().optional(),
-        until: z.string().datetime().optional(),
+        // ISO-8601 with Z or an offset (2020-01-01T00:00:00+05:00).
+        since: z.iso.datetime({ offset: true }).optional(),
+        until: z.iso.datetime({ offset: true }).optional(),
       }),
       responses: { 200: { description: 'A page of entries', schema: pageSchema(auditSchema) } },
     },
     async (ctx, { principal, query }) => {
-      const before = decodeCursor(query.cursor, (v): v is number => typeof v === 'number');
-      let select = ctx.deps.db.selectFrom('audit_log').selectAll().where('tenant_id', '=', principal.tenantId).orderBy('id', 'desc').limit(query.limit + 1);
-      if (before !== undefined) select = select.where('id', '<', before);
-      if (query.action) select = select.where('action', '=', query.action);
-      if (query.actor_id) select = select.where('actor_id', '=', query.actor_id);
-      if (query.target_id) select = select.where('target_id', '=', query.target_id);
-      if (query.since) select = select.where('at', '>=', new Date(query.since));
-      if (query.until) select = select.where('at', '<', new Date(query.until));
-      const page = toPage(await select.execute(), query.limit, (row) => row.id);
+      const before = decodeCursor(query.cursor, cursorParts.sequence);
+      const rows = await listAuditEntries(ctx.deps.db, principal.tenantId, {
+        before,
+        limit: query.limit + 1,
+        action: query.action,
+        actorId: query.actor_id,
+        targetId: query.target_id,
+        since: query.since ? new Date(query.since) : undefined,
+        until: query.until ? new Date(query.until) : undefined,
+      });
+      const page = toPage(rows, query.limit, (row) => row.id);
       ctx.body = {
         items: page.items.map((row) => ({ id: row.id, actor_id: row.actor_id, action: row.action, target_type: row.target_type, target_id: row.target_id, details: row.details, at: row.at.toISOString() })),
         next_cursor: page.next_cursor,

@@ -1,18 +1,16 @@
 // The trash (spec §5): list what the caller deleted in their spaces, restore, purge.
 import type Router from '@koa/router';
 import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
-import { notFound } from '../../errors';
 import { accessNode } from '../../services/access.service';
 import { listSpaces } from '../../services/spaces.service';
 import * as tree from '../../services/tree.service';
 import { routeDefiner } from '../route';
 import { z } from '../openapi';
-import { decodeCursor, pageQuery, pageSchema, toPage } from '../pagination';
+import { cursorParts, decodeCursor, pageQuery, pageSchema, toPage } from '../pagination';
 import { nodeSchema, presentNode } from '../file-presenters';
 
 const idParam = z.object({ id: z.string().max(64) });
-const isTrashCursor = (value: unknown): value is [string, string] =>
-  Array.isArray(value) && value.length === 2 && typeof value[0] === 'string' && typeof value[1] === 'string';
+const trashCursor = z.tuple([cursorParts.timestamp, cursorParts.id]);
 
 export function registerTrashRoutes(router: Router, registry: OpenAPIRegistry): void {
   const route = routeDefiner(router, registry);
@@ -34,7 +32,7 @@ export function registerTrashRoutes(router: Router, registry: OpenAPIRegistry): 
         ctx.body = { items: [], next_cursor: null };
         return;
       }
-      const after = decodeCursor(query.cursor, isTrashCursor);
+      const after = decodeCursor(query.cursor, trashCursor);
       let select = ctx.deps.db
         .selectFrom('nodes')
         .selectAll()
@@ -69,11 +67,9 @@ export function registerTrashRoutes(router: Router, registry: OpenAPIRegistry): 
   );
 
   route(
-    { method: 'delete', path: '/trash/{id}', summary: 'Purge a deleted item for good (refunds its quota)', tag: 'trash', access: 'authenticated', params: idParam, responses: { 204: { description: 'Purged' } } },
+    { method: 'delete', path: '/trash/{id}', summary: 'Purge a deleted item for good (refunds its quota)', tag: 'trash', access: 'authenticated', params: idParam, responses: { 204: { description: 'Purged' } }, errors: [404] },
     async (ctx, { principal, params }) => {
-      const { node } = await accessNode(ctx.deps.db, principal, params.id, 'write', { trashed: 'allow' });
-      if (!node.deleted_at || !node.trash_root) throw notFound('Trash item');
-      await ctx.deps.db.transaction().execute((trx) => tree.purgeNode(trx, node, tree.userIdOf(principal)));
+      await tree.purgeNode(ctx.deps.db, principal, await accessNode(ctx.deps.db, principal, params.id, 'write', { trashed: 'allow' }));
       ctx.status = 204;
     },
   );

@@ -12,6 +12,7 @@ import type { AppContext } from '../context';
 import { nodeName } from './files.router';
 import { nodeSchema, presentNode, presentUploadSession, presentVersion, uploadSessionSchema, versionSchema } from '../file-presenters';
 import { resultWithin, startOrAttach } from '../workflow-starter';
+import { uploadDeps, uploadLimits } from '../upload-deps';
 
 const idParam = z.object({ id: z.string().max(64) });
 const sha256 = z.string().regex(/^[0-9a-fA-F]{64}$/, 'a 64-character hex SHA-256');
@@ -20,14 +21,6 @@ async function presentSession(ctx: AppContext, session: Awaited<ReturnType<typeo
   return presentUploadSession(session, await uploads.receivedChunks(ctx.deps.db, session), uploads.isExpired(session));
 }
 
-function uploadDeps(ctx: AppContext): uploads.UploadDeps {
-  return {
-    db: ctx.deps.db,
-    storage: ctx.deps.storage,
-    onDeduplicated: () => ctx.deps.metrics.chunksDeduplicated.inc(),
-    onBytesReceived: (n) => ctx.deps.metrics.bytesUploaded.inc(n),
-  };
-}
 
 async function answerCompleted(ctx: AppContext, fileId: string, versionId: string) {
   const file = await ctx.deps.db.selectFrom('nodes').selectAll().where('id', '=', fileId).executeTakeFirstOrThrow();
@@ -55,17 +48,22 @@ export function registerUploadRoutes(router: Router, registry: OpenAPIRegistry):
         base_version_id: z.string().max(64).optional(),
       }),
       responses: { 201: { description: 'The session', schema: uploadSessionSchema } },
-      errors: [409, 410, 413, 507],
+      errors: [409, 410, 413, 429, 507],
     },
     async (ctx, { principal, body }) => {
-      const session = await uploads.createUploadSession(ctx.deps.db, principal, {
-        parentId: body.parent_id,
-        name: body.name,
-        size: body.size,
-        checksumSha256: body.checksum_sha256,
-        chunkSize: body.chunk_size,
-        baseVersionId: body.base_version_id,
-      });
+      const session = await uploads.createUploadSession(
+        ctx.deps.db,
+        principal,
+        {
+          parentId: body.parent_id,
+          name: body.name,
+          size: body.size,
+          checksumSha256: body.checksum_sha256,
+          chunkSize: body.chunk_size,
+          baseVersionId: body.base_version_id,
+        },
+        { maxOpenSessionsPerUser: uploadLimits(ctx.deps).maxOpenSessionsPerUser },
+      );
       ctx.status = 201;
       ctx.body = presentUploadSession(session, [], false);
     },
@@ -96,7 +94,7 @@ export function registerUploadRoutes(router: Router, registry: OpenAPIRegistry):
       params: z.object({ id: z.string().max(64), index: z.string().regex(/^\d{1,9}$/) }),
       rawBody: { contentType: 'application/octet-stream', description: 'The chunk bytes: chunk_size bytes, the last chunk the remainder.' },
       responses: { 200: { description: 'Stored', schema: z.object({ index: z.number().int(), size: z.number().int(), sha256: z.string(), deduplicated: z.boolean() }) } },
-      errors: [400, 409, 410, 413],
+      errors: [400, 408, 409, 410, 413, 429, 503],
     },
     async (ctx, { principal, params }) => {
       const length = ctx.get('content-length');
@@ -115,19 +113,15 @@ export function registerUploadRoutes(router: Router, registry: OpenAPIRegistry):
       tag: 'uploads',
       access: 'authenticated',
       params: idParam,
-      body: z.object({ sha256: z.array(sha256).min(1).max(10000), attach: z.array(z.object({ index: z.number().int().min(0), sha256 })).max(10000).optional() }),
+      body: z.object({
+        sha256: z.array(sha256).min(1).max(uploads.maxCheckEntries),
+        attach: z.array(z.object({ index: z.number().int().min(0), sha256 })).max(uploads.maxCheckEntries).optional(),
+      }),
       responses: { 200: { description: 'Known hashes', schema: z.object({ known: z.array(z.string()), attached: z.array(z.number().int()) }) } },
-      errors: [409, 410],
+      errors: [400, 409, 410],
     },
     async (ctx, { principal, params, body }) => {
-      const session = await uploads.getOwnSession(ctx.deps.db, principal, params.id);
-      uploads.assertWritable(session);
-      const known = await uploads.checkChunks(ctx.deps.db, principal, body.sha256);
-      const attached: number[] = [];
-      for (const item of body.attach ?? []) {
-        if (await uploads.reuseChunk(uploadDeps(ctx), principal, params.id, item.index, item.sha256)) attached.push(item.index);
-      }
-      ctx.body = { known, attached };
+      ctx.body = await uploads.checkAndAttach(uploadDeps(ctx), principal, params.id, body.sha256, body.attach ?? []);
     },
   );
 

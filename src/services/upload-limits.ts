@@ -1,0 +1,121 @@
+// Per-process limits on upload bodies (spec §13 "per-process budgets for buffered bytes"): a byte budget for
+// chunk bytes held in memory, a per-user cap on concurrent chunk PUTs, and a stalled-body timeout.
+import type { Readable } from 'node:stream';
+import { AppError } from '../errors';
+
+/** Seconds a client is told to wait when the budget or its concurrency cap is exhausted. */
+const retryAfterSeconds = '2';
+
+/** Bytes that may be buffered at once. A request larger than the whole budget is admitted only alone, so it can still progress. */
+export class ByteBudget {
+  private used = 0;
+  constructor(readonly capacity: number) {}
+
+  get inUse(): number {
+    return this.used;
+  }
+
+  tryTake(bytes: number): boolean {
+    if (this.used + bytes > this.capacity && !(this.used === 0 && bytes > this.capacity)) return false;
+    this.used += bytes;
+    return true;
+  }
+
+  give(bytes: number): void {
+    this.used = Math.max(0, this.used - bytes);
+  }
+}
+
+/** Counts requests in flight per key (a user id) against a cap. */
+export class ConcurrencyLimiter {
+  private readonly counts = new Map<string, number>();
+  constructor(readonly limit: number) {}
+
+  inFlight(key: string): number {
+    return this.counts.get(key) ?? 0;
+  }
+
+  tryEnter(key: string): boolean {
+    const current = this.counts.get(key) ?? 0;
+    if (current >= this.limit) return false;
+    this.counts.set(key, current + 1);
+    return true;
+  }
+
+  leave(key: string): void {
+    const current = this.counts.get(key) ?? 0;
+    if (current <= 1) this.counts.delete(key);
+    else this.counts.set(key, current - 1);
+  }
+}
+
+export interface UploadLimits {
+  buffer: ByteBudget;
+  chunksPerUser: ConcurrencyLimiter;
+  /** A body that sends nothing for this long is answered 408. */
+  bodyIdleTimeoutMs: number;
+  maxOpenSessionsPerUser: number;
+}
+
+/** Runs `work` holding `bytes` of the buffer budget (503 when it is exhausted); released on every exit path. */
+export async function withBufferBudget<T>(limits: UploadLimits | undefined, bytes: number, work: () => Promise<T>): Promise<T> {
+  if (!limits) return work();
+  if (!limits.buffer.tryTake(bytes)) {
+    throw new AppError(503, 'SERVICE_UNAVAILABLE', 'The server is buffering too many upload bytes right now; retry shortly', { reason: 'upload_buffer_budget' }, { 'Retry-After': retryAfterSeconds });
+  }
+  try {
+    return await work();
+  } finally {
+    limits.buffer.give(bytes);
+  }
+}
+
+/** Runs `work` as one of the user's concurrent chunk uploads (429 beyond the cap); released on every exit path. */
+export async function withChunkSlot<T>(limits: UploadLimits | undefined, userId: string, work: () => Promise<T>): Promise<T> {
+  if (!limits) return work();
+  if (!limits.chunksPerUser.tryEnter(userId)) {
+    throw new AppError(
+      429,
+      'TOO_MANY_CONCURRENT_UPLOADS',
+      `At most ${limits.chunksPerUser.limit} chunk uploads per user at a time; retry when one has finished`,
+      { limit: limits.chunksPerUser.limit },
+      { 'Retry-After': retryAfterSeconds },
+    );
+  }
+  try {
+    return await work();
+  } finally {
+    limits.chunksPerUser.leave(userId);
+  }
+}
+
+/**
+ * Iterates a request body, failing with 408 when no data arrives for `idleMs`. The body is not destroyed
+ * when we stop early: the socket must survive so our error response reaches the client (the error
+ * renderer then closes the connection).
+ */
+export async function* bodyParts(body: Readable, idleMs: number | undefined): AsyncGenerator<Buffer> {
+  const parts = body.iterator({ destroyOnReturn: false });
+  if (!idleMs) {
+    for await (const part of parts) yield part as Buffer;
+    return;
+  }
+  for (;;) {
+    let timer: NodeJS.Timeout | undefined;
+    const next = parts.next();
+    const stalled = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new AppError(408, 'REQUEST_TIMEOUT', `The request body stalled for more than ${idleMs / 1000} s`)), idleMs);
+    });
+    try {
+      const step = await Promise.race([next, stalled]);
+      if (step.done) return;
+      yield step.value as Buffer;
+    } catch (error) {
+      // The read still pending settles when the connection closes; nobody awaits it any more.
+      next.catch(() => undefined);
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
