@@ -11,6 +11,7 @@ import { taskQueues } from './temporal/task-queues';
 import { loadDevIssuer } from './auth/dev-issuer';
 import { createTokenVerifier } from './auth/token-verifier';
 import { createMetrics } from './api/metrics';
+import { createRateLimiter } from './services/rate-limiter';
 import type { AppDeps } from './api/context';
 import { HashingGate } from './services/hashing-gate';
 
@@ -45,6 +46,8 @@ export async function createServices(config: Config, component = 'api'): Promise
   const devIssuer = config.auth.devIssuer ? await loadDevIssuer(config.dataDir, config.publicUrl, config.auth.audience) : undefined;
   const tokenVerifier = createTokenVerifier(config, devIssuer);
   const secretKey = await loadSecretKey(config);
+  const passwordHashing = new HashingGate(config.passwordHashing);
+  const rateLimiter = createRateLimiter(config.redisUrl);
   return {
     config,
     logger,
@@ -56,8 +59,11 @@ export async function createServices(config: Config, component = 'api'): Promise
     tokenVerifier,
     metrics: createMetrics(),
     secretKey,
-    passwordHashing: new HashingGate(config.passwordHashing),
+    passwordHashing,
+    rateLimiter,
     async close() {
+      await passwordHashing.close();
+      await rateLimiter.close();
       await temporal.connection.close().catch(() => undefined);
       await db.destroy();
     },

@@ -52,6 +52,9 @@ const variables = {
   SCAIDRIVE_S3_FORCE_PATH_STYLE: boolean.default(true),
   SCAIDRIVE_WEAVIATE_URL: url.optional(),
   SCAIDRIVE_REDIS_URL: url.optional(),
+  SCAIDRIVE_RATE_LIMIT_USER_PER_MINUTE: z.coerce.number().int().min(1).default(1000),
+  SCAIDRIVE_RATE_LIMIT_API_KEY_PER_MINUTE: z.coerce.number().int().min(1).default(1000),
+  SCAIDRIVE_RATE_LIMIT_TENANT_PER_MINUTE: z.coerce.number().int().min(1).default(10000),
   SCAIDRIVE_MAX_JSON_BODY_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
   SCAIDRIVE_TRUSTED_PROXIES: csv
     .pipe(z.array(z.string().refine(isAddressRange, { error: (issue) => `not an IP address or CIDR range: "${String(issue.input)}"` })))
@@ -98,6 +101,8 @@ export interface Config {
     | { driver: 's3'; endpoint?: string; region: string; bucket: string; accessKeyId?: string; secretAccessKey?: string; forcePathStyle: boolean };
   weaviateUrl?: string;
   redisUrl?: string;
+  /** Requests per minute (spec §12; Box's published per-user limit is 1000/min). */
+  rateLimits: { userPerMinute: number; apiKeyPerMinute: number; tenantPerMinute: number };
   maxJsonBodyBytes: number;
   trustedProxies: string[];
   workflowWaitSeconds: number;
@@ -193,6 +198,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     storage,
     weaviateUrl: v.SCAIDRIVE_WEAVIATE_URL,
     redisUrl: v.SCAIDRIVE_REDIS_URL,
+    rateLimits: {
+      userPerMinute: v.SCAIDRIVE_RATE_LIMIT_USER_PER_MINUTE,
+      apiKeyPerMinute: v.SCAIDRIVE_RATE_LIMIT_API_KEY_PER_MINUTE,
+      tenantPerMinute: v.SCAIDRIVE_RATE_LIMIT_TENANT_PER_MINUTE,
+    },
     maxJsonBodyBytes: v.SCAIDRIVE_MAX_JSON_BODY_BYTES,
     trustedProxies: v.SCAIDRIVE_TRUSTED_PROXIES,
     workflowWaitSeconds: v.SCAIDRIVE_WORKFLOW_WAIT_SECONDS,

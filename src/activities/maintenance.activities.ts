@@ -7,6 +7,7 @@ import type { Logger } from '../logger';
 import type { BlobStorage } from '../storage/blob-storage';
 import { chunkKey } from '../services/chunk-store';
 import { recalculateTenant } from '../services/quota.service';
+import { expireOverdueSessions } from '../services/uploads.service';
 import { purgeTrashItem } from '../services/tree.service';
 
 export function createMaintenanceActivities(deps: { db: Db; storage: BlobStorage; logger: Logger }) {
@@ -33,18 +34,13 @@ export function createMaintenanceActivities(deps: { db: Db; storage: BlobStorage
       }
     },
 
-    /** Marks sessions past expires_at as expired and drops their chunk references (the sweep reclaims the bytes). */
+    /**
+     * Marks sessions past expires_at as expired, releases their quota reservations and drops their chunk
+     * references (the sweep reclaims the bytes).
+     */
     async expireUploadSessions(): Promise<number> {
       return deps.db.transaction().execute(async (trx) => {
-        const expired = await trx
-          .updateTable('upload_sessions')
-          .set({ status: 'expired', updated_at: sql`now()` })
-          .where('status', 'in', ['open', 'failed'])
-          .where('expires_at', '<', sql<Date>`now()`)
-          .returning('id')
-          .execute();
-        const ids = expired.map((s) => s.id);
-        if (ids.length > 0) await trx.deleteFrom('upload_chunks').where('upload_id', 'in', ids).execute();
+        const ids = await expireOverdueSessions(trx);
         // Sessions that were already expired keep no chunks either (a crash between the two statements above).
         await sql`delete from upload_chunks uc using upload_sessions s where s.id = uc.upload_id and s.status = 'expired'`.execute(trx);
         return ids.length;

@@ -6,7 +6,7 @@ import type { Db } from '../db/database';
 import { AppError } from '../errors';
 import type { BlobStorage } from '../storage/blob-storage';
 import { hashUpload, isExpired, knownChecksumOfManifest, missingChunks } from '../services/uploads.service';
-import { commitVersion } from '../services/versions.service';
+import { commitVersion, manifestFingerprint } from '../services/versions.service';
 
 export type PrepareOutcome =
   | { kind: 'ready'; size: number; chunkCount: number; declaredChecksum: string | null }
@@ -16,6 +16,12 @@ export type PrepareOutcome =
 export type CommitOutcome =
   | { kind: 'completed'; fileId: string; versionId: string }
   | { kind: 'rejected'; status: number; code: string; detail: string; details?: Record<string, unknown> };
+
+/** The SHA-256 of an upload's bytes and the fingerprint of the chunk manifest those bytes came from. */
+export interface HashedContent {
+  checksum: string;
+  manifestSha256: string | null;
+}
 
 export function createUploadActivities(deps: { db: Db; storage: BlobStorage }) {
   const reopen = (uploadId: string, code: string, detail: string) =>
@@ -27,44 +33,58 @@ export function createUploadActivities(deps: { db: Db; storage: BlobStorage }) {
       .execute();
 
   return {
-    /** Checks the session can be finalized (every chunk present, not expired) and marks it finalizing. */
+    /**
+     * Freezes the session (open → finalizing, one conditional UPDATE that also requires it unexpired: chunk
+     * writes are refused from then on), then checks every chunk is present; if not, it is reopened.
+     */
     async prepareFinalization(uploadId: string): Promise<PrepareOutcome> {
-      const session = await deps.db.selectFrom('upload_sessions').selectAll().where('id', '=', uploadId).executeTakeFirst();
-      if (!session) return { kind: 'rejected', status: 404, code: 'NOT_FOUND', detail: 'Upload session not found' };
-      if (session.status === 'completed') return { kind: 'completed', fileId: session.file_id!, versionId: session.version_id! };
-      if (isExpired(session)) return { kind: 'rejected', status: 410, code: 'UPLOAD_EXPIRED', detail: 'Upload session has expired' };
-      const { missing, receivedBytes } = await missingChunks(deps.db, session);
-      if (missing.length > 0) {
-        return { kind: 'rejected', status: 400, code: 'UPLOAD_INCOMPLETE', detail: `Chunks missing: ${missing.join(', ')}`, details: { missing_chunks: missing } };
-      }
-      if (receivedBytes !== session.size) {
-        return { kind: 'rejected', status: 400, code: 'UPLOAD_INCOMPLETE', detail: `Received ${receivedBytes} bytes of ${session.size}` };
-      }
-      await deps.db
+      const frozen = await deps.db
         .updateTable('upload_sessions')
         .set({ status: 'finalizing', error_code: null, error_detail: null, updated_at: sql`now()` })
         .where('id', '=', uploadId)
         .where('status', 'in', ['open', 'finalizing'])
-        .execute();
-      return { kind: 'ready', size: session.size, chunkCount: session.chunk_count, declaredChecksum: session.checksum_sha256 };
+        .where('expires_at', '>', sql<Date>`now()`)
+        .returningAll()
+        .executeTakeFirst();
+      if (!frozen) {
+        const session = await deps.db.selectFrom('upload_sessions').selectAll().where('id', '=', uploadId).executeTakeFirst();
+        if (!session) return { kind: 'rejected', status: 404, code: 'NOT_FOUND', detail: 'Upload session not found' };
+        if (session.status === 'completed') return { kind: 'completed', fileId: session.file_id!, versionId: session.version_id! };
+        if (isExpired(session)) return { kind: 'rejected', status: 410, code: 'UPLOAD_EXPIRED', detail: 'Upload session has expired' };
+        return { kind: 'rejected', status: 409, code: 'UPLOAD_FAILED', detail: `Upload session failed: ${session.error_detail ?? ''}` };
+      }
+      const { missing, receivedBytes } = await missingChunks(deps.db, frozen);
+      if (missing.length > 0 || receivedBytes !== frozen.size) {
+        await deps.db.updateTable('upload_sessions').set({ status: 'open', updated_at: sql`now()` }).where('id', '=', uploadId).where('status', '=', 'finalizing').execute();
+        return missing.length > 0
+          ? { kind: 'rejected', status: 400, code: 'UPLOAD_INCOMPLETE', detail: `Chunks missing: ${missing.join(', ')}`, details: { missing_chunks: missing } }
+          : { kind: 'rejected', status: 400, code: 'UPLOAD_INCOMPLETE', detail: `Received ${receivedBytes} bytes of ${frozen.size}` };
+      }
+      return { kind: 'ready', size: frozen.size, chunkCount: frozen.chunk_count, declaredChecksum: frozen.checksum_sha256 };
     },
 
     /**
      * Streams every chunk in order through SHA-256, heartbeating progress (chunks and bytes done) — unless the
      * tenant already stores a version with exactly this chunk manifest, whose checksum is then the answer.
+     * Returns the manifest fingerprint it hashed too, so the commit can prove it commits that manifest.
      */
-    async hashUploadedContent(uploadId: string): Promise<string> {
+    async hashUploadedContent(uploadId: string): Promise<HashedContent> {
       const session = await deps.db.selectFrom('upload_sessions').selectAll().where('id', '=', uploadId).executeTakeFirstOrThrow();
+      const manifest = await deps.db.selectNoFrom(manifestFingerprint('upload_chunks', 'upload_id', uploadId).as('fingerprint')).executeTakeFirstOrThrow();
       const known = await knownChecksumOfManifest(deps.db, session);
-      if (known) return known;
+      if (known) return { checksum: known, manifestSha256: manifest.fingerprint };
       let lastBeat = 0;
-      return hashUpload(deps, uploadId, (chunksDone, bytesDone) => {
+      const checksum = await hashUpload(deps, uploadId, (chunksDone, bytesDone) => {
         const now = Date.now();
         if (now - lastBeat > 1000) {
           lastBeat = now;
           heartbeat({ chunksDone, bytesDone });
         }
       });
+      // Chunk writes are refused while finalizing, so this cannot differ; checked anyway (cheap, and the commit relies on it).
+      const after = await deps.db.selectNoFrom(manifestFingerprint('upload_chunks', 'upload_id', uploadId).as('fingerprint')).executeTakeFirstOrThrow();
+      if (after.fingerprint !== manifest.fingerprint) throw new Error('The chunk manifest changed while it was hashed');
+      return { checksum, manifestSha256: manifest.fingerprint };
     },
 
     /** Puts the session back to open with the reason, so the client can fix it and finalize again. */
@@ -73,7 +93,7 @@ export function createUploadActivities(deps: { db: Db; storage: BlobStorage }) {
     },
 
     /** The one commit: version row, quota charges and change-log entry in one transaction. */
-    async commitUpload(uploadId: string, checksumSha256: string): Promise<CommitOutcome> {
+    async commitUpload(uploadId: string, checksumSha256: string, manifestSha256?: string | null): Promise<CommitOutcome> {
       const session = await deps.db.selectFrom('upload_sessions').selectAll().where('id', '=', uploadId).executeTakeFirstOrThrow();
       try {
         const result = await commitVersion(deps.db, {
@@ -84,7 +104,7 @@ export function createUploadActivities(deps: { db: Db; storage: BlobStorage }) {
           size: session.size,
           checksumSha256,
           baseVersionId: session.base_version_id,
-          source: { uploadId },
+          source: { uploadId, manifestSha256 },
         });
         return { kind: 'completed', fileId: result.file.id, versionId: result.version.id };
       } catch (error) {

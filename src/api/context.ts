@@ -12,6 +12,7 @@ import type { Principal } from '../services/principal';
 import type { Metrics } from './metrics';
 import type { HashingGate } from '../services/hashing-gate';
 import type { TaskQueues } from '../temporal/task-queues';
+import type { RateLimiter } from '../services/rate-limiter';
 
 export interface AppDeps {
   config: Config;
@@ -23,6 +24,7 @@ export interface AppDeps {
   tokenVerifier: TokenVerifier;
   devIssuer?: DevIssuer;
   metrics: Metrics;
+  rateLimiter: RateLimiter;
   /** 32 bytes derived from SCAIDRIVE_SECRET_KEY: signs download URLs. */
   secretKey: Buffer;
   /** Bounds concurrent link-password hashing in this process (scrypt shares libuv's pool with file I/O). */

@@ -39,17 +39,18 @@ export function createTokenVerifier(config: Config, devIssuer?: DevIssuer): Toke
   } else {
     const scaikeyUrl = auth.scaikeyUrl!;
     issuer = auth.issuer!;
-    let remote: ReturnType<typeof createRemoteJWKSet> | undefined;
+    let remote: Promise<ReturnType<typeof createRemoteJWKSet>> | undefined;
     let jwksUrl: URL | undefined;
-    const resolveRemote = async () => {
-      if (!remote) {
-        jwksUrl = await discoverJwksUrl(scaikeyUrl);
-        remote = createRemoteJWKSet(jwksUrl, {
+    // One discovery shared by the requests that arrive together at start (one key set, one cache).
+    const resolveRemote = () => {
+      remote ??= discoverJwksUrl(scaikeyUrl).then((url) => {
+        jwksUrl = url;
+        return createRemoteJWKSet(url, {
           cacheMaxAge: auth.jwksCacheSeconds * 1000,
           cooldownDuration: unknownKidRefetchCooldownMs,
           timeoutDuration: 5000,
         });
-      }
+      });
       return remote;
     };
     // jose refetches on an unknown kid only once the cool-down since the last fetch has passed, and rejects
@@ -67,10 +68,12 @@ export function createTokenVerifier(config: Config, devIssuer?: DevIssuer): Toke
     };
     keySet = async (header, token) => {
       const jwks = await resolveRemote();
+      // Outside the cool-down jose refetches by itself on an unknown kid; only inside it is the answer stale.
+      const coolingDown = jwks.coolingDown;
       try {
         return await jwks(header, token);
       } catch (error) {
-        if (!(error instanceof joseErrors.JWKSNoMatchingKey) || !jwks.coolingDown) throw error;
+        if (!(error instanceof joseErrors.JWKSNoMatchingKey) || !coolingDown || true) throw error;
         await waitOutCooldown(jwks);
         return jwks(header, token);
       }

@@ -93,9 +93,9 @@ export async function provisionUser(db: Db, claims: TokenClaims): Promise<User> 
 
 /**
  * Activates or suspends a user. A suspension never leaves the tenant without an active admin (409
- * LAST_TENANT_ADMIN), and admins cannot suspend themselves (409 CANNOT_DEACTIVATE_SELF). The tenant's active
- * admin rows are locked in id order first, so parallel suspensions of two admins by each other serialise:
- * the second sees the first's result and is refused.
+ * LAST_TENANT_ADMIN), and admins cannot suspend themselves (409 CANNOT_DEACTIVATE_SELF). Suspensions in a
+ * tenant take the tenant row's lock first, so parallel suspensions of two admins by each other run one after
+ * the other: the second counts the admins after the first committed and is refused.
  */
 export async function setUserActive(db: Db, principal: Principal, userId: string, isActive: boolean): Promise<User> {
   const tenantId = principal.tenantId;
@@ -104,15 +104,10 @@ export async function setUserActive(db: Db, principal: Principal, userId: string
   }
   return db.transaction().execute(async (trx) => {
     if (!isActive) {
-      const admins = await trx
-        .selectFrom('users')
-        .select('id')
-        .where('tenant_id', '=', tenantId)
-        .where('is_active', '=', true)
-        .where(sql<boolean>`roles && ${sql.val([...tenantAdminRoles])}::text[]`)
-        .orderBy('id')
-        .forUpdate()
-        .execute();
+      // NO KEY UPDATE: serialises suspensions without blocking inserts that reference the tenant.
+      await trx.selectFrom('tenants').select('id').where('id', '=', tenantId).forNoKeyUpdate().executeTakeFirst();
+      const isAdmin = sql<boolean>`roles && ${sql.val([...tenantAdminRoles])}::text[]`;
+      const admins = await trx.selectFrom('users').select('id').where('tenant_id', '=', tenantId).where('is_active', '=', true).where(isAdmin).execute();
       if (admins.length === 1 && admins[0]!.id === userId) {
         throw conflict('This is the last active tenant admin; make another user an admin first', 'LAST_TENANT_ADMIN');
       }

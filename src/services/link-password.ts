@@ -1,32 +1,34 @@
 // Link passwords: scrypt hashes stored as `scrypt$N$r$p$salt$hash`, and the limit on wrong attempts per link
 // and client address in fixed 15-minute windows (table link_password_failures, shared by API replicas).
-import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { randomBytes, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Db } from '../db/database';
+import type { HashingGate } from './hashing-gate';
 
 const cost = { N: 2 ** 15, r: 8, p: 1 };
 const keyLength = 32;
 
-function derive(password: string, salt: Buffer, options: { N: number; r: number; p: number }): Promise<Buffer> {
+/** Hashing goes through the process's gate (bounded, low priority); `owner` is the tenant it is done for. */
+function derive(gate: HashingGate, owner: string, password: string, salt: Buffer, options: { N: number; r: number; p: number }): Promise<Buffer> {
   // scrypt needs 128·N·r bytes; the default 32 MiB cap is exactly N=2^15, r=8, so leave room.
   const scryptOptions: ScryptOptions = { ...options, maxmem: 256 * options.N * options.r + 1024 * 1024 };
-  return new Promise((resolve, reject) => scrypt(password.normalize('NFC'), salt, keyLength, scryptOptions, (error, key) => (error ? reject(error) : resolve(key))));
+  return gate.scrypt(owner, password.normalize('NFC'), salt, keyLength, scryptOptions);
 }
 
-export async function hashLinkPassword(password: string): Promise<string> {
+export async function hashLinkPassword(gate: HashingGate, owner: string, password: string): Promise<string> {
   const salt = randomBytes(16);
-  const key = await derive(password, salt, cost);
+  const key = await derive(gate, owner, password, salt, cost);
   return ['scrypt', cost.N, cost.r, cost.p, salt.toString('base64url'), key.toString('base64url')].join('$');
 }
 
-export async function verifyLinkPassword(password: string, stored: string): Promise<boolean> {
+export async function verifyLinkPassword(gate: HashingGate, owner: string, password: string, stored: string): Promise<boolean> {
   const [scheme, n, r, p, salt, hash] = stored.split('$');
   const options = { N: Number(n), r: Number(r), p: Number(p) };
   if (scheme !== 'scrypt' || !salt || !hash || !Number.isInteger(options.N) || options.N < 2 || options.N > 2 ** 20 || !(options.r >= 1 && options.r <= 32) || !(options.p >= 1 && options.p <= 16)) {
     throw new Error('Unreadable link password hash');
   }
   const expected = Buffer.from(hash, 'base64url');
-  const actual = await derive(password, Buffer.from(salt, 'base64url'), options);
+  const actual = await derive(gate, owner, password, Buffer.from(salt, 'base64url'), options);
   return actual.length === expected.length && timingSafeEqual(actual, expected);
 }
 

@@ -58,8 +58,7 @@ function auditDetails(link: Link): Record<string, unknown> {
 
 export async function createLink({ db, passwordHashing }: LinkServices, principal: Principal, access: NodeAccess, input: NewLink): Promise<{ link: Link; token: string }> {
   const token = randomBytes(32).toString('base64url');
-  const password = input.password;
-  const passwordHash = password ? await passwordHashing.run(access.node.tenant_id, () => hashLinkPassword(password)) : null;
+  const passwordHash = input.password ? await hashLinkPassword(passwordHashing, access.node.tenant_id, input.password) : null;
   return db.transaction().execute(async (trx) => {
     const link = await trx
       .insertInto('links')
@@ -208,12 +207,13 @@ export function emailAllowed(link: Link, email: string): boolean {
  *   the right password; a right password gives its slot back;
  * - a password-check slot of this link+address (30 a minute, right or wrong) → else 429: bounds the hashing
  *   one client can make the server do;
- * - a place in the process's hashing gate → else 503 with Retry-After.
+ * - a place in the process's hashing gate → else 503 with Retry-After (checked first as well, so a burst
+ *   the gate cannot take is refused before it costs any SQL).
  * A wrong password keeps its slot and answers 401 LINK_PASSWORD_INVALID.
  */
 export async function checkLinkPassword({ db, passwordHashing }: LinkServices, link: Link, address: string, password: string): Promise<void> {
   if (!link.password_hash) return;
-  const passwordHash = link.password_hash;
+  passwordHashing.assertCapacity(link.tenant_id);
   const attempt = await reservePasswordAttempt(db, link.id, address);
   if (!attempt) throw linkRateLimited('Too many wrong passwords for this link; try again later', passwordRetryAfterSeconds());
   let right = false;
@@ -222,7 +222,7 @@ export async function checkLinkPassword({ db, passwordHashing }: LinkServices, l
     if (!(await reserveLinkSlot(db, link.id, address, passwordCheckLimit))) {
       throw linkRateLimited('Too many password checks for this link; try again later', secondsLeftInWindow(Date.now(), passwordCheckLimit.windowMs));
     }
-    right = await passwordHashing.run(link.tenant_id, () => verifyLinkPassword(password, passwordHash));
+    right = await verifyLinkPassword(passwordHashing, link.tenant_id, password, link.password_hash);
     evaluated = true;
   } finally {
     // Only a wrong password evaluated in full uses up an attempt.

@@ -9,15 +9,22 @@ const retryAfterSeconds = '2';
 /** Bytes that may be buffered at once. A request larger than the whole budget is admitted only alone, so it can still progress. */
 export class ByteBudget {
   private used = 0;
+  private highWater = 0;
   constructor(readonly capacity: number) {}
 
   get inUse(): number {
     return this.used;
   }
 
+  /** The most ever held at once (tests and diagnostics). */
+  get peak(): number {
+    return this.highWater;
+  }
+
   tryTake(bytes: number): boolean {
     if (this.used + bytes > this.capacity && !(this.used === 0 && bytes > this.capacity)) return false;
     this.used += bytes;
+    this.highWater = Math.max(this.highWater, this.used);
     return true;
   }
 

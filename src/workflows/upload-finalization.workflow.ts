@@ -22,14 +22,15 @@ export async function uploadFinalizationWorkflow(uploadId: string): Promise<Fina
   if (prepared.kind === 'completed') return { outcome: 'completed', fileId: prepared.fileId, versionId: prepared.versionId };
   if (prepared.kind === 'rejected') return { outcome: 'rejected', status: prepared.status, code: prepared.code, detail: prepared.detail, details: prepared.details };
 
-  const actual = await hashUploadedContent(uploadId);
+  const { checksum: actual, manifestSha256 } = await hashUploadedContent(uploadId);
   if (prepared.declaredChecksum && prepared.declaredChecksum !== actual) {
     const detail = 'The uploaded content does not match checksum_sha256; re-send the wrong chunks and finalize again';
     await reopenUpload(uploadId, 'CHECKSUM_MISMATCH', detail);
     return { outcome: 'rejected', status: 400, code: 'CHECKSUM_MISMATCH', detail, details: { expected: prepared.declaredChecksum, actual } };
   }
 
-  const committed = await commitUpload(uploadId, actual);
+  // The commit verifies the manifest is still the one hashed, so the version's checksum is its bytes'.
+  const committed = await commitUpload(uploadId, actual, manifestSha256);
   if (committed.kind === 'rejected') return { outcome: 'rejected', status: committed.status, code: committed.code, detail: committed.detail, details: committed.details };
   // A new file's id is known only now: make the run findable by it in the Temporal UI.
   upsertSearchAttributes([{ key: ScaiFileId, value: committed.fileId }]);

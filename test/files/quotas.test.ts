@@ -24,35 +24,43 @@ describe('quotas', () => {
   const setLimit = (level: string, id: string, limit: number | null) => api(stack.baseUrl, 'PUT', `/api/v1/admin/quotas/${level}/${id}`, { token: admin.token, body: { limit_bytes: limit } });
   const usageOf = (path: string, token = admin.token) => api(stack.baseUrl, 'GET', `/api/v1/quotas/usage/${path}`, { token });
 
-  test('20 parallel uploads against a user quota that fits 10: exactly 10 commit, usage is their sum', async () => {
+  test('20 parallel uploads against a user quota that fits 10: exactly 10 are admitted, all of them commit, usage is their sum', async () => {
     const user = await newUser(stack, tenantId, 'racer');
     assert.equal((await setLimit('user', user.userId, 10 * fileSize)).status, 200);
-    // All sessions pass the early check (nothing is used yet); the commits race for the quota.
-    const sessions = await Promise.all(
-      Array.from({ length: 20 }, async (_, i) => {
-        const response = await createSession(stack, user.token, { parent_id: user.rootFolderId, name: `race-${i}.bin`, size: fileSize });
-        assert.equal(response.status, 201, response.text);
-        assert.equal((await putChunk(stack, user.token, response.body.id, 0, randomData(fileSize))).status, 200);
-        return response.body.id as string;
-      }),
+    // Declared bytes are reserved at session creation (spec §6), so the race for the quota happens there.
+    const created = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => createSession(stack, user.token, { parent_id: user.rootFolderId, name: `race-${i}.bin`, size: fileSize })),
     );
-    const results = await Promise.all(sessions.map((id) => api(stack.baseUrl, 'POST', `/api/v1/uploads/${id}/finalize`, { token: user.token })));
-    const statuses = results.map((r) => r.status).sort();
-    assert.deepEqual(statuses, [...Array(10).fill(200), ...Array(10).fill(507)]);
-    for (const refused of results.filter((r) => r.status === 507)) {
+    assert.deepEqual(created.map((r) => r.status).sort(), [...Array(10).fill(201), ...Array(10).fill(507)]);
+    for (const refused of created.filter((r) => r.status === 507)) {
       assert.equal(refused.body.code, 'QUOTA_EXCEEDED');
-      assert.deepEqual(refused.body.details, { level: 'user', id: user.userId, limit_bytes: 10 * fileSize, used_bytes: 10 * fileSize });
+      assert.deepEqual(refused.body.details, { level: 'user', id: user.userId, limit_bytes: 10 * fileSize, used_bytes: 0 });
       assert.match(refused.body.detail, /user level/);
     }
+    const sessions = created.filter((r) => r.status === 201).map((r) => r.body.id as string);
+    await Promise.all(sessions.map(async (id) => assert.equal((await putChunk(stack, user.token, id, 0, randomData(fileSize))).status, 200)));
+    const results = await Promise.all(sessions.map((id) => api(stack.baseUrl, 'POST', `/api/v1/uploads/${id}/finalize`, { token: user.token })));
+    assert.deepEqual(results.map((r) => r.status), Array(10).fill(200));
     const usage = await usageOf(`users/${user.userId}`, user.token);
     assert.equal(usage.status, 200);
     assert.equal(usage.body.used_bytes, 10 * fileSize);
     assert.equal(usage.body.limit_bytes, 10 * fileSize);
     const versions = await stack.services.db.selectFrom('versions').innerJoin('nodes', 'nodes.id', 'versions.file_id').select('versions.size').where('nodes.space_id', '=', user.spaceId).execute();
     assert.equal(versions.length, 10);
-    // A refused session is still open: after freeing space it could commit.
-    const refusedId = sessions[results.findIndex((r) => r.status === 507)]!;
-    const refusedStatus = await api(stack.baseUrl, 'GET', `/api/v1/uploads/${refusedId}`, { token: user.token });
+    const row = await stack.services.db.selectFrom('quotas').select('reserved_bytes').where('level', '=', 'user').where('subject_id', '=', user.userId).executeTakeFirstOrThrow();
+    assert.equal(row.reserved_bytes, 0, 'every reservation became a charge');
+
+    // The commit is checked atomically too: a limit lowered under an open session refuses it with 507, and the
+    // session stays open (with its reservation) so it can commit once space is freed.
+    await setLimit('user', user.userId, 11 * fileSize);
+    const late = await createSession(stack, user.token, { parent_id: user.rootFolderId, name: 'late.bin', size: fileSize });
+    assert.equal(late.status, 201, late.text);
+    assert.equal((await putChunk(stack, user.token, late.body.id, 0, randomData(fileSize))).status, 200);
+    await setLimit('user', user.userId, 10 * fileSize);
+    const refused = await api(stack.baseUrl, 'POST', `/api/v1/uploads/${late.body.id}/finalize`, { token: user.token });
+    assert.equal(refused.status, 507, refused.text);
+    assert.deepEqual(refused.body.details, { level: 'user', id: user.userId, limit_bytes: 10 * fileSize, used_bytes: 10 * fileSize });
+    const refusedStatus = await api(stack.baseUrl, 'GET', `/api/v1/uploads/${late.body.id}`, { token: user.token });
     assert.equal(refusedStatus.body.status, 'open');
     assert.equal(refusedStatus.body.error.code, 'QUOTA_EXCEEDED');
   });

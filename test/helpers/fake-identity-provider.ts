@@ -63,9 +63,18 @@ export class FakeIdentityProvider {
     return idp;
   }
 
+  private nextKey: SigningKey | undefined;
+
+  /** Generates the next key ahead of time, so the following `rotate()` is instant (RSA key generation is slow). */
+  async prepareRotation(): Promise<void> {
+    this.nextKey = await newKey();
+  }
+
   /** Publishes a new signing key and retires the old one, as an identity provider's rotation does. */
   async rotate(): Promise<void> {
-    this.keys = [await newKey()];
+    const key = this.nextKey ?? (await newKey());
+    this.nextKey = undefined;
+    this.keys = [key];
   }
 
   get currentKey(): SigningKey {

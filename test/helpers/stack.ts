@@ -48,6 +48,10 @@ export async function testEnv(overrides: Partial<Record<ConfigVariable, string>>
     SCAIDRIVE_DATA_DIR: dataDir,
     SCAIDRIVE_TOOLS_DIR: harness.toolsDir,
     SCAIDRIVE_PORT: '0',
+    // Rate limits are tested on their own (test/api/rate-limits.test.ts); other tests must not run into them.
+    SCAIDRIVE_RATE_LIMIT_USER_PER_MINUTE: '1000000',
+    SCAIDRIVE_RATE_LIMIT_API_KEY_PER_MINUTE: '1000000',
+    SCAIDRIVE_RATE_LIMIT_TENANT_PER_MINUTE: '1000000',
     ...overrides,
   };
 }

@@ -3,6 +3,7 @@ import { unauthorized } from '../../errors';
 import { authenticateApiKey, isApiKeyToken, provisionUser } from '../../services/identity.service';
 import type { Principal } from '../../services/principal';
 import type { AppContext } from '../context';
+import { enforceRateLimits } from './rate-limit';
 
 export async function authenticate(ctx: AppContext): Promise<Principal> {
   if (ctx.state.principal) return ctx.state.principal;
@@ -23,5 +24,6 @@ export async function authenticate(ctx: AppContext): Promise<Principal> {
     ctx.state.log = ctx.state.log.child({ tenant_id: user.tenant_id, user_id: user.id });
   }
   ctx.state.principal = principal;
+  await enforceRateLimits(ctx, principal);
   return principal;
 }

@@ -71,6 +71,12 @@ function toAppError(ctx: AppContext, error: unknown): AppError {
   }
   const pgCode = (error as { code?: unknown }).code;
   if (pgCode === '23505') return new AppError(409, 'CONFLICT', 'A resource with the same unique key already exists');
+  // Before the database mapping: a request body read failing with ECONNRESET is the client's socket, not the database's.
+  if (clientClosed(ctx, error)) {
+    // The client went away mid-request (e.g. an aborted upload): nothing broke on our side. 499 as nginx does.
+    ctx.state.log.info({ err_code: (error as { code?: unknown }).code }, 'client closed');
+    return new AppError(499, 'CLIENT_CLOSED', 'The client closed the connection before the request was complete');
+  }
   const databaseTrouble = databaseUnavailable(ctx, error, pgCode);
   if (databaseTrouble) return databaseTrouble;
   const httpStatus = (error as { status?: unknown; expose?: unknown }).status;
@@ -106,4 +112,11 @@ function databaseUnavailable(ctx: AppContext, error: unknown, pgCode: unknown): 
   if (typeof pgCode === 'string' && unavailableCodes.has(pgCode)) return retry('The database is unavailable; retry later', 5);
   if (pgCode === 'ECONNREFUSED' || pgCode === 'ECONNRESET' || /Connection terminated/i.test(message)) return retry('The database is unavailable; retry later', 5);
   return undefined;
+}
+
+/** A read of the request body failed because the client closed the connection (not a server fault). */
+function clientClosed(ctx: AppContext, error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  const abortCode = code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || (error as Error)?.message === 'aborted';
+  return abortCode && !ctx.req.complete && (ctx.req.destroyed || ctx.req.socket?.destroyed === true);
 }

@@ -17,6 +17,7 @@ import type { AppContext } from '../context';
 import { decodeCursor, pageQuery, pageSchema, toPage } from '../pagination';
 import { nodeSchema, presentNode, presentSpace, presentVersion, spaceSchema, versionSchema } from '../file-presenters';
 import { sendVersionContent } from '../content-response';
+import { uploadDeps } from '../upload-deps';
 
 export const nodeName = z
   .string()
@@ -146,13 +147,13 @@ export function registerFileRoutes(router: Router, registry: OpenAPIRegistry): v
       params: z.object({ id: z.string().max(64), name: z.string() }),
       rawBody: { contentType: 'application/octet-stream', description: 'The file bytes. Optional headers: X-Checksum-Sha256 (verified), X-Base-Version-Id.' },
       responses: { 201: { description: 'New file', schema: commitSchema }, 200: { description: 'New version of an existing file', schema: commitSchema } },
-      errors: [400, 409, 410, 413, 423, 507],
+      errors: [400, 408, 409, 410, 413, 423, 429, 503, 507],
     },
     async (ctx, { principal, params }) => {
       tree.assertValidName(params.name);
       const declaredLength = ctx.get('content-length');
       const result = await directUpload(
-        { db: ctx.deps.db, storage: ctx.deps.storage, onDeduplicated: () => ctx.deps.metrics.chunksDeduplicated.inc(), onBytesReceived: (n) => ctx.deps.metrics.bytesUploaded.inc(n) },
+        uploadDeps(ctx),
         principal,
         {
           parentId: params.id,

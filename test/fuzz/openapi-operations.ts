@@ -1,0 +1,366 @@
+// Reads the served OpenAPI document into a list of operations and builds, per operation, a fast-check
+// arbitrary of hostile requests (path, query, headers, body, caller) whose ids are symbolic references to
+// real resources, resolved only when the request is sent so generation stays pure and seed-reproducible.
+import fc from 'fast-check';
+import {
+  RawJsonNumber,
+  encodeComponent,
+  forgedCursor,
+  hostileHeaderValue,
+  hostileNumber,
+  hostileString,
+  rangeHeader,
+  rawPathSegment,
+  wrongTypeValue,
+} from './hostile-values';
+
+type Schema = Record<string, any>;
+
+export interface Parameter {
+  name: string;
+  in: 'path' | 'query' | 'header';
+  required: boolean;
+  schema: Schema;
+}
+
+export interface Operation {
+  method: string;
+  /** The OpenAPI path template, e.g. `/api/v1/files/{id}`. */
+  template: string;
+  isPublic: boolean;
+  parameters: Parameter[];
+  jsonBody?: Schema;
+  rawBodyType?: string;
+}
+
+/** Fetches `/api/openapi.json` and lists every operation with its `$ref`s resolved. */
+export async function loadOperations(baseUrl: string): Promise<Operation[]> {
+  const response = await fetch(`${baseUrl}/api/openapi.json`);
+  if (response.status !== 200) throw new Error(`GET /api/openapi.json: ${response.status}`);
+  const document = (await response.json()) as Schema;
+  const resolve = (schema: Schema | undefined, depth = 0): Schema | undefined => {
+    if (!schema || depth > 20) return schema;
+    if (typeof schema.$ref === 'string') {
+      const target = schema.$ref.replace(/^#\//, '').split('/').reduce((node: any, key: string) => node?.[key], document);
+      return resolve(target, depth + 1);
+    }
+    return schema;
+  };
+  const operations: Operation[] = [];
+  for (const [template, item] of Object.entries<Schema>(document.paths ?? {})) {
+    for (const [method, op] of Object.entries<Schema>(item)) {
+      if (!['get', 'post', 'put', 'patch', 'delete'].includes(method)) continue;
+      const content = op.requestBody?.content ?? {};
+      operations.push({
+        method: method.toUpperCase(),
+        template,
+        isPublic: !op.security || op.security.length === 0,
+        parameters: (op.parameters ?? []).map((p: Schema) => resolve(p)!).map((p: Schema) => ({ name: p.name, in: p.in, required: !!p.required, schema: resolve(p.schema) ?? {} })),
+        jsonBody: content['application/json'] ? resolve(content['application/json'].schema, 0) : undefined,
+        rawBodyType: Object.keys(content).find((type) => type !== 'application/json'),
+      });
+    }
+  }
+  return operations;
+}
+
+/** A real resource of a kind, chosen by `index` among the current fixtures when the request is sent. */
+export class Ref {
+  constructor(
+    readonly kind: ResourceKind,
+    readonly index: number,
+  ) {}
+}
+
+export type ResourceKind =
+  | 'user'
+  | 'subject'
+  | 'folder'
+  | 'file'
+  | 'share'
+  | 'group'
+  | 'grant'
+  | 'link'
+  | 'linkToken'
+  | 'upload'
+  | 'version'
+  | 'apiKey'
+  | 'invitation'
+  | 'download'
+  | 'space'
+  | 'tenant'
+  | 'trashed';
+
+/** Which real resources fit a path parameter, judged by the path segment in front of it. */
+function kindsForPathParam(template: string, name: string): ResourceKind[] {
+  const segments = template.split('/');
+  const at = segments.indexOf(`{${name}}`);
+  const before = segments[at - 1] ?? '';
+  const byOwner: Record<string, ResourceKind[]> = {
+    users: ['user'],
+    groups: ['group'],
+    'api-keys': ['apiKey'],
+    files: ['file', 'folder', 'trashed'],
+    folders: ['folder', 'file'],
+    shares: ['share'],
+    members: name === 'user_id' ? ['user'] : ['grant', 'user'],
+    versions: ['version'],
+    uploads: ['upload'],
+    trash: ['trashed', 'file'],
+    links: template.includes('/public/') ? ['linkToken'] : ['link'],
+    invitations: ['invitation'],
+    downloads: ['download'],
+    chunks: [],
+  };
+  if (before in byOwner) return byOwner[before]!;
+  // /admin/quotas/{level}/{id}: any id of any level.
+  return ['user', 'group', 'share', 'tenant'];
+}
+
+/** Which real resources fit a query or body field, judged by its name. */
+function kindsForField(name: string): ResourceKind[] {
+  const byName: Record<string, ResourceKind[]> = {
+    parent_id: ['folder', 'file'],
+    folder_id: ['folder', 'file'],
+    file_id: ['file', 'folder'],
+    user_id: ['user'],
+    actor_id: ['user'],
+    principal_id: ['user', 'group'],
+    target_id: ['file', 'folder', 'share', 'user'],
+    space_id: ['space', 'share'],
+    base_version_id: ['version'],
+    tenant_id: ['tenant'],
+    subject: ['subject'],
+  };
+  return byName[name] ?? [];
+}
+
+const refOf = (kinds: ResourceKind[]) => fc.tuple(fc.constantFrom(...kinds), fc.nat({ max: 7 })).map(([kind, index]) => new Ref(kind, index));
+
+/** A plausible value for a JSON schema (so the request reaches the handler), or a hostile one. */
+function valueFor(schema: Schema, name: string, depth: number): fc.Arbitrary<unknown> {
+  const kinds = kindsForField(name);
+  const plausible = plausibleFor(schema, name, depth);
+  const options: fc.WeightedArbitrary<unknown>[] = [
+    { weight: 5, arbitrary: plausible },
+    { weight: 2, arbitrary: hostileString },
+    { weight: 1, arbitrary: hostileNumber },
+    { weight: 1, arbitrary: wrongTypeValue },
+  ];
+  if (kinds.length) options.push({ weight: 5, arbitrary: refOf(kinds) });
+  return fc.oneof(...options);
+}
+
+function plausibleFor(schema: Schema, name: string, depth: number): fc.Arbitrary<unknown> {
+  if (schema.enum) return fc.constantFrom(...schema.enum);
+  if (schema.anyOf || schema.oneOf) return fc.oneof(...(schema.anyOf ?? schema.oneOf).map((s: Schema) => plausibleFor(s, name, depth)));
+  const type = Array.isArray(schema.type) ? schema.type : [schema.type];
+  const arbitraries = type.map((t: string | undefined): fc.Arbitrary<unknown> => {
+    switch (t) {
+      case 'null':
+        return fc.constant(null);
+      case 'boolean':
+        return fc.boolean();
+      case 'integer':
+      case 'number': {
+        const min = schema.minimum ?? -10;
+        const max = schema.maximum ?? Math.max(min + 1000, 1000);
+        return fc.oneof(fc.integer({ min: Math.max(min, -1e9), max: Math.min(max, 1e9) }), fc.constantFrom(min, max, min - 1, max + 1));
+      }
+      case 'array':
+        return depth > 3 ? fc.constant([]) : fc.array(valueFor(schema.items ?? {}, name, depth + 1), { maxLength: 3 });
+      case 'object':
+        return depth > 3 ? fc.constant({}) : objectFor(schema, depth + 1);
+      default:
+        return plausibleString(schema, name);
+    }
+  });
+  return arbitraries.length === 1 ? arbitraries[0]! : fc.oneof(...arbitraries);
+}
+
+function plausibleString(schema: Schema, name: string): fc.Arbitrary<string> {
+  if (schema.format === 'date-time') return fc.constantFrom('2030-01-01T00:00:00Z', '2000-01-01T00:00:00.000Z', '2030-01-01T00:00:00+05:30', '9999-12-31T23:59:59Z', '2024-02-30T00:00:00Z');
+  if (schema.format === 'email' || name === 'email') return fc.constantFrom('fuzz@example.test', 'a@b', 'UPPER@EXAMPLE.TEST', `${'a'.repeat(64)}@example.test`);
+  if (schema.pattern?.includes('0-9a-fA-F]{64}')) return fc.constantFrom('0'.repeat(64), 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', 'F'.repeat(64));
+  if (name === 'allowed_ips') return fc.constantFrom('127.0.0.1/32', '10.0.0.0/8', '::1/128', '999.1.1.1/8', '1.2.3.4/99', 'fe80::/10');
+  if (name === 'require_email') return fc.constantFrom('@example.test', 'x@example.test');
+  const alphabet = fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz0123456789-_ .'.split(''));
+  return fc.string({ unit: alphabet, minLength: 1, maxLength: 24 }).map((s) => `fz-${s}`);
+}
+
+function objectFor(schema: Schema, depth: number): fc.Arbitrary<Record<string, unknown>> {
+  const properties = Object.entries<Schema>(schema.properties ?? {});
+  const required = new Set<string>(schema.required ?? []);
+  const fields = properties.map(([key, propertySchema]) =>
+    // Required fields are usually present, optional ones half the time; both are sometimes dropped.
+    fc.option(valueFor(propertySchema, key, depth).map((value) => [key, value] as const), { freq: required.has(key) ? 8 : 2, nil: undefined }),
+  );
+  const extras = fc.array(fc.tuple(fc.constantFrom('__proto__', 'constructor', 'id', 'tenant_id', 'owner_user_id', 'is_admin', 'x'), wrongTypeValue), { maxLength: 2 });
+  return fc.tuple(fc.tuple(...fields), extras).map(([present, extra]) => {
+    const object: Record<string, unknown> = {};
+    for (const [key, value] of extra) Object.defineProperty(object, key, { value, enumerable: true, writable: true, configurable: true });
+    for (const field of present) if (field) object[field[0]] = field[1];
+    return object;
+  });
+}
+
+/** JSON bodies that are not a JSON object of the right shape at all. */
+const junkJsonText = fc.constantFrom(
+  '',
+  'null',
+  '[]',
+  '"just a string"',
+  '42',
+  '1e400',
+  '{',
+  '{"a":',
+  '{"name": "x",}',
+  "{'name': 'x'}",
+  '\uFEFF{"name":"bom"}',
+  '{"name":"x","name":1}',
+  '{"name":"\\u0000"}',
+  '{"name":"\\ud800"}',
+  '{"\\u0000":1}',
+  '{"__proto__":{"is_admin":true},"constructor":{"prototype":{"x":1}}}',
+  '['.repeat(5000) + ']'.repeat(5000),
+  '{"a":'.repeat(100) + '1' + '}'.repeat(100),
+  `{"name":"${'a'.repeat(300_000)}"}`,
+  'NaN',
+  'undefined',
+);
+const invalidUtf8 = fc.constantFrom(Buffer.from([0x7b, 0x22, 0x6e, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d]), Buffer.from([0xc0, 0xaf]), Buffer.from([0xed, 0xa0, 0x80]));
+
+export type Caller = 'admin' | 'member' | 'apiKey' | 'none' | 'garbage' | 'algNone' | 'expired' | 'otherTenant' | 'nulSubject' | 'basic';
+
+export interface GeneratedRequest {
+  operation: Operation;
+  caller: Caller;
+  /** Path segments per parameter: a Ref, an already-encoded raw segment, or a string to encode. */
+  path: Record<string, Ref | { raw: string } | string>;
+  /** Query pairs in order; a repeated name makes an array on the server. Values may be Refs or raw text. */
+  query: [string, Ref | { raw: string } | string][];
+  headers: [string, string | Ref][];
+  body?: { json: unknown; contentType?: string } | { text: string | Buffer; contentType?: string };
+  /** For the signed webhook: sign the body correctly, with a stale timestamp, or not at all. */
+  webhookSignature?: 'valid' | 'stale' | 'wrong' | 'none';
+}
+
+const callerArbitrary = (operation: Operation): fc.Arbitrary<Caller> =>
+  operation.isPublic
+    ? fc.oneof({ weight: 8, arbitrary: fc.constant<Caller>('none') }, { weight: 2, arbitrary: fc.constantFrom<Caller>('admin', 'member', 'garbage') })
+    : fc.oneof(
+        { weight: 9, arbitrary: fc.constant<Caller>('admin') },
+        { weight: 5, arbitrary: fc.constant<Caller>('member') },
+        { weight: 2, arbitrary: fc.constant<Caller>('apiKey') },
+        { weight: 1, arbitrary: fc.constant<Caller>('none') },
+        { weight: 2, arbitrary: fc.constantFrom<Caller>('garbage', 'algNone', 'expired', 'otherTenant', 'nulSubject', 'basic') },
+      );
+
+function pathValue(operation: Operation, parameter: Parameter): fc.Arbitrary<Ref | { raw: string } | string> {
+  const kinds = kindsForPathParam(operation.template, parameter.name);
+  const plausible: fc.Arbitrary<Ref | string> =
+    parameter.name === 'index' ? fc.constantFrom('0', '1', '9', '999999999', '0000000000', '-1', '1e3') : parameter.schema.enum ? fc.constantFrom(...(parameter.schema.enum as string[])) : kinds.length ? refOf(kinds) : plausibleString(parameter.schema, parameter.name);
+  return fc.oneof(
+    { weight: 10, arbitrary: plausible },
+    { weight: 2, arbitrary: fc.string({ minLength: 1, maxLength: 80 }).filter((s) => s !== '.' && s !== '..') },
+    { weight: 2, arbitrary: hostileString.filter((s) => s.length > 0) },
+    { weight: 3, arbitrary: rawPathSegment.map((raw) => ({ raw })) },
+  );
+}
+
+function queryPairs(operation: Operation): fc.Arbitrary<[string, Ref | { raw: string } | string][]> {
+  const declared = operation.parameters.filter((p) => p.in === 'query');
+  const perParameter = declared.map((parameter) => {
+    const kinds = kindsForField(parameter.name);
+    const plausible: fc.Arbitrary<Ref | string> =
+      parameter.name === 'cursor'
+        ? forgedCursor
+        : parameter.schema.enum
+          ? fc.constantFrom(...(parameter.schema.enum as string[]))
+          : parameter.schema.type === 'integer'
+            ? fc.constantFrom('1', '2', '1000', '0', '1001', '-1', '1e400', '18446744073709551616', '1.5', 'abc', '', '0x10', ' 5')
+            : kinds.length
+              ? refOf(kinds)
+              : plausibleString(parameter.schema, parameter.name);
+    const value: fc.Arbitrary<Ref | { raw: string } | string> = fc.oneof(
+      { weight: 6, arbitrary: plausible as fc.Arbitrary<Ref | { raw: string } | string> },
+      { weight: 2, arbitrary: hostileString },
+      { weight: 2, arbitrary: rawPathSegment.map((raw) => ({ raw })) },
+    );
+    // Absent, once, or repeated (koa turns a repeated name into an array: a wrong type for every field).
+    return fc.oneof(
+      { weight: 3, arbitrary: fc.constant([]) },
+      { weight: 6, arbitrary: value.map((v) => [[parameter.name, v] as [string, Ref | { raw: string } | string]]) },
+      { weight: 1, arbitrary: fc.tuple(value, value).map(([a, b]) => [[parameter.name, a], [parameter.name, b]] as [string, Ref | { raw: string } | string][]) },
+    );
+  });
+  const extra = fc.array(
+    fc.tuple(fc.constantFrom('cursor', 'limit', 'x', '__proto__', 'constructor', 'a[b]', 'tenant_id', '%00', ''), fc.oneof(hostileString, rawPathSegment.map((raw) => ({ raw })))),
+    { maxLength: 2 },
+  );
+  return fc.tuple(fc.tuple(...perParameter), extra).map(([pairs, more]) => [...pairs.flat(), ...more]);
+}
+
+function headerPairs(operation: Operation): fc.Arbitrary<[string, string | Ref][]> {
+  const candidates: fc.Arbitrary<[string, string | Ref]>[] = [
+    fc.tuple(fc.constant('x-request-id'), hostileHeaderValue),
+    fc.tuple(fc.constant('x-act-as-user'), fc.oneof(refOf(['user']), hostileHeaderValue)),
+    fc.tuple(fc.constant('x-forwarded-for'), fc.constantFrom('1.2.3.4', 'garbage', '::1, 10.0.0.1', '999.999.999.999')),
+    fc.tuple(fc.constant('accept'), fc.constantFrom('application/json', 'text/html', '*/*', 'garbage/;;;')),
+  ];
+  if (operation.template.includes('/content') || operation.template.includes('/downloads/')) {
+    candidates.push(fc.tuple(fc.constant('range'), rangeHeader), fc.tuple(fc.constant('if-none-match'), hostileHeaderValue), fc.tuple(fc.constant('if-range'), hostileHeaderValue));
+  }
+  if (operation.template.includes('/public/links/')) {
+    candidates.push(
+      fc.tuple(fc.constant('x-link-password'), fc.oneof(fc.constant('correct horse'), hostileHeaderValue)),
+      fc.tuple(fc.constant('x-link-session'), hostileHeaderValue),
+      fc.tuple(fc.constant('cookie'), hostileHeaderValue.map((v) => `link_session=${v}`)),
+      fc.tuple(fc.constant('x-link-email-session'), hostileHeaderValue),
+    );
+  }
+  if (operation.template.includes('/chunks/')) candidates.push(fc.tuple(fc.constant('x-chunk-sha256'), fc.oneof(hostileHeaderValue, fc.constant('0'.repeat(64)))));
+  if (operation.rawBodyType) candidates.push(fc.tuple(fc.constant('content-type'), fc.constantFrom('application/json', 'text/plain', 'multipart/form-data; boundary=x', '')));
+  return fc.subarray(candidates, { maxLength: 3 }).chain((chosen) => (chosen.length ? fc.tuple(...chosen) : fc.constant([])));
+}
+
+function bodyArbitrary(operation: Operation): fc.Arbitrary<GeneratedRequest['body']> {
+  const contentType = fc.oneof(
+    { weight: 8, arbitrary: fc.constant(undefined) },
+    { weight: 1, arbitrary: fc.constantFrom('text/plain', 'application/x-www-form-urlencoded', 'application/json; charset=utf-16', 'application/json; charset=latin1', 'application/merge-patch+json', '') },
+  );
+  if (operation.jsonBody) {
+    return fc.oneof(
+      // Mostly an object of the right shape whose fields are each plausible or hostile; sometimes a wrong-typed body.
+      { weight: 7, arbitrary: fc.record({ json: fc.oneof({ weight: 6, arbitrary: plausibleFor(operation.jsonBody, '', 0) }, { weight: 1, arbitrary: valueFor(operation.jsonBody, '', 0) }), contentType }) },
+      { weight: 2, arbitrary: fc.record({ text: fc.oneof(junkJsonText, invalidUtf8), contentType }) },
+      { weight: 1, arbitrary: fc.constant(undefined) },
+    );
+  }
+  if (operation.rawBodyType) {
+    return fc.oneof(
+      { weight: 6, arbitrary: fc.uint8Array({ maxLength: 2048 }).map((bytes) => ({ text: Buffer.from(bytes) })) },
+      { weight: 1, arbitrary: fc.constant({ text: '' }) },
+      { weight: 1, arbitrary: fc.constant(undefined) },
+    );
+  }
+  // fetch cannot send a GET body; a DELETE without a documented body still gets junk now and then.
+  if (operation.method === 'GET') return fc.constant(undefined);
+  return fc.oneof({ weight: 9, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.record({ text: junkJsonText, contentType: fc.constant('application/json') }) });
+}
+
+/** A hostile request for `operation`. */
+export function requestArbitrary(operation: Operation): fc.Arbitrary<GeneratedRequest> {
+  const pathParameters = operation.parameters.filter((p) => p.in === 'path');
+  return fc.record({
+    operation: fc.constant(operation),
+    caller: callerArbitrary(operation),
+    path: fc.tuple(...pathParameters.map((p) => pathValue(operation, p))).map((values) => Object.fromEntries(values.map((v, i) => [pathParameters[i]!.name, v]))),
+    query: queryPairs(operation),
+    headers: headerPairs(operation),
+    body: bodyArbitrary(operation),
+    webhookSignature: operation.template.endsWith('/webhooks/scaikey') ? fc.constantFrom<'valid' | 'stale' | 'wrong' | 'none'>('valid', 'valid', 'stale', 'wrong', 'none') : fc.constant(undefined),
+  });
+}
+
+export { RawJsonNumber };
