@@ -15,6 +15,7 @@ import { registerTrashRoutes } from './routes/trash.router';
 import { registerQuotaRoutes } from './routes/quotas.router';
 import { registerShareRoutes } from './routes/shares.router';
 import { registerLinkRoutes } from './routes/links.router';
+import { registerWorkflowRoutes } from './routes/workflows.router';
 import { createDocsRouter } from './routes/docs.router';
 
 export function createApp(deps: AppDeps) {
@@ -36,6 +37,7 @@ export function createApp(deps: AppDeps) {
   registerQuotaRoutes(api, registry);
   registerShareRoutes(api, registry);
   registerLinkRoutes(api, registry);
+  registerWorkflowRoutes(api, registry);
 
   const docs = createDocsRouter(deps, registry);
 

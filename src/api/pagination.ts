@@ -1,4 +1,5 @@
 // Keyset pagination: `?limit=&cursor=`, cursors are opaque (base64url of the last sort key).
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { badRequest } from '../errors';
 import { z } from './openapi';
 import { findUnsafeValue } from './input-safety';
@@ -57,3 +58,26 @@ export function toPage<T>(rows: T[], limit: number, keyOf: (row: T) => unknown) 
 }
 
 export const pageSchema = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item), next_cursor: z.string().nullable() });
+
+/**
+ * A tamper-evident cursor for keys we must not take back on trust (e.g. a Temporal page token): the key and
+ * the scope it belongs to (a tenant) are MACed with the server secret, so a cursor edited by hand, or carried
+ * to another tenant, is 400 INVALID_CURSOR.
+ */
+export function encodeSignedCursor(secretKey: Buffer, scope: string, key: string): string {
+  const payload = Buffer.from(key, 'utf8').toString('base64url');
+  return `${payload}.${cursorMac(secretKey, scope, payload)}`;
+}
+
+export function decodeSignedCursor(secretKey: Buffer, scope: string, cursor: string | undefined): string | undefined {
+  if (cursor === undefined || cursor === '') return undefined;
+  const [payload, mac, extra] = cursor.split('.');
+  if (!payload || !mac || extra !== undefined) throw invalidCursor();
+  const expected = Buffer.from(cursorMac(secretKey, scope, payload));
+  const given = Buffer.from(mac);
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw invalidCursor();
+  return Buffer.from(payload, 'base64url').toString('utf8');
+}
+
+const cursorMac = (secretKey: Buffer, scope: string, payload: string) =>
+  createHmac('sha256', secretKey).update(`cursor\0${scope}\0${payload}`).digest('base64url').slice(0, 32);

@@ -73,7 +73,7 @@ export function createTokenVerifier(config: Config, devIssuer?: DevIssuer): Toke
       try {
         return await jwks(header, token);
       } catch (error) {
-        if (!(error instanceof joseErrors.JWKSNoMatchingKey) || !coolingDown || true) throw error;
+        if (!(error instanceof joseErrors.JWKSNoMatchingKey) || !coolingDown) throw error;
         await waitOutCooldown(jwks);
         return jwks(header, token);
       }

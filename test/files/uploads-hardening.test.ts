@@ -26,8 +26,6 @@ describe('uploads: hardening', () => {
     const data = randomData(chunk);
     const up = await uploadResumable(stack, alice.token, alice.rootFolderId, 'mine.bin', data, { chunkSize: chunk });
     assert.equal(up.finalize.status, 200, up.finalize.text);
-    const objectKey = `${up.session.body.tenant_id ?? ''}`;
-    void objectKey;
 
     // Bob sends the same bytes: they are written (as if new) and he learns nothing.
     const bobSession = (await createSession(stack, bob.token, { parent_id: bob.rootFolderId, name: 'same.bin', size: chunk, chunk_size: chunk })).body;

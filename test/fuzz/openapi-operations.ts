@@ -137,18 +137,41 @@ function kindsForField(name: string): ResourceKind[] {
 
 const refOf = (kinds: ResourceKind[]) => fc.tuple(fc.constantFrom(...kinds), fc.nat({ max: 7 })).map(([kind, index]) => new Ref(kind, index));
 
-/** A plausible value for a JSON schema (so the request reaches the handler), or a hostile one. */
+/** A plausible value for a JSON schema (so the request reaches the handler): real ids for id fields. */
 function valueFor(schema: Schema, name: string, depth: number): fc.Arbitrary<unknown> {
   const kinds = kindsForField(name);
   const plausible = plausibleFor(schema, name, depth);
-  const options: fc.WeightedArbitrary<unknown>[] = [
-    { weight: 5, arbitrary: plausible },
-    { weight: 2, arbitrary: hostileString },
-    { weight: 1, arbitrary: hostileNumber },
-    { weight: 1, arbitrary: wrongTypeValue },
-  ];
-  if (kinds.length) options.push({ weight: 5, arbitrary: refOf(kinds) });
-  return fc.oneof(...options);
+  return kinds.length ? fc.oneof({ weight: 3, arbitrary: refOf(kinds) }, { weight: 1, arbitrary: plausible }) : plausible;
+}
+
+/** Any hostile value: a nasty string, a huge number, or a value of the wrong JSON type. */
+const hostileValue: fc.Arbitrary<unknown> = fc.oneof({ weight: 3, arbitrary: hostileString }, { weight: 2, arbitrary: hostileNumber }, { weight: 2, arbitrary: wrongTypeValue });
+
+/** Every place inside a JSON value (object fields and array items) that a mutation can replace. */
+function placesIn(value: unknown, path: (string | number)[] = []): (string | number)[][] {
+  if (value instanceof Ref || value === null || typeof value !== 'object') return path.length ? [path] : [];
+  const children = Array.isArray(value) ? value.map((item, i) => [i, item] as const) : Object.entries(value);
+  return [...(path.length ? [path] : []), ...children.flatMap(([key, item]) => placesIn(item, [...path, key]))];
+}
+
+function replaceAt(value: unknown, path: (string | number)[], replacement: unknown): unknown {
+  if (!path.length) return replacement;
+  const [head, ...rest] = path;
+  if (Array.isArray(value)) return value.map((item, i) => (i === head ? replaceAt(item, rest, replacement) : item));
+  const copy: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value as object)) {
+    Object.defineProperty(copy, key, { value: key === head ? replaceAt(item, rest, replacement) : item, enumerable: true, writable: true, configurable: true });
+  }
+  return copy;
+}
+
+/** A plausible body with exactly one field (or item) replaced by a hostile value: the handler sees one bad input at a time. */
+function withOneMutation(plausible: fc.Arbitrary<unknown>): fc.Arbitrary<unknown> {
+  return plausible.chain((value) => {
+    const places = placesIn(value);
+    if (!places.length) return hostileValue;
+    return fc.tuple(fc.constantFrom(...places), hostileValue).map(([place, replacement]) => replaceAt(value, place, replacement));
+  });
 }
 
 function plausibleFor(schema: Schema, name: string, depth: number): fc.Arbitrary<unknown> {
@@ -185,7 +208,12 @@ function plausibleString(schema: Schema, name: string): fc.Arbitrary<string> {
   if (name === 'allowed_ips') return fc.constantFrom('127.0.0.1/32', '10.0.0.0/8', '::1/128', '999.1.1.1/8', '1.2.3.4/99', 'fe80::/10');
   if (name === 'require_email') return fc.constantFrom('@example.test', 'x@example.test');
   const alphabet = fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz0123456789-_ .'.split(''));
-  return fc.string({ unit: alphabet, minLength: 1, maxLength: 24 }).map((s) => `fz-${s}`);
+  const ordinary = fc.string({ unit: alphabet, minLength: 1, maxLength: 24 }).map((s) => `fz-${s}`);
+  if (name !== 'name') return ordinary;
+  // Names that satisfy the schema yet are tricky: bidi and zero-width characters, 255-byte boundaries,
+  // case-insensitive duplicates of fixture names, reserved-looking names.
+  const tricky = fc.constantFrom('\u202Egnp.exe', 'zero\u200Bwidth\uFEFF', '\u2066bidi\u2069.txt', 'Ünïcödé ☃ 🙂', 'é'.repeat(127), 'é'.repeat(128), 'a'.repeat(255), '🙂'.repeat(64), ' padded ', 'CON', '.hidden', 'FILE-G0.TXT', 'inside', 'fuzz-g0');
+  return fc.oneof({ weight: 3, arbitrary: ordinary }, { weight: 2, arbitrary: tricky });
 }
 
 function objectFor(schema: Schema, depth: number): fc.Arbitrary<Record<string, unknown>> {
@@ -193,9 +221,12 @@ function objectFor(schema: Schema, depth: number): fc.Arbitrary<Record<string, u
   const required = new Set<string>(schema.required ?? []);
   const fields = properties.map(([key, propertySchema]) =>
     // Required fields are usually present, optional ones half the time; both are sometimes dropped.
-    fc.option(valueFor(propertySchema, key, depth).map((value) => [key, value] as const), { freq: required.has(key) ? 8 : 2, nil: undefined }),
+    fc.option(valueFor(propertySchema, key, depth).map((value) => [key, value] as const), { freq: required.has(key) ? 15 : 2, nil: undefined }),
   );
-  const extras = fc.array(fc.tuple(fc.constantFrom('__proto__', 'constructor', 'id', 'tenant_id', 'owner_user_id', 'is_admin', 'x'), wrongTypeValue), { maxLength: 2 });
+  const extras = fc.oneof(
+    { weight: 8, arbitrary: fc.constant([] as [string, unknown][]) },
+    { weight: 1, arbitrary: fc.array(fc.tuple(fc.constantFrom('__proto__', 'constructor', 'id', 'tenant_id', 'owner_user_id', 'is_admin', 'x'), wrongTypeValue), { minLength: 1, maxLength: 2 }) },
+  );
   return fc.tuple(fc.tuple(...fields), extras).map(([present, extra]) => {
     const object: Record<string, unknown> = {};
     for (const [key, value] of extra) Object.defineProperty(object, key, { value, enumerable: true, writable: true, configurable: true });
@@ -331,15 +362,19 @@ function bodyArbitrary(operation: Operation): fc.Arbitrary<GeneratedRequest['bod
   );
   if (operation.jsonBody) {
     return fc.oneof(
-      // Mostly an object of the right shape whose fields are each plausible or hostile; sometimes a wrong-typed body.
-      { weight: 7, arbitrary: fc.record({ json: fc.oneof({ weight: 6, arbitrary: plausibleFor(operation.jsonBody, '', 0) }, { weight: 1, arbitrary: valueFor(operation.jsonBody, '', 0) }), contentType }) },
+      // A body of the right shape, as is (so handlers run) or with one hostile field; now and then a wrong-typed body.
+      { weight: 4, arbitrary: fc.record({ json: plausibleFor(operation.jsonBody, '', 0), contentType }) },
+      { weight: 5, arbitrary: fc.record({ json: withOneMutation(plausibleFor(operation.jsonBody, '', 0)), contentType }) },
+      { weight: 1, arbitrary: fc.record({ json: wrongTypeValue, contentType }) },
       { weight: 2, arbitrary: fc.record({ text: fc.oneof(junkJsonText, invalidUtf8), contentType }) },
       { weight: 1, arbitrary: fc.constant(undefined) },
     );
   }
   if (operation.rawBodyType) {
     return fc.oneof(
-      { weight: 6, arbitrary: fc.uint8Array({ maxLength: 2048 }).map((bytes) => ({ text: Buffer.from(bytes) })) },
+      { weight: 5, arbitrary: fc.uint8Array({ maxLength: 2048 }).map((bytes) => ({ text: Buffer.from(bytes) })) },
+      // Exactly the fixture session's chunk sizes (65536, and 34464 for its last chunk), so chunk PUTs are accepted.
+      { weight: 2, arbitrary: fc.constantFrom(65536, 34464).map((size) => ({ text: Buffer.alloc(size, 7) })) },
       { weight: 1, arbitrary: fc.constant({ text: '' }) },
       { weight: 1, arbitrary: fc.constant(undefined) },
     );
