@@ -11,6 +11,7 @@ import { parseJson, readJsonText } from './middleware/json-body';
 import { authenticate } from './middleware/authenticate';
 import { toValidationIssues } from './validation';
 import { findUnsafeValue } from './input-safety';
+import { hasFilesScope } from '../services/api-key-delegation.service';
 
 type Access = 'public' | 'authenticated' | 'tenant_admin';
 
@@ -32,6 +33,8 @@ interface RouteDefinition<P extends z.ZodType, Q extends z.ZodType, B extends z.
   verifyRawBody?: (ctx: AppContext, rawBody: string) => void;
   /** Error statuses this route documents beyond the common ones. */
   errors?: number[];
+  /** An API key may call this route as itself; elsewhere a files-scoped key must act for a user (X-Act-As-User). */
+  keyAsItself?: boolean;
 }
 
 export interface RouteInput<P, Q, B> {
@@ -121,6 +124,9 @@ function defineRoute<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodTy
     const principal = definition.access === 'public' ? undefined : await authenticate(ctx);
     if (definition.access === 'tenant_admin' && principal && !isTenantAdmin(principal)) {
       throw forbidden('This action needs the tenant_admin role');
+    }
+    if (definition.access === 'authenticated' && !definition.keyAsItself && principal?.kind === 'api_key' && hasFilesScope(principal)) {
+      throw new AppError(400, 'ACT_AS_USER_REQUIRED', 'A files-scoped API key acts for a user: send X-Act-As-User: usr_…');
     }
     const params = parseOrThrow(definition.params, ctx.params, 'path');
     const query = parseOrThrow(definition.query, ctx.query, 'query');

@@ -8,7 +8,7 @@ export interface AuditEntry {
   actorId: string | null;
   /** e.g. share.created, member.added, member.role_changed, member.removed, share.transferred, link.created, link.revoked */
   action: string;
-  targetType: 'share' | 'member' | 'invitation' | 'link' | 'node';
+  targetType: 'share' | 'member' | 'invitation' | 'link' | 'node' | 'api_key' | 'user';
   targetId: string;
   details?: Record<string, unknown>;
 }

@@ -14,8 +14,9 @@ export interface FuzzCallers {
   victim: TestUser;
   /** Authorization header per caller (undefined = none). */
   authorization: Record<Caller, string | undefined>;
-  /** The API key's id (its secret is in `authorization.apiKey`). */
+  /** The current API key's id (its secret is in `authorization.apiKey`); createResources makes a new one. */
   apiKeyId: string;
+  invitationToken?: string;
 }
 
 const base64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
@@ -25,8 +26,6 @@ export async function createCallers(stack: TestStack, tenantId: string, otherTen
   const admin = await newUser(stack, tenantId, 'fuzz-admin', { admin: true });
   const member = await newUser(stack, tenantId, 'fuzz-member');
   const victim = await newUser(stack, tenantId, 'fuzz-victim');
-  const key = await api(stack.baseUrl, 'POST', '/api/v1/admin/api-keys', { token: admin.token, body: { name: 'fuzz', scopes: ['admin', 'files:read', 'files:write'] } });
-  assert.equal(key.status, 201, key.text);
   const now = Math.floor(Date.now() / 1000);
   const unsigned = `${base64url({ alg: 'none', typ: 'JWT' })}.${base64url({ sub: 'fuzz-admin', tenant_id: tenantId, roles: ['tenant_admin'], iss: stack.services.devIssuer!.issuer, aud: 'scaidrive', iat: now, exp: now + 3600 })}.`;
   return {
@@ -34,11 +33,11 @@ export async function createCallers(stack: TestStack, tenantId: string, otherTen
     admin,
     member,
     victim,
-    apiKeyId: key.body.id,
+    apiKeyId: '',
     authorization: {
       admin: `Bearer ${admin.token}`,
       member: `Bearer ${member.token}`,
-      apiKey: `Bearer ${key.body.secret}`,
+      apiKey: undefined, // set by createResources
       none: undefined,
       garbage: 'Bearer not.a.jwt',
       algNone: `Bearer ${unsigned}`,
@@ -63,9 +62,14 @@ async function ok(response: Promise<{ status: number; text: string; body: any }>
  * between groups of operations: the fuzz deletes, deactivates and transfers things as it goes, and later
  * operations should still reach their handlers. Users the fuzz deactivated are switched back on directly.
  */
-export async function createResources(stack: TestStack, callers: FuzzCallers, generation: number, otherTenantFolderId: string): Promise<ResourcePools> {
+export async function reactivateCallers(stack: TestStack, callers: FuzzCallers): Promise<void> {
   const { admin, member, victim } = callers;
   await stack.services.db.updateTable('users').set({ is_active: true }).where('id', 'in', [admin.userId, member.userId, victim.userId]).execute();
+}
+
+export async function createResources(stack: TestStack, callers: FuzzCallers, generation: number, otherTenantFolderId: string): Promise<ResourcePools> {
+  const { admin, member, victim } = callers;
+  await reactivateCallers(stack, callers);
   const token = admin.token;
   const V1 = '/api/v1';
   const tag = `g${generation}`;
@@ -85,7 +89,11 @@ export async function createResources(stack: TestStack, callers: FuzzCallers, ge
   const lockedLink = await ok(api(stack.baseUrl, 'POST', `${V1}/folders/${folder.id}/links`, { token, body: { password: linkPassword, require_email: ['@example.test'] } }), 'password link');
   const session = await ok(createSession(stack, token, { parent_id: folder.id, name: `session-${tag}.bin`, size: 100_000, chunk_size: 65536 }), 'upload session');
   const group = await ok(api(stack.baseUrl, 'POST', `${V1}/admin/groups`, { token, body: { name: `fuzz-group-${tag}` } }), 'group');
-  const invitation = await ok(api(stack.baseUrl, 'POST', `${V1}/shares/${share.id}/invitations`, { token, body: { email: `invitee-${tag}@example.test`, role: 'reader' } }), 'invitation');
+  // Invitations are rate limited per inviter (20 per 10 minutes): one, made with the first fixtures, is reused.
+  callers.invitationToken ??= (await ok(api(stack.baseUrl, 'POST', `${V1}/shares/${share.id}/invitations`, { token, body: { email: 'invitee@example.test', role: 'reader' } }), 'invitation')).token as string;
+  const key = await ok(api(stack.baseUrl, 'POST', `${V1}/admin/api-keys`, { token, body: { name: `fuzz-${tag}`, scopes: ['admin', 'files:read', 'files:write'] } }), 'api key');
+  callers.apiKeyId = key.id;
+  callers.authorization.apiKey = `Bearer ${key.secret}`;
   const downloadUrl = await ok(api(stack.baseUrl, 'GET', `${V1}/files/${file.id}/download-url`, { token }), 'download url');
   return {
     user: [admin.userId, member.userId, victim.userId],
@@ -100,7 +108,7 @@ export async function createResources(stack: TestStack, callers: FuzzCallers, ge
     upload: [session.id],
     version: versionIds,
     apiKey: [callers.apiKeyId],
-    invitation: [invitation.token],
+    invitation: [callers.invitationToken],
     download: [String(downloadUrl.url).split('/').pop()!],
     space: [admin.spaceId, member.spaceId, share.id],
     tenant: [callers.tenantId],

@@ -10,7 +10,7 @@ import { api, createTestTenant, startTestStack, tokenFor, type TestStack } from 
 import { newUser } from '../helpers/files';
 import { assertError } from '../helpers/assertions';
 import { loadOperations, requestArbitrary, type Operation } from './openapi-operations';
-import { createCallers, createResources, type FuzzCallers, type ResourcePools } from './fuzz-fixtures';
+import { createCallers, createResources, reactivateCallers, type FuzzCallers, type ResourcePools } from './fuzz-fixtures';
 import { describe as describeRequest, judge, materialise, send, type SentRequest } from './fuzz-client';
 
 const webhookSecret = 'fuzz-webhook-secret-0123456789';
@@ -22,16 +22,16 @@ const runsPerOperation = Number(process.env.FUZZ_RUNS_PER_OPERATION ?? 18);
 const operationsPerFixtureSet = 12;
 
 /**
- * Operations that destroy or hand away the fixtures (or the callers' own access) run after all the others,
- * so the rest of the run still reaches real resources. Nothing is excluded: these are only reordered.
+ * How much an operation destroys the fixtures or the callers' own access. Destructive operations run after
+ * all the others, the most sweeping last, each on fresh fixtures, so the rest of the run still reaches real
+ * resources. Nothing is excluded: these are only reordered.
  */
-function isDestructive(operation: Operation): boolean {
-  return (
-    operation.method === 'DELETE' ||
-    /\/(deactivate|transfer|decline|accept|finalize)$/.test(operation.template) ||
-    operation.template.endsWith('/webhooks/scaikey') ||
-    operation.template === '/api/v1/admin/tenant'
-  );
+function destructiveness(operation: Operation): number {
+  const { method, template } = operation;
+  if (/\/(deactivate|webhooks\/scaikey)$/.test(template)) return 3; // can suspend the callers themselves
+  if (template === '/api/v1/admin/tenant' && method === 'PATCH') return 2; // can shrink the tenant's limits
+  if (method === 'DELETE' || /\/(transfer|decline|accept|finalize)$/.test(template)) return 1;
+  return 0;
 }
 
 const b64 = (text: string) => Buffer.from(text).toString('base64url');
@@ -60,6 +60,25 @@ describe('OpenAPI fuzz (issue #7)', () => {
   after(async () => {
     await dispatcher?.close();
     await stack?.close();
+  });
+
+  test('the judge refuses what the fuzz must catch (so the fuzz can fail)', () => {
+    const json = (requestId = 'req_1') => new Headers({ 'content-type': 'application/json', 'x-request-id': requestId });
+    const error = (status: number, body: unknown, headers = json()) => judge({ status, headers, text: JSON.stringify(body) });
+    const good = { detail: 'nope', code: 'NOT_FOUND', request_id: 'req_1' };
+    assert.equal(error(404, good), null);
+    assert.equal(error(422, { detail: [{ loc: ['body', 'name'], msg: 'bad', type: 'value_error' }], code: 'VALIDATION_ERROR', request_id: 'req_1' }), null);
+    assert.equal(error(507, { ...good, code: 'QUOTA_EXCEEDED' }), null);
+    assert.ok(error(500, { ...good, code: 'INTERNAL_ERROR' }));
+    assert.ok(error(503, { ...good, code: 'SERVICE_UNAVAILABLE' }));
+    assert.ok(judge({ status: 400, headers: json(), text: 'Bad Request' }));
+    assert.ok(error(400, { ...good, detail: undefined }));
+    assert.ok(error(400, { ...good, code: 'not snake' }));
+    assert.ok(error(400, good, json('req_2')));
+    assert.ok(error(422, { ...good, code: 'VALIDATION_ERROR' }));
+    assert.ok(error(422, { detail: [{ loc: 'body', msg: 'bad' }], code: 'VALIDATION_ERROR', request_id: 'req_1' }));
+    assert.ok(error(429, { ...good, code: 'RATE_LIMITED' }));
+    assert.ok(judge({ status: 0, headers: new Headers(), text: 'transport error: ECONNRESET' }));
   });
 
   describe('regression cases', () => {
@@ -100,14 +119,16 @@ describe('OpenAPI fuzz (issue #7)', () => {
   test('every operation answers hostile input below 500 and in the error shape', async () => {
     const operations = await loadOperations(stack.baseUrl);
     assert.ok(operations.length >= 50, `the OpenAPI document lists only ${operations.length} operations`);
-    const ordered = [...operations.filter((o) => !isDestructive(o)), ...operations.filter(isDestructive)];
+    // A stable sort keeps the document's order within each level.
+    const ordered = [...operations].sort((a, b) => destructiveness(a) - destructiveness(b));
     process.stdout.write(`openapi fuzz: seed ${seed} (FUZZ_SEED=${seed} reproduces it), ${ordered.length} operations × ${runsPerOperation} runs\n`);
 
     const failures = new Map<string, { request: SentRequest; status: number; problem: string; body: string; count: number }>();
     const reached = new Map<string, Map<number, number>>();
     let sent = 0;
     for (const [index, operation] of ordered.entries()) {
-      if (index > 0 && index % operationsPerFixtureSet === 0) pools = await createResources(stack, callers, index, otherTenantFolderId);
+      const destructive = destructiveness(operation) > 0;
+      if (index > 0 && (destructive || index % operationsPerFixtureSet === 0)) pools = await createResources(stack, callers, index, otherTenantFolderId);
       const key = `${operation.method} ${operation.template}`;
       reached.set(key, new Map());
       await fc.assert(
@@ -117,6 +138,8 @@ describe('OpenAPI fuzz (issue #7)', () => {
           sent++;
           const statuses = reached.get(key)!;
           statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
+          // A suspended caller would turn the operation's remaining runs into 403s.
+          if (destructive) await reactivateCallers(stack, callers);
           const verdict = judge(answer);
           if (!verdict) return;
           // Collected rather than thrown, so one run reports every distinct failure (and no stateful shrinking).

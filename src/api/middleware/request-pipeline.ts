@@ -2,6 +2,8 @@
 import { ServiceError, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { AppError, ValidationError } from '../../errors';
 import { newId } from '../../ids';
+import { apiKeyIdOf } from '../../services/principal';
+import { auditKeyRequest } from '../../services/api-key-delegation.service';
 import { abandonRequestQueries } from '../../db/database';
 import { ClientGoneError, QueryScope, runInQueryScope } from '../../db/query-scope';
 import type { AppContext } from '../context';
@@ -44,8 +46,24 @@ export function requestPipeline() {
       const route = (ctx as unknown as { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
       ctx.deps.metrics.httpRequestDuration.observe({ method: ctx.method, route: String(route), status: String(ctx.status) }, seconds);
       ctx.state.log.info({ method: ctx.method, path: redactSecrets(ctx.path), route, status: ctx.status, duration_ms: Math.round(seconds * 1000) }, 'request');
+      await auditApiKeyRequest(ctx, String(route));
     }
   };
+}
+
+/** Every request an API key makes is in the audit trail (issue #8 §5); a failed audit write is logged, not fatal. */
+async function auditApiKeyRequest(ctx: AppContext, route: string): Promise<void> {
+  const principal = ctx.state.principal;
+  const apiKeyId = principal ? apiKeyIdOf(principal) : null;
+  if (!principal || !apiKeyId) return;
+  await auditKeyRequest(ctx.deps.db, {
+    tenantId: principal.tenantId,
+    apiKeyId,
+    actAsUserId: principal.kind === 'user' ? principal.userId : null,
+    method: ctx.method,
+    route,
+    status: ctx.status,
+  }).catch((error: unknown) => ctx.state.log.warn({ err: error }, 'audit of an API key request failed'));
 }
 
 function renderError(ctx: AppContext, error: unknown): void {

@@ -15,6 +15,7 @@ export function registerMeRoutes(router: Router, registry: OpenAPIRegistry): voi
       summary: 'The caller',
       tag: 'identity',
       access: 'authenticated',
+      keyAsItself: true,
       responses: {
         200: {
           description: 'The caller',
