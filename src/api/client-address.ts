@@ -24,12 +24,16 @@ function withoutPort(hop: string): string {
 }
 
 export function clientAddress(ctx: AppContext): string {
-  const peer = normalizeAddress(ctx.req.socket.remoteAddress ?? '') ?? 'unknown';
-  const trusted = trustedProxies(ctx.deps.config.trustedProxies);
+  return clientAddressFrom(ctx.req.socket.remoteAddress ?? '', ctx.get('x-forwarded-for'), trustedProxies(ctx.deps.config.trustedProxies));
+}
+
+/** The pure rule behind clientAddress: the socket peer, or the nearest untrusted X-Forwarded-For hop. */
+export function clientAddressFrom(socketPeer: string, forwardedFor: string, trusted: AddressMatcher): string {
+  const peer = normalizeAddress(socketPeer) ?? 'unknown';
   if (!trusted.includes(peer)) return peer;
   // Each proxy appends the address it saw, so walk from the right: the first hop we do not trust is the
   // client. An unreadable hop stops the walk at the last address we could read (as nginx's real_ip does).
-  const hops = ctx.get('x-forwarded-for').split(',');
+  const hops = forwardedFor.split(',');
   let address = peer;
   for (let index = hops.length - 1; index >= 0; index--) {
     const hop = normalizeAddress(withoutPort(hops[index]!));

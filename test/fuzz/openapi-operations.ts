@@ -188,7 +188,7 @@ function plausibleFor(schema: Schema, name: string, depth: number): fc.Arbitrary
       case 'number': {
         const min = schema.minimum ?? -10;
         const max = schema.maximum ?? Math.max(min + 1000, 1000);
-        return fc.oneof(fc.integer({ min: Math.max(min, -1e9), max: Math.min(max, 1e9) }), fc.constantFrom(min, max, min - 1, max + 1));
+        return fc.oneof(fc.integer({ min: Math.max(min, -1e9), max: Math.min(max, 1e9) }), fc.constantFrom(min, max));
       }
       case 'array':
         return depth > 3 ? fc.constant([]) : fc.array(valueFor(schema.items ?? {}, name, depth + 1), { maxLength: 3 });
@@ -213,7 +213,7 @@ function plausibleString(schema: Schema, name: string): fc.Arbitrary<string> {
   // Names that satisfy the schema yet are tricky: bidi and zero-width characters, 255-byte boundaries,
   // case-insensitive duplicates of fixture names, reserved-looking names.
   const tricky = fc.constantFrom('\u202Egnp.exe', 'zero\u200Bwidth\uFEFF', '\u2066bidi\u2069.txt', 'Ünïcödé ☃ 🙂', 'é'.repeat(127), 'é'.repeat(128), 'a'.repeat(255), '🙂'.repeat(64), ' padded ', 'CON', '.hidden', 'FILE-G0.TXT', 'inside', 'fuzz-g0');
-  return fc.oneof({ weight: 3, arbitrary: ordinary }, { weight: 2, arbitrary: tricky });
+  return fc.oneof({ weight: 3, arbitrary: ordinary }, { weight: 2, arbitrary: tricky.filter((s) => s.length <= (schema.maxLength ?? 255)) });
 }
 
 function objectFor(schema: Schema, depth: number): fc.Arbitrary<Record<string, unknown>> {
@@ -284,60 +284,82 @@ const callerArbitrary = (operation: Operation): fc.Arbitrary<Caller> =>
         { weight: 5, arbitrary: fc.constant<Caller>('member') },
         { weight: 2, arbitrary: fc.constant<Caller>('apiKey') },
         { weight: 1, arbitrary: fc.constant<Caller>('none') },
-        { weight: 2, arbitrary: fc.constantFrom<Caller>('garbage', 'algNone', 'expired', 'otherTenant', 'nulSubject', 'basic') },
+        { weight: 1, arbitrary: fc.constantFrom<Caller>('garbage', 'algNone', 'expired', 'otherTenant', 'nulSubject', 'basic') },
       );
 
-function pathValue(operation: Operation, parameter: Parameter): fc.Arbitrary<Ref | { raw: string } | string> {
+type Part = Ref | { raw: string } | string;
+const raw = (segment: string): Part => ({ raw: segment });
+
+/** A value for a path parameter that routes to a real resource (or a valid enum/index). */
+function plausiblePathValue(operation: Operation, parameter: Parameter): fc.Arbitrary<Part> {
+  if (parameter.name === 'index') return fc.constantFrom('0', '1');
+  if (parameter.schema.enum) return fc.constantFrom(...(parameter.schema.enum as string[]));
   const kinds = kindsForPathParam(operation.template, parameter.name);
-  const plausible: fc.Arbitrary<Ref | string> =
-    parameter.name === 'index' ? fc.constantFrom('0', '1', '9', '999999999', '0000000000', '-1', '1e3') : parameter.schema.enum ? fc.constantFrom(...(parameter.schema.enum as string[])) : kinds.length ? refOf(kinds) : plausibleString(parameter.schema, parameter.name);
-  return fc.oneof(
-    { weight: 10, arbitrary: plausible },
-    { weight: 2, arbitrary: fc.string({ minLength: 1, maxLength: 80 }).filter((s) => s !== '.' && s !== '..') },
-    { weight: 2, arbitrary: hostileString.filter((s) => s.length > 0) },
-    { weight: 3, arbitrary: rawPathSegment.map((raw) => ({ raw })) },
-  );
+  return kinds.length ? refOf(kinds) : plausibleString(parameter.schema, parameter.name);
 }
 
-function queryPairs(operation: Operation): fc.Arbitrary<[string, Ref | { raw: string } | string][]> {
+const hostilePathValue: fc.Arbitrary<Part> = fc.oneof(
+  { weight: 3, arbitrary: rawPathSegment.map(raw) },
+  { weight: 2, arbitrary: hostileString.filter((s) => s.length > 0) },
+  { weight: 1, arbitrary: fc.string({ minLength: 1, maxLength: 80 }).filter((s) => s !== '.' && s !== '..') },
+  { weight: 1, arbitrary: fc.constantFrom('999999999', '0000000000', '-1', '1e3', '4294967296', '2147483648') },
+);
+
+function plausibleQueryValue(parameter: Parameter): fc.Arbitrary<Part> | undefined {
+  if (parameter.name === 'cursor') return undefined; // a cursor is either one this list handed out, or forged
+  if (parameter.schema.enum) return fc.constantFrom(...(parameter.schema.enum as string[]));
+  if (parameter.schema.type === 'integer') return fc.constantFrom('1', '2', '50', '1000');
+  if (parameter.schema.format === 'date-time') return fc.constantFrom('2000-01-01T00:00:00Z', '2100-01-01T00:00:00.000+02:00');
+  const kinds = kindsForField(parameter.name);
+  return kinds.length ? refOf(kinds) : plausibleString(parameter.schema, parameter.name);
+}
+
+function hostileQueryValue(parameter: Parameter): fc.Arbitrary<Part> {
+  const specific =
+    parameter.name === 'cursor'
+      ? forgedCursor
+      : parameter.schema.type === 'integer'
+        ? fc.constantFrom('0', '1001', '-1', '1e400', '18446744073709551616', '1.5', 'abc', '', '0x10', ' 5', 'NaN', 'Infinity')
+        : parameter.schema.format === 'date-time'
+          ? fc.constantFrom('2024-02-30T00:00:00Z', '99999-01-01T00:00:00Z', 'yesterday', '0', '1e400', '2024-01-01T00:00:00')
+          : hostileString;
+  return fc.oneof({ weight: 3, arbitrary: specific as fc.Arbitrary<Part> }, { weight: 1, arbitrary: hostileString }, { weight: 1, arbitrary: rawPathSegment.map(raw) });
+}
+
+type Pairs = [string, Part][];
+
+/** Declared query parameters, each absent or plausible. */
+function plausibleQuery(operation: Operation): fc.Arbitrary<Pairs> {
+  const perParameter = operation.parameters
+    .filter((p) => p.in === 'query')
+    .map((parameter) => {
+      const value = plausibleQueryValue(parameter);
+      return value ? fc.option(value.map((v) => [parameter.name, v] as [string, Part]), { freq: 2, nil: undefined }) : fc.constant(undefined);
+    });
+  return fc.tuple(...perParameter).map((pairs) => pairs.filter((pair): pair is [string, Part] => pair !== undefined));
+}
+
+/** The plausible query with one thing wrong: a hostile value, a repeated name (an array on the server) or a junk name. */
+function hostileQuery(operation: Operation): fc.Arbitrary<Pairs> {
   const declared = operation.parameters.filter((p) => p.in === 'query');
-  const perParameter = declared.map((parameter) => {
-    const kinds = kindsForField(parameter.name);
-    const plausible: fc.Arbitrary<Ref | string> =
-      parameter.name === 'cursor'
-        ? forgedCursor
-        : parameter.schema.enum
-          ? fc.constantFrom(...(parameter.schema.enum as string[]))
-          : parameter.schema.type === 'integer'
-            ? fc.constantFrom('1', '2', '1000', '0', '1001', '-1', '1e400', '18446744073709551616', '1.5', 'abc', '', '0x10', ' 5')
-            : kinds.length
-              ? refOf(kinds)
-              : plausibleString(parameter.schema, parameter.name);
-    const value: fc.Arbitrary<Ref | { raw: string } | string> = fc.oneof(
-      { weight: 6, arbitrary: plausible as fc.Arbitrary<Ref | { raw: string } | string> },
-      { weight: 2, arbitrary: hostileString },
-      { weight: 2, arbitrary: rawPathSegment.map((raw) => ({ raw })) },
+  const junkName = fc.tuple(fc.constantFrom('cursor', 'limit', 'x', '__proto__', 'constructor', 'a[b]', 'tenant_id', '%00', ''), fc.oneof(hostileString, rawPathSegment.map(raw)));
+  const mutations: fc.Arbitrary<(pairs: Pairs) => Pairs>[] = [junkName.map((pair) => (pairs: Pairs) => [...pairs, pair as [string, Part]])];
+  for (const parameter of declared) {
+    mutations.push(
+      hostileQueryValue(parameter).map((value) => (pairs: Pairs) => [...pairs.filter(([name]) => name !== parameter.name), [parameter.name, value]]),
+      fc.tuple(plausibleQueryValue(parameter) ?? forgedCursor, plausibleQueryValue(parameter) ?? forgedCursor).map(([a, b]) => (pairs: Pairs) => [...pairs.filter(([name]) => name !== parameter.name), [parameter.name, a], [parameter.name, b]]),
     );
-    // Absent, once, or repeated (koa turns a repeated name into an array: a wrong type for every field).
-    return fc.oneof(
-      { weight: 3, arbitrary: fc.constant([]) },
-      { weight: 6, arbitrary: value.map((v) => [[parameter.name, v] as [string, Ref | { raw: string } | string]]) },
-      { weight: 1, arbitrary: fc.tuple(value, value).map(([a, b]) => [[parameter.name, a], [parameter.name, b]] as [string, Ref | { raw: string } | string][]) },
-    );
-  });
-  const extra = fc.array(
-    fc.tuple(fc.constantFrom('cursor', 'limit', 'x', '__proto__', 'constructor', 'a[b]', 'tenant_id', '%00', ''), fc.oneof(hostileString, rawPathSegment.map((raw) => ({ raw })))),
-    { maxLength: 2 },
-  );
-  return fc.tuple(fc.tuple(...perParameter), extra).map(([pairs, more]) => [...pairs.flat(), ...more]);
+  }
+  return fc.tuple(plausibleQuery(operation), fc.oneof(...mutations)).map(([pairs, mutate]) => mutate(pairs));
 }
 
-function headerPairs(operation: Operation): fc.Arbitrary<[string, string | Ref][]> {
+function hostileHeaders(operation: Operation): fc.Arbitrary<[string, string | Ref][]> {
   const candidates: fc.Arbitrary<[string, string | Ref]>[] = [
     fc.tuple(fc.constant('x-request-id'), hostileHeaderValue),
     fc.tuple(fc.constant('x-act-as-user'), fc.oneof(refOf(['user']), hostileHeaderValue)),
     fc.tuple(fc.constant('x-forwarded-for'), fc.constantFrom('1.2.3.4', 'garbage', '::1, 10.0.0.1', '999.999.999.999')),
     fc.tuple(fc.constant('accept'), fc.constantFrom('application/json', 'text/html', '*/*', 'garbage/;;;')),
+    fc.tuple(fc.constant('content-type'), fc.constantFrom('application/json', 'text/plain', 'multipart/form-data; boundary=x', 'application/json; charset=utf-16', '')),
   ];
   if (operation.template.includes('/content') || operation.template.includes('/downloads/')) {
     candidates.push(fc.tuple(fc.constant('range'), rangeHeader), fc.tuple(fc.constant('if-none-match'), hostileHeaderValue), fc.tuple(fc.constant('if-range'), hostileHeaderValue));
@@ -347,55 +369,93 @@ function headerPairs(operation: Operation): fc.Arbitrary<[string, string | Ref][
       fc.tuple(fc.constant('x-link-password'), fc.oneof(fc.constant('correct horse'), hostileHeaderValue)),
       fc.tuple(fc.constant('x-link-session'), hostileHeaderValue),
       fc.tuple(fc.constant('cookie'), hostileHeaderValue.map((v) => `link_session=${v}`)),
-      fc.tuple(fc.constant('x-link-email-session'), hostileHeaderValue),
     );
   }
   if (operation.template.includes('/chunks/')) candidates.push(fc.tuple(fc.constant('x-chunk-sha256'), fc.oneof(hostileHeaderValue, fc.constant('0'.repeat(64)))));
-  if (operation.rawBodyType) candidates.push(fc.tuple(fc.constant('content-type'), fc.constantFrom('application/json', 'text/plain', 'multipart/form-data; boundary=x', '')));
-  return fc.subarray(candidates, { maxLength: 3 }).chain((chosen) => (chosen.length ? fc.tuple(...chosen) : fc.constant([])));
+  return fc.subarray(candidates, { minLength: 1, maxLength: 3 }).chain((chosen) => fc.tuple(...chosen));
 }
 
-function bodyArbitrary(operation: Operation): fc.Arbitrary<GeneratedRequest['body']> {
-  const contentType = fc.oneof(
-    { weight: 8, arbitrary: fc.constant(undefined) },
-    { weight: 1, arbitrary: fc.constantFrom('text/plain', 'application/x-www-form-urlencoded', 'application/json; charset=utf-16', 'application/json; charset=latin1', 'application/merge-patch+json', '') },
-  );
+/** Headers a well-behaved client would send for this operation (a link password for public links, say). */
+function plausibleHeaders(operation: Operation): fc.Arbitrary<[string, string | Ref][]> {
+  if (operation.template.includes('/public/links/')) return fc.option(fc.constant([['x-link-password', 'correct horse'] as [string, string]]), { freq: 2, nil: [] });
+  if (operation.template.includes('/content') || operation.template.includes('/downloads/')) return fc.option(rangeHeader.map((r) => [['range', r] as [string, string]]), { freq: 2, nil: [] });
+  return fc.constant([]);
+}
+
+type Body = GeneratedRequest['body'];
+
+function plausibleBody(operation: Operation): fc.Arbitrary<Body> {
+  if (operation.jsonBody) return plausibleFor(operation.jsonBody, '', 0).map((json) => ({ json }));
+  // Random bytes, or exactly the fixture session's chunk sizes (65536, and 34464 for its last chunk) so chunk PUTs are accepted.
+  if (operation.rawBodyType) return fc.oneof(fc.uint8Array({ maxLength: 2048 }).map((bytes) => ({ text: Buffer.from(bytes) })), fc.constantFrom(65536, 34464).map((size) => ({ text: Buffer.alloc(size, 7) })));
+  return fc.constant(undefined);
+}
+
+function hostileBody(operation: Operation): fc.Arbitrary<Body> {
   if (operation.jsonBody) {
     return fc.oneof(
-      // A body of the right shape, as is (so handlers run) or with one hostile field; now and then a wrong-typed body.
-      { weight: 4, arbitrary: fc.record({ json: plausibleFor(operation.jsonBody, '', 0), contentType }) },
-      { weight: 5, arbitrary: fc.record({ json: withOneMutation(plausibleFor(operation.jsonBody, '', 0)), contentType }) },
-      { weight: 1, arbitrary: fc.record({ json: wrongTypeValue, contentType }) },
-      { weight: 2, arbitrary: fc.record({ text: fc.oneof(junkJsonText, invalidUtf8), contentType }) },
+      { weight: 5, arbitrary: withOneMutation(plausibleFor(operation.jsonBody, '', 0)).map((json) => ({ json })) },
+      { weight: 1, arbitrary: wrongTypeValue.map((json) => ({ json })) },
+      { weight: 2, arbitrary: fc.oneof(junkJsonText, invalidUtf8).map((text) => ({ text })) },
       { weight: 1, arbitrary: fc.constant(undefined) },
     );
   }
-  if (operation.rawBodyType) {
-    return fc.oneof(
-      { weight: 5, arbitrary: fc.uint8Array({ maxLength: 2048 }).map((bytes) => ({ text: Buffer.from(bytes) })) },
-      // Exactly the fixture session's chunk sizes (65536, and 34464 for its last chunk), so chunk PUTs are accepted.
-      { weight: 2, arbitrary: fc.constantFrom(65536, 34464).map((size) => ({ text: Buffer.alloc(size, 7) })) },
-      { weight: 1, arbitrary: fc.constant({ text: '' }) },
-      { weight: 1, arbitrary: fc.constant(undefined) },
-    );
-  }
-  // fetch cannot send a GET body; a DELETE without a documented body still gets junk now and then.
+  if (operation.rawBodyType) return fc.oneof(fc.constant({ text: '' }), fc.constant(undefined), junkJsonText.map((text) => ({ text })));
+  // fetch cannot send a GET body; a DELETE or POST without a documented body gets junk JSON.
   if (operation.method === 'GET') return fc.constant(undefined);
-  return fc.oneof({ weight: 9, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.record({ text: junkJsonText, contentType: fc.constant('application/json') }) });
+  return fc.oneof(junkJsonText, invalidUtf8).map((text) => ({ text, contentType: 'application/json' }));
 }
 
-/** A hostile request for `operation`. */
+type Target = 'none' | 'path' | 'query' | 'headers' | 'body';
+
+/**
+ * A request for `operation`: plausible in every part (real ids, valid values, a real caller) except the one
+ * part chosen as the target of a hostile value, so each request probes one thing past the checks before it.
+ */
 export function requestArbitrary(operation: Operation): fc.Arbitrary<GeneratedRequest> {
   const pathParameters = operation.parameters.filter((p) => p.in === 'path');
-  return fc.record({
-    operation: fc.constant(operation),
-    caller: callerArbitrary(operation),
-    path: fc.tuple(...pathParameters.map((p) => pathValue(operation, p))).map((values) => Object.fromEntries(values.map((v, i) => [pathParameters[i]!.name, v]))),
-    query: queryPairs(operation),
-    headers: headerPairs(operation),
-    body: bodyArbitrary(operation),
-    webhookSignature: operation.template.endsWith('/webhooks/scaikey') ? fc.constantFrom<'valid' | 'stale' | 'wrong' | 'none'>('valid', 'valid', 'stale', 'wrong', 'none') : fc.constant(undefined),
-  });
+  const hasQuery = operation.parameters.some((p) => p.in === 'query');
+  const targets: fc.WeightedArbitrary<Target>[] = [
+    { weight: 2, arbitrary: fc.constant<Target>('none') },
+    { weight: 1, arbitrary: fc.constant<Target>('headers') },
+  ];
+  if (pathParameters.length) targets.push({ weight: 3, arbitrary: fc.constant<Target>('path') });
+  if (hasQuery) targets.push({ weight: 3, arbitrary: fc.constant<Target>('query') });
+  if (operation.method !== 'GET') targets.push({ weight: operation.jsonBody ? 5 : 1, arbitrary: fc.constant<Target>('body') });
+  const plausiblePath = fc.tuple(...pathParameters.map((p) => plausiblePathValue(operation, p)));
+  const path = pathParameters.length
+    ? fc.tuple(plausiblePath, fc.nat({ max: pathParameters.length - 1 }), hostilePathValue).map(([values, at, hostile]) => ({ plausible: values, hostile: values.map((v, i) => (i === at ? hostile : v)) }))
+    : fc.constant({ plausible: [] as Part[], hostile: [] as Part[] });
+  return fc
+    .record({
+      target: fc.oneof(...targets),
+      caller: callerArbitrary(operation),
+      path,
+      plausibleQuery: plausibleQuery(operation),
+      hostileQuery: hasQuery ? hostileQuery(operation) : fc.constant([] as Pairs),
+      plausibleHeaders: plausibleHeaders(operation),
+      hostileHeaders: hostileHeaders(operation),
+      plausibleBody: plausibleBody(operation),
+      hostileBody: hostileBody(operation),
+      contentType: fc.oneof(
+        { weight: 9, arbitrary: fc.constant(undefined) },
+        { weight: 1, arbitrary: fc.constantFrom('text/plain', 'application/x-www-form-urlencoded', 'application/json; charset=utf-16', 'application/json; charset=latin1', 'application/merge-patch+json') },
+      ),
+      webhookSignature: operation.template.endsWith('/webhooks/scaikey') ? fc.constantFrom<'valid' | 'stale' | 'wrong' | 'none'>('valid', 'valid', 'valid', 'stale', 'wrong', 'none') : fc.constant(undefined),
+    })
+    .map((r) => {
+      const pathValues = r.target === 'path' ? r.path.hostile : r.path.plausible;
+      const body = r.target === 'body' ? r.hostileBody : r.plausibleBody;
+      return {
+        operation,
+        caller: r.caller,
+        path: Object.fromEntries(pathParameters.map((p, i) => [p.name, pathValues[i]!])),
+        query: r.target === 'query' ? r.hostileQuery : r.plausibleQuery,
+        headers: r.target === 'headers' ? r.hostileHeaders : r.plausibleHeaders,
+        body: body && r.target === 'body' && 'json' in body && r.contentType ? { ...body, contentType: r.contentType } : body,
+        webhookSignature: r.webhookSignature,
+      };
+    });
 }
 
 export { RawJsonNumber };

@@ -11,7 +11,7 @@ import { mkdir, putFile, V1 } from './tree-helpers';
 
 const trickyNames = [
   'İstanbul', 'istanbul-2', 'ISTANBUL-3', 'ı', 'I', 'ΑΡΧΕΙΟΣ', 'αρχειος-2', 'Σίσυφος', 'σίσυφοσ-2', 'ς', 'Straße', 'STRASSE', 'strasse-2',
-  'ß', 'ẞ-capital', 'café', 'Ärger', 'a\u0308rger-2', 'Ω', 'Ωmega', 'Å', 'ǅ', 'ﬁle', 'FILE', '😀', '😀😀', '👩‍💻 dev', 'Zebra', 'apple',
+  'ß', 'ẞ-capital', 'café', 'Ärger', 'a\u0308rger-2', 'Ω', 'Ωmega', 'Å', 'ǅ', 'ﬁle', 'FILE', '😀', '😀😀', '👍🏽 thumbs', 'Zebra', 'apple',
   'Apple-2', '日本語', '한국어', 'x', 'X-2', '0', '10', '9', '~tilde', '_under', ' lead'.trim(), 'Éclair', 'éclair-2', 'ǲ', 'Ǳ-3',
 ];
 
