@@ -1,4 +1,6 @@
-// Fixed-window rate counters in PostgreSQL, shared by every API replica: a hit is one conditional upsert.
+// Fixed-window rate counters in PostgreSQL for limits on actions (e.g. invitations per inviter): shared by every
+// API replica without Redis, and counted in the action's transaction so a refused action is not counted. The
+// per-request limits (rate-limiter.ts) are a different tool: cheap, Redis or memory, counted before the handler.
 import type { Transaction } from 'kysely';
 import { AppError } from '../errors';
 import type { Database, Db } from '../db/database';

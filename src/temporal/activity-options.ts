@@ -1,4 +1,5 @@
-// Named activity option sets: short database/storage I/O, and long transfers that heartbeat.
+// Named activity option sets — the only ones workflows use: short database/storage I/O, long transfers that
+// heartbeat, hashing a whole upload, and long maintenance passes.
 import type { ActivityOptions } from '@temporalio/workflow';
 
 export const shortIo: ActivityOptions = {
@@ -11,3 +12,29 @@ export const longTransfer: ActivityOptions = {
   heartbeatTimeout: '60 seconds',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10 },
 };
+
+/** Hashing an upload: long, but with a short heartbeat so a killed worker is noticed and another takes over. */
+export const uploadHashing: ActivityOptions = {
+  startToCloseTimeout: '6 hours',
+  heartbeatTimeout: '15 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 20 },
+};
+
+/** A maintenance pass over a whole tenant or the whole store (recalculation, trash cleanup, sweeps). */
+export const maintenancePass: ActivityOptions = {
+  startToCloseTimeout: '1 hour',
+  heartbeatTimeout: '2 minutes',
+  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 10 },
+};
+
+/** One long statement over a tenant (quota recalculation): no heartbeat possible mid-statement. */
+export const tenantRecalculation: ActivityOptions = {
+  startToCloseTimeout: '30 minutes',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumAttempts: 10 },
+};
+
+/**
+ * The longest a finalization can take (hashing's start-to-close plus slack): a session still `finalizing`
+ * this long after it expired has no workflow left working on it, and expiry may take it.
+ */
+export const finalizationGraceHours = 7;

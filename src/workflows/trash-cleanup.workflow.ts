@@ -2,12 +2,9 @@
 // sweep unreferenced chunks after their grace period, prune the change log.
 import { proxyActivities } from '@temporalio/workflow';
 import type { MaintenanceActivities } from '../activities/maintenance.activities';
+import { maintenancePass } from '../temporal/activity-options';
 
-const activities = proxyActivities<MaintenanceActivities>({
-  startToCloseTimeout: '1 hour',
-  heartbeatTimeout: '2 minutes',
-  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 10 },
-});
+const activities = proxyActivities<MaintenanceActivities>(maintenancePass);
 
 export interface TrashCleanupInput {
   /** How long an unreferenced chunk must stay untouched before the sweep removes it. */

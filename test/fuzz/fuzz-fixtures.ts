@@ -17,6 +17,8 @@ export interface FuzzCallers {
   /** The current API key's id (its secret is in `authorization.apiKey`); createResources makes a new one. */
   apiKeyId: string;
   invitationToken?: string;
+  /** The tenant's settings before the fuzz began (PATCH /admin/tenant may change them). */
+  tenantSettings: unknown;
 }
 
 const base64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
@@ -28,8 +30,10 @@ export async function createCallers(stack: TestStack, tenantId: string, otherTen
   const victim = await newUser(stack, tenantId, 'fuzz-victim');
   const now = Math.floor(Date.now() / 1000);
   const unsigned = `${base64url({ alg: 'none', typ: 'JWT' })}.${base64url({ sub: 'fuzz-admin', tenant_id: tenantId, roles: ['tenant_admin'], iss: stack.services.devIssuer!.issuer, aud: 'scaidrive', iat: now, exp: now + 3600 })}.`;
+  const tenant = await stack.services.db.selectFrom('tenants').select('settings').where('id', '=', tenantId).executeTakeFirstOrThrow();
   return {
     tenantId,
+    tenantSettings: tenant.settings,
     admin,
     member,
     victim,
@@ -62,14 +66,21 @@ async function ok(response: Promise<{ status: number; text: string; body: any }>
  * between groups of operations: the fuzz deletes, deactivates and transfers things as it goes, and later
  * operations should still reach their handlers. Users the fuzz deactivated are switched back on directly.
  */
-export async function reactivateCallers(stack: TestStack, callers: FuzzCallers): Promise<void> {
+/**
+ * Undoes what the fuzz may have done to the callers' ability to work: suspended users, a tenant file-size cap of
+ * one byte, zero-byte quotas. Done in the database because the API calls that would undo it are themselves fuzzed.
+ */
+export async function restoreCallerAccess(stack: TestStack, callers: FuzzCallers): Promise<void> {
   const { admin, member, victim } = callers;
-  await stack.services.db.updateTable('users').set({ is_active: true }).where('id', 'in', [admin.userId, member.userId, victim.userId]).execute();
+  const db = stack.services.db;
+  await db.updateTable('users').set({ is_active: true }).where('id', 'in', [admin.userId, member.userId, victim.userId]).execute();
+  await db.updateTable('tenants').set({ settings: JSON.stringify(callers.tenantSettings) as any }).where('id', '=', callers.tenantId).execute();
+  await db.updateTable('quotas').set({ limit_bytes: null }).where('tenant_id', '=', callers.tenantId).execute();
 }
 
 export async function createResources(stack: TestStack, callers: FuzzCallers, generation: number, otherTenantFolderId: string): Promise<ResourcePools> {
   const { admin, member, victim } = callers;
-  await reactivateCallers(stack, callers);
+  await restoreCallerAccess(stack, callers);
   const token = admin.token;
   const V1 = '/api/v1';
   const tag = `g${generation}`;

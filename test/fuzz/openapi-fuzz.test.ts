@@ -10,7 +10,7 @@ import { api, createTestTenant, startTestStack, tokenFor, type TestStack } from 
 import { newUser } from '../helpers/files';
 import { assertError } from '../helpers/assertions';
 import { loadOperations, requestArbitrary, type Operation } from './openapi-operations';
-import { createCallers, createResources, reactivateCallers, type FuzzCallers, type ResourcePools } from './fuzz-fixtures';
+import { createCallers, createResources, restoreCallerAccess, type FuzzCallers, type ResourcePools } from './fuzz-fixtures';
 import { describe as describeRequest, judge, materialise, send, type SentRequest } from './fuzz-client';
 
 const webhookSecret = 'fuzz-webhook-secret-0123456789';
@@ -138,8 +138,8 @@ describe('OpenAPI fuzz (issue #7)', () => {
           sent++;
           const statuses = reached.get(key)!;
           statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
-          // A suspended caller would turn the operation's remaining runs into 403s.
-          if (destructive) await reactivateCallers(stack, callers);
+          // A suspended caller or a one-byte cap would turn the operation's remaining runs into 403s and 413s.
+          if (destructive) await restoreCallerAccess(stack, callers);
           const verdict = judge(answer);
           if (!verdict) return;
           // Collected rather than thrown, so one run reports every distinct failure (and no stateful shrinking).
