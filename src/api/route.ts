@@ -48,7 +48,8 @@ export interface RouteInput<P, Q, B> {
 function assertSafeInput(value: unknown, location: 'path' | 'query' | 'body'): void {
   const unsafe = findUnsafeValue(value);
   if (!unsafe) return;
-  if (location === 'path') throw new AppError(400, 'BAD_REQUEST', `Malformed path: ${unsafe.problem}`);
+  // A name in the path (direct upload) is a name problem, as every other name rule in paths is.
+  if (location === 'path') throw new AppError(400, unsafe.path[0] === 'name' ? 'INVALID_NAME' : 'BAD_REQUEST', `Malformed path: ${unsafe.problem}`);
   throw new ValidationError([{ loc: [location, ...unsafe.path], msg: unsafe.problem, type: 'value_error' }]);
 }
 

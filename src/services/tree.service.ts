@@ -36,6 +36,17 @@ export async function lockLiveFolder(trx: Transaction<Database>, folderId: strin
 }
 
 /**
+ * Holds the folder row against moves, deletes and commits into it (FOR KEY SHARE, which only FOR UPDATE
+ * conflicts with) and checks it is a live folder. Taken before any quota row: every transaction locks
+ * upload session → folder → quota rows in that order, so none can deadlock another.
+ */
+export async function holdLiveFolder(trx: Transaction<Database>, folderId: string): Promise<void> {
+  const folder = await trx.selectFrom('nodes').select(['kind', 'deleted_at']).where('id', '=', folderId).forKeyShare().executeTakeFirst();
+  if (!folder || folder.kind !== 'folder') throw notFound('Folder');
+  if (folder.deleted_at) throw new AppError(410, 'IN_TRASH', 'Folder is in the trash');
+}
+
+/**
  * The live sibling whose name equals `name` by the one comparison rule, the database's `node_name_key`
  * (NFC, lower-cased) — the same key the unique index and the listing order use.
  */

@@ -14,7 +14,7 @@ import type { Principal } from './principal';
 import { chargeSubjects } from './quota.service';
 import { releaseReservations, reserve } from './quota-reservations.service';
 import { bodyParts, withBufferBudget, withChunkSlot, type UploadLimits } from './upload-limits';
-import { findLiveSibling, validName } from './tree.service';
+import { findLiveSibling, holdLiveFolder, validName } from './tree.service';
 import { commitVersion, manifestFingerprint, type CommitResult } from './versions.service';
 
 export const defaultChunkSize = 8 * 1024 * 1024;
@@ -80,6 +80,8 @@ export async function createUploadSession(
   const chunkSize = input.chunkSize ?? defaultChunkSize;
   const maxOpen = options.maxOpenSessionsPerUser ?? defaultMaxOpenSessionsPerUser;
   return db.transaction().execute(async (trx) => {
+    // The folder before any quota row, the order commits take them in (see holdLiveFolder).
+    await holdLiveFolder(trx, input.parentId);
     // The user's sessions past their expiry give their reservations back first (the hourly sweep may not have run).
     await expireOverdueSessions(trx, userId);
     const subjects = await chargeSubjects(trx, principal.tenantId, userId, space.id);

@@ -3,7 +3,7 @@
 import { createHmac } from 'node:crypto';
 import type { Dispatcher } from 'undici';
 import { Ref, type GeneratedRequest } from './openapi-operations';
-import { encodeComponent, toJsonText } from './hostile-values';
+import { RawJsonNumber, encodeComponent, toJsonText } from './hostile-values';
 import type { FuzzCallers, ResourcePools } from './fuzz-fixtures';
 
 export interface SentRequest {
@@ -30,7 +30,8 @@ const pick = (pools: ResourcePools, ref: Ref) => {
 function resolveRefs(value: unknown, pools: ResourcePools): unknown {
   if (value instanceof Ref) return pick(pools, value);
   if (Array.isArray(value)) return value.map((item) => resolveRefs(item, pools));
-  if (value && typeof value === 'object' && value.constructor === Object) {
+  // Not `value.constructor === Object`: generated bodies carry own keys named "constructor" and "__proto__".
+  if (value && typeof value === 'object' && !(value instanceof RawJsonNumber)) {
     const out: Record<string, unknown> = {};
     for (const [key, item] of Object.entries(value)) Object.defineProperty(out, key, { value: resolveRefs(item, pools), enumerable: true, writable: true, configurable: true });
     return out;

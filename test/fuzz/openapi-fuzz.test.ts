@@ -119,8 +119,11 @@ describe('OpenAPI fuzz (issue #7)', () => {
   test('every operation answers hostile input below 500 and in the error shape', async () => {
     const operations = await loadOperations(stack.baseUrl);
     assert.ok(operations.length >= 50, `the OpenAPI document lists only ${operations.length} operations`);
+    assert.ok(operations.every((o) => o.template.startsWith('/api/v1/')), 'every operation is under /api/v1');
     // A stable sort keeps the document's order within each level.
-    const ordered = [...operations].sort((a, b) => destructiveness(a) - destructiveness(b));
+    // FUZZ_ONLY=<substring of "METHOD /path"> narrows a run to the operations an owner is fixing.
+    const only = process.env.FUZZ_ONLY;
+    const ordered = [...operations].sort((a, b) => destructiveness(a) - destructiveness(b)).filter((o) => !only || `${o.method} ${o.template}`.includes(only));
     process.stdout.write(`openapi fuzz: seed ${seed} (FUZZ_SEED=${seed} reproduces it), ${ordered.length} operations × ${runsPerOperation} runs\n`);
 
     const failures = new Map<string, { request: SentRequest; status: number; problem: string; body: string; count: number }>();
@@ -141,6 +144,7 @@ describe('OpenAPI fuzz (issue #7)', () => {
           // A suspended caller or a one-byte cap would turn the operation's remaining runs into 403s and 413s.
           if (destructive) await restoreCallerAccess(stack, callers);
           const verdict = judge(answer);
+          if (process.env.FUZZ_VERBOSE === '2') process.stdout.write(`    ${answer.status} ${describeRequest(request)} → ${answer.text.slice(0, 200)}\n`);
           if (!verdict) return;
           // Collected rather than thrown, so one run reports every distinct failure (and no stateful shrinking).
           const failureKey = `${key} → ${answer.status} ${verdict.code ?? ''} ${verdict.problem}`;
