@@ -1,21 +1,20 @@
 // Activities of the upload-finalization workflow. Each is idempotent: a retry or a replay finds the work
 // done (session status, the version's unique upload_id) and never commits twice.
-import { heartbeat } from '@temporalio/activity';
+import { ApplicationFailure, heartbeat } from '@temporalio/activity';
 import { sql } from 'kysely';
 import type { Db } from '../db/database';
 import { AppError } from '../errors';
 import type { BlobStorage } from '../storage/blob-storage';
-import { hashUpload, isExpired, knownChecksumOfManifest, missingChunks } from '../services/uploads.service';
+import { hashUpload, isExpired, knownChecksumOfManifest, markUploadFailed, missingChunks } from '../services/uploads.service';
+import { BlobNotFoundError } from '../storage/blob-storage';
 import { commitVersion, manifestFingerprint } from '../services/versions.service';
 
-export type PrepareOutcome =
-  | { kind: 'ready'; size: number; chunkCount: number; declaredChecksum: string | null }
-  | { kind: 'completed'; fileId: string; versionId: string }
-  | { kind: 'rejected'; status: number; code: string; detail: string; details?: Record<string, unknown> };
+/** A business refusal: `reason` is the stable error code (UPLOAD_INCOMPLETE, QUOTA_EXCEEDED, …); the API maps it to HTTP. */
+export type Rejection = { kind: 'rejected'; reason: string; detail: string; details?: Record<string, unknown> };
 
-export type CommitOutcome =
-  | { kind: 'completed'; fileId: string; versionId: string }
-  | { kind: 'rejected'; status: number; code: string; detail: string; details?: Record<string, unknown> };
+export type PrepareOutcome = { kind: 'ready'; size: number; chunkCount: number; declaredChecksum: string | null } | { kind: 'completed'; fileId: string; versionId: string } | Rejection;
+
+export type CommitOutcome = { kind: 'completed'; fileId: string; versionId: string } | Rejection;
 
 /** The SHA-256 of an upload's bytes and the fingerprint of the chunk manifest those bytes came from. */
 export interface HashedContent {
@@ -48,17 +47,17 @@ export function createUploadActivities(deps: { db: Db; storage: BlobStorage }) {
         .executeTakeFirst();
       if (!frozen) {
         const session = await deps.db.selectFrom('upload_sessions').selectAll().where('id', '=', uploadId).executeTakeFirst();
-        if (!session) return { kind: 'rejected', status: 404, code: 'NOT_FOUND', detail: 'Upload session not found' };
+        if (!session) return { kind: 'rejected', reason: 'NOT_FOUND', detail: 'Upload session not found' };
         if (session.status === 'completed') return { kind: 'completed', fileId: session.file_id!, versionId: session.version_id! };
-        if (isExpired(session)) return { kind: 'rejected', status: 410, code: 'UPLOAD_EXPIRED', detail: 'Upload session has expired' };
-        return { kind: 'rejected', status: 409, code: 'UPLOAD_FAILED', detail: `Upload session failed: ${session.error_detail ?? ''}` };
+        if (isExpired(session)) return { kind: 'rejected', reason: 'UPLOAD_EXPIRED', detail: 'Upload session has expired' };
+        return { kind: 'rejected', reason: 'UPLOAD_FAILED', detail: `Upload session failed: ${session.error_detail ?? ''}` };
       }
       const { missing, receivedBytes } = await missingChunks(deps.db, frozen);
       if (missing.length > 0 || receivedBytes !== frozen.size) {
         await deps.db.updateTable('upload_sessions').set({ status: 'open', updated_at: sql`now()` }).where('id', '=', uploadId).where('status', '=', 'finalizing').execute();
         return missing.length > 0
-          ? { kind: 'rejected', status: 400, code: 'UPLOAD_INCOMPLETE', detail: `Chunks missing: ${missing.join(', ')}`, details: { missing_chunks: missing } }
-          : { kind: 'rejected', status: 400, code: 'UPLOAD_INCOMPLETE', detail: `Received ${receivedBytes} bytes of ${frozen.size}` };
+          ? { kind: 'rejected', reason: 'UPLOAD_INCOMPLETE', detail: `Chunks missing: ${missing.join(', ')}`, details: { missing_chunks: missing } }
+          : { kind: 'rejected', reason: 'UPLOAD_INCOMPLETE', detail: `Received ${receivedBytes} bytes of ${frozen.size}` };
       }
       return { kind: 'ready', size: frozen.size, chunkCount: frozen.chunk_count, declaredChecksum: frozen.checksum_sha256 };
     },
@@ -80,11 +79,22 @@ export function createUploadActivities(deps: { db: Db; storage: BlobStorage }) {
           lastBeat = now;
           heartbeat({ chunksDone, bytesDone });
         }
+      }).catch((error: unknown) => {
+        // A chunk object gone from storage will not come back by retrying: a permanent failure.
+        if (error instanceof BlobNotFoundError) {
+          throw ApplicationFailure.create({ nonRetryable: true, type: 'CHUNK_MISSING', message: `A chunk of this upload is missing from storage (${error.key}); start the upload again` });
+        }
+        throw error;
       });
       // Chunk writes are refused while finalizing, so this cannot differ; checked anyway (cheap, and the commit relies on it).
       const after = await deps.db.selectNoFrom(manifestFingerprint('upload_chunks', 'upload_id', uploadId).as('fingerprint')).executeTakeFirstOrThrow();
       if (after.fingerprint !== manifest.fingerprint) throw new Error('The chunk manifest changed while it was hashed');
       return { checksum, manifestSha256: manifest.fingerprint };
+    },
+
+    /** Ends the session as failed with the reason (the workflow's failure path); releases what it reserved. */
+    async failUpload(uploadId: string, code: string, detail: string): Promise<void> {
+      await markUploadFailed(deps.db, uploadId, code, detail);
     },
 
     /** Puts the session back to open with the reason, so the client can fix it and finalize again. */
@@ -111,7 +121,7 @@ export function createUploadActivities(deps: { db: Db; storage: BlobStorage }) {
         // Business refusals (quota, name or version conflict, lock) end the finalization, not retry it.
         if (error instanceof AppError && (error.status < 500 || error.code === 'QUOTA_EXCEEDED')) {
           await reopen(uploadId, error.code, error.detail);
-          return { kind: 'rejected', status: error.status, code: error.code, detail: error.detail, details: error.details };
+          return { kind: 'rejected', reason: error.code, detail: error.detail, details: error.details };
         }
         throw error;
       }

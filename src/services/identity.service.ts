@@ -91,6 +91,14 @@ export async function provisionUser(db: Db, claims: TokenClaims): Promise<User> 
   return user;
 }
 
+/** A page of the tenant's users in id order (keyset: ids after `after`), optionally only (in)active ones. */
+export async function listUsers(db: Db, tenantId: string, options: { after?: string; isActive?: boolean; limit: number }): Promise<User[]> {
+  let select = db.selectFrom('users').selectAll().where('tenant_id', '=', tenantId).orderBy('id').limit(options.limit);
+  if (options.after) select = select.where('id', '>', options.after);
+  if (options.isActive !== undefined) select = select.where('is_active', '=', options.isActive);
+  return select.execute();
+}
+
 /**
  * Activates or suspends a user. A suspension never leaves the tenant without an active admin (409
  * LAST_TENANT_ADMIN), and admins cannot suspend themselves (409 CANNOT_DEACTIVATE_SELF). Suspensions in a
@@ -145,6 +153,22 @@ export async function createApiKey(db: Db, input: { tenantId: string; name: stri
     .returningAll()
     .executeTakeFirstOrThrow();
   return { row, secret };
+}
+
+export async function listApiKeys(db: Db, tenantId: string) {
+  return db.selectFrom('api_keys').selectAll().where('tenant_id', '=', tenantId).orderBy('id').execute();
+}
+
+/** Revokes a live key of the tenant; an unknown or already revoked one is 404. */
+export async function revokeApiKey(db: Db, tenantId: string, apiKeyId: string): Promise<void> {
+  const result = await db
+    .updateTable('api_keys')
+    .set({ revoked_at: new Date() })
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', apiKeyId)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst();
+  if (result.numUpdatedRows === 0n) throw notFound('API key');
 }
 
 export async function authenticateApiKey(db: Db, secret: string): Promise<Extract<Principal, { kind: 'api_key' }>> {

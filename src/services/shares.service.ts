@@ -178,13 +178,22 @@ async function loadMember(db: Db, shareId: string, memberId: string): Promise<Sh
   return member;
 }
 
+/** Why a conditional member change touched no row: the member is gone (404) or became the owner (403). Always throws. */
+async function explainUnchangedMember(trx: Transaction<Database>, memberId: string, ownerMessage: string): Promise<never> {
+  const current = await trx.selectFrom('share_members').select('role').where('id', '=', memberId).executeTakeFirst();
+  if (!current) throw notFound('Member');
+  throw forbidden(ownerMessage);
+}
+
 export async function changeMemberRole(db: Db, principal: Principal, shareId: string, memberId: string, role: GrantableRole): Promise<ShareMember> {
   const { share } = await accessShare(db, principal, shareId, 'manage');
   const member = await loadMember(db, shareId, memberId);
   if (member.role === 'owner') throw forbidden("The owner's role changes only by transferring ownership");
   const actorId = userOf(principal);
   return db.transaction().execute(async (trx) => {
-    const updated = await trx.updateTable('share_members').set({ role }).where('id', '=', member.id).returningAll().executeTakeFirstOrThrow();
+    // Conditional: a member removed meanwhile is 404, one made owner by a transfer meanwhile keeps that role.
+    const updated = await trx.updateTable('share_members').set({ role }).where('id', '=', member.id).where('role', '!=', 'owner').returningAll().executeTakeFirst();
+    if (!updated) return explainUnchangedMember(trx, member.id, "The owner's role changes only by transferring ownership");
     await permissionsChanged(trx, share, actorId);
     await recordAudit(trx, { tenantId: share.tenant_id, actorId, action: 'member.role_changed', targetType: 'member', targetId: member.id, details: { share_id: share.id, from: member.role, to: role } });
     return updated;
@@ -197,7 +206,9 @@ export async function removeMember(db: Db, principal: Principal, shareId: string
   if (member.role === 'owner') throw forbidden('The owner cannot be removed; transfer ownership first');
   const actorId = userOf(principal);
   await db.transaction().execute(async (trx) => {
-    await trx.deleteFrom('share_members').where('id', '=', member.id).execute();
+    // Conditional, so a transfer to this member that committed meanwhile never loses its owner row.
+    const removed = await trx.deleteFrom('share_members').where('id', '=', member.id).where('role', '!=', 'owner').executeTakeFirst();
+    if (removed.numDeletedRows === 0n) await explainUnchangedMember(trx, member.id, 'The owner cannot be removed; transfer ownership first');
     await permissionsChanged(trx, share, actorId);
     await recordAudit(trx, { tenantId: share.tenant_id, actorId, action: 'member.removed', targetType: 'member', targetId: member.id, details: { share_id: share.id, principal_type: member.principal_type, principal_id: member.principal_id, role: member.role } });
   });

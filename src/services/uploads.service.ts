@@ -15,6 +15,7 @@ import { chargeSubjects } from './quota.service';
 import { releaseReservations, reserve } from './quota-reservations.service';
 import { bodyParts, withBufferBudget, withChunkSlot, type UploadLimits } from './upload-limits';
 import { findLiveSibling, holdLiveFolder, validName } from './tree.service';
+import { finalizationGraceHours } from '../temporal/activity-options';
 import { commitVersion, manifestFingerprint, type CommitResult } from './versions.service';
 
 export const defaultChunkSize = 8 * 1024 * 1024;
@@ -329,7 +330,9 @@ export async function expireOverdueSessions(trx: Transaction<Database>, userId?:
   const expired = await sql<{ id: string; reserved_bytes: number; reserved_subjects: UploadSession['reserved_subjects'] }>`
     with due as (
       select id, reserved_bytes, reserved_subjects from upload_sessions
-      where status in ('open', 'failed') and expires_at < now() ${userId ? sql`and user_id = ${userId}` : sql``}
+      where (status in ('open', 'failed') and expires_at < now()
+          or status = 'finalizing' and expires_at < now() - make_interval(hours => ${finalizationGraceHours}))
+        ${userId ? sql`and user_id = ${userId}` : sql``}
       order by id
       for update skip locked)
     update upload_sessions s
@@ -341,6 +344,28 @@ export async function expireOverdueSessions(trx: Transaction<Database>, userId?:
   await releaseReservations(trx, expired.rows.map((r) => ({ subjects: r.reserved_subjects, bytes: Number(r.reserved_bytes) })));
   await trx.deleteFrom('upload_chunks').where('upload_id', 'in', ids).execute();
   return ids;
+}
+
+/**
+ * Ends a finalization that cannot succeed: finalizing → failed in one conditional UPDATE (so it happens once),
+ * with the reason; the reservation is released and the session's chunk rows dropped in the same transaction,
+ * so the sweep can reclaim chunk objects nothing else references. Returns false when the session was not
+ * finalizing (already failed, completed or gone).
+ */
+export async function markUploadFailed(db: Db, uploadId: string, code: string, detail: string): Promise<boolean> {
+  return db.transaction().execute(async (trx) => {
+    const failed = await sql<{ reserved_bytes: number; reserved_subjects: UploadSession['reserved_subjects'] }>`
+      update upload_sessions s set status = 'failed', error_code = ${code}, error_detail = ${detail},
+        reserved_bytes = 0, reserved_subjects = '[]'::jsonb, updated_at = now()
+      from (select id, reserved_bytes, reserved_subjects from upload_sessions where id = ${uploadId} and status = 'finalizing' for update) before
+      where s.id = before.id
+      returning before.reserved_bytes, before.reserved_subjects`.execute(trx);
+    const row = failed.rows[0];
+    if (!row) return false;
+    await releaseReservations(trx, [{ subjects: row.reserved_subjects, bytes: Number(row.reserved_bytes) }]);
+    await trx.deleteFrom('upload_chunks').where('upload_id', '=', uploadId).execute();
+    return true;
+  });
 }
 
 /** Deletes a direct upload's own session after a failure, releasing what it reserved. */

@@ -1,37 +1,49 @@
 // Upload finalization (`upload-finalize/{upload_id}`): verify every chunk is there, hash the whole upload
 // in order, compare with the declared checksum, then commit once. Payloads are ids and small summaries only.
-import { proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+// A failure no retry can fix ends the session `failed` (reservation released) and fails the run, so operators
+// see it in GET /admin/workflows?status=failed.
+import { ActivityFailure, ApplicationFailure, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
 import { ScaiFileId } from '../temporal/search-attributes';
 import type { UploadActivities } from '../activities/upload.activities';
-import { shortIo } from '../temporal/activity-options';
+import { shortIo, uploadHashing } from '../temporal/activity-options';
 
-const { prepareFinalization, commitUpload, reopenUpload } = proxyActivities<UploadActivities>(shortIo);
-const { hashUploadedContent } = proxyActivities<UploadActivities>({
-  startToCloseTimeout: '6 hours',
-  // Short, so a worker killed mid-hash is noticed quickly and the hash restarts on another worker.
-  heartbeatTimeout: '15 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 20 },
-});
+const { prepareFinalization, commitUpload, reopenUpload, failUpload } = proxyActivities<UploadActivities>(shortIo);
+const { hashUploadedContent } = proxyActivities<UploadActivities>(uploadHashing);
 
+/** Domain outcomes; the API maps a rejection's `reason` (a stable error code) to HTTP once. */
 export type FinalizationResult =
   | { outcome: 'completed'; fileId: string; versionId: string }
-  | { outcome: 'rejected'; status: number; code: string; detail: string; details?: Record<string, unknown> };
+  | { outcome: 'rejected'; reason: string; detail: string; details?: Record<string, unknown> };
 
 export async function uploadFinalizationWorkflow(uploadId: string): Promise<FinalizationResult> {
+  try {
+    return await finalize(uploadId);
+  } catch (error) {
+    if (!(error instanceof ActivityFailure)) throw error;
+    // Out of retries, or a permanent failure: record why on the session, then fail the run with the same reason.
+    const cause = error.cause instanceof ApplicationFailure ? error.cause : undefined;
+    const reason = cause?.type ?? 'FINALIZATION_FAILED';
+    const detail = cause?.message ?? error.cause?.message ?? error.message;
+    await failUpload(uploadId, reason, detail);
+    throw ApplicationFailure.create({ nonRetryable: true, type: reason, message: detail });
+  }
+}
+
+async function finalize(uploadId: string): Promise<FinalizationResult> {
   const prepared = await prepareFinalization(uploadId);
   if (prepared.kind === 'completed') return { outcome: 'completed', fileId: prepared.fileId, versionId: prepared.versionId };
-  if (prepared.kind === 'rejected') return { outcome: 'rejected', status: prepared.status, code: prepared.code, detail: prepared.detail, details: prepared.details };
+  if (prepared.kind === 'rejected') return { outcome: 'rejected', reason: prepared.reason, detail: prepared.detail, details: prepared.details };
 
   const { checksum: actual, manifestSha256 } = await hashUploadedContent(uploadId);
   if (prepared.declaredChecksum && prepared.declaredChecksum !== actual) {
     const detail = 'The uploaded content does not match checksum_sha256; re-send the wrong chunks and finalize again';
     await reopenUpload(uploadId, 'CHECKSUM_MISMATCH', detail);
-    return { outcome: 'rejected', status: 400, code: 'CHECKSUM_MISMATCH', detail, details: { expected: prepared.declaredChecksum, actual } };
+    return { outcome: 'rejected', reason: 'CHECKSUM_MISMATCH', detail, details: { expected: prepared.declaredChecksum, actual } };
   }
 
   // The commit verifies the manifest is still the one hashed, so the version's checksum is its bytes'.
   const committed = await commitUpload(uploadId, actual, manifestSha256);
-  if (committed.kind === 'rejected') return { outcome: 'rejected', status: committed.status, code: committed.code, detail: committed.detail, details: committed.details };
+  if (committed.kind === 'rejected') return { outcome: 'rejected', reason: committed.reason, detail: committed.detail, details: committed.details };
   // A new file's id is known only now: make the run findable by it in the Temporal UI.
   upsertSearchAttributes([{ key: ScaiFileId, value: committed.fileId }]);
   return { outcome: 'completed', fileId: committed.fileId, versionId: committed.versionId };

@@ -84,7 +84,9 @@ export async function createResources(stack: TestStack, callers: FuzzCallers, ge
   const token = admin.token;
   const V1 = '/api/v1';
   const tag = `g${generation}`;
-  const folder = await ok(api(stack.baseUrl, 'POST', `${V1}/folders`, { token, body: { parent_id: admin.rootFolderId, name: `fuzz-${tag}` } }), 'folder');
+  // The working folder lives in the share, so the member (a contributor there) reaches the fixtures too.
+  const share = await ok(api(stack.baseUrl, 'POST', `${V1}/shares`, { token, body: { name: `fuzz-share-${tag}` } }), 'share');
+  const folder = await ok(api(stack.baseUrl, 'POST', `${V1}/folders`, { token, body: { parent_id: share.root_folder_id, name: `fuzz-${tag}` } }), 'folder');
   const upload = await uploadDirect(stack, token, folder.id, `file-${tag}.txt`, Buffer.from('hello fuzz'));
   assert.ok(upload.status === 201 || upload.status === 200, `fixture file: ${upload.status} ${JSON.stringify(upload.body)}`);
   const file = upload.body.file;
@@ -92,7 +94,6 @@ export async function createResources(stack: TestStack, callers: FuzzCallers, ge
   const versionIds = [upload.body.version?.id, second.body?.version?.id].filter(Boolean) as string[];
   const doomed = await uploadDirect(stack, token, folder.id, `trashed-${tag}.txt`, Buffer.from('bye'));
   await ok(api(stack.baseUrl, 'DELETE', `${V1}/files/${doomed.body.file.id}`, { token }), 'trash', [200, 204]);
-  const share = await ok(api(stack.baseUrl, 'POST', `${V1}/shares`, { token, body: { name: `fuzz-share-${tag}` } }), 'share');
   const grant = await ok(api(stack.baseUrl, 'POST', `${V1}/shares/${share.id}/members`, { token, body: { principal_type: 'user', principal_id: member.userId, role: 'contributor' } }), 'grant');
   const shareFolder = await ok(api(stack.baseUrl, 'POST', `${V1}/folders`, { token, body: { parent_id: share.root_folder_id, name: 'inside' } }), 'share folder');
   const fileLink = await ok(api(stack.baseUrl, 'POST', `${V1}/files/${file.id}/links`, { token, body: {} }), 'file link');

@@ -100,8 +100,9 @@ function kindsForPathParam(template: string, name: string): ResourceKind[] {
     users: ['user'],
     groups: ['group'],
     'api-keys': ['apiKey'],
-    files: ['file', 'folder', 'trashed'],
-    folders: ['folder', 'file'],
+    // The fitting kind is listed more than once, so it is picked most often; the others probe type confusion.
+    files: ['file', 'file', 'file', 'folder', 'trashed'],
+    folders: ['folder', 'folder', 'folder', 'file'],
     shares: ['share'],
     members: name === 'user_id' ? ['user'] : ['grant', 'user'],
     versions: ['version'],

@@ -73,6 +73,29 @@ describe('races: share transfer', () => {
     assert.equal(ownerUserId, third.userId);
   });
 
+  test('a transfer to a member racing a share admin removing or demoting that member: one owner row, never a 500', async () => {
+    for (const action of ['remove', 'demote'] as const) {
+      const owner = await user(stack, tenantId, uniq('owner'));
+      const shareAdmin = await user(stack, tenantId, uniq('admin'));
+      const heir = await user(stack, tenantId, uniq('heir'));
+      const share = await createShare(stack, owner);
+      await addMember(stack, owner, share.id, 'user', shareAdmin.userId, 'admin');
+      const grant = await addMember(stack, owner, share.id, 'user', heir.userId, 'contributor');
+      const responses = await burst(stack.baseUrl, 20, (i, dispatcher) => {
+        if (i % 2 === 0) return api(stack.baseUrl, 'POST', `${V1}/shares/${share.id}/transfer`, { token: owner.token, body: { user_id: heir.userId }, dispatcher });
+        const path = `${V1}/shares/${share.id}/members/${grant.id}`;
+        return action === 'remove'
+          ? api(stack.baseUrl, 'DELETE', path, { token: shareAdmin.token, dispatcher })
+          : api(stack.baseUrl, 'PATCH', path, { token: shareAdmin.token, body: { role: 'reader' }, dispatcher });
+      });
+      for (const r of responses) assert.ok(r.status < 500, `${action}: ${r.status} ${r.text}`);
+      assert.equal(responses.filter((r, i) => i % 2 === 0 && r.status === 200).length, 1, `${action}: one transfer`);
+      const { owners, ownerUserId } = await ownership(share.id);
+      assert.equal(ownerUserId, heir.userId);
+      assert.deepEqual(owners.map((o) => o.principal_id), [heir.userId], `${action}: the new owner keeps exactly one owner row`);
+    }
+  });
+
   test('a transfer racing the delete of the same share by its owner: never a deleted share with a new owner, never a 500', async () => {
     const owner = await user(stack, tenantId, uniq('owner'));
     const heir = await user(stack, tenantId, uniq('heir'));

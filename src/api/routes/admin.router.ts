@@ -1,8 +1,7 @@
 // Tenant administration: settings, users (activate/deactivate), API keys, groups and members.
 import type Router from '@koa/router';
 import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
-import { notFound } from '../../errors';
-import { apiKeyScopes, createApiKey, getTenant, setUserActive, updateTenantSettings } from '../../services/identity.service';
+import { apiKeyScopes, createApiKey, getTenant, listApiKeys, listUsers, revokeApiKey, setUserActive, updateTenantSettings } from '../../services/identity.service';
 import * as groups from '../../services/groups.service';
 import { routeDefiner } from '../route';
 import { z } from '../openapi';
@@ -49,11 +48,12 @@ export function registerAdminRoutes(router: Router, registry: OpenAPIRegistry): 
       responses: { 200: { description: 'A page of users', schema: pageSchema(userSchema) } },
     },
     async (ctx, { principal, query }) => {
-      const after = decodeCursor(query.cursor, isString);
-      let select = ctx.deps.db.selectFrom('users').selectAll().where('tenant_id', '=', principal.tenantId).orderBy('id').limit(query.limit + 1);
-      if (after) select = select.where('id', '>', after);
-      if (query.is_active) select = select.where('is_active', '=', query.is_active === 'true');
-      const page = toPage(await select.execute(), query.limit, (u) => u.id);
+      const rows = await listUsers(ctx.deps.db, principal.tenantId, {
+        after: decodeCursor(query.cursor, isString),
+        isActive: query.is_active === undefined ? undefined : query.is_active === 'true',
+        limit: query.limit + 1,
+      });
+      const page = toPage(rows, query.limit, (u) => u.id);
       ctx.body = { items: page.items.map(presentUser), next_cursor: page.next_cursor };
     },
   );
@@ -104,22 +104,14 @@ export function registerAdminRoutes(router: Router, registry: OpenAPIRegistry): 
   route(
     { method: 'get', path: '/admin/api-keys', summary: "List the tenant's API keys", tag: 'admin', access: 'tenant_admin', responses: { 200: { description: 'Keys', schema: z.object({ items: z.array(apiKeySchema) }) } } },
     async (ctx, { principal }) => {
-      const keys = await ctx.deps.db.selectFrom('api_keys').selectAll().where('tenant_id', '=', principal.tenantId).orderBy('id').execute();
-      ctx.body = { items: keys.map(presentApiKey) };
+      ctx.body = { items: (await listApiKeys(ctx.deps.db, principal.tenantId)).map(presentApiKey) };
     },
   );
 
   route(
     { method: 'delete', path: '/admin/api-keys/{id}', summary: 'Revoke an API key', tag: 'admin', access: 'tenant_admin', params: idParam, responses: { 204: { description: 'Revoked' } } },
     async (ctx, { principal, params }) => {
-      const result = await ctx.deps.db
-        .updateTable('api_keys')
-        .set({ revoked_at: new Date() })
-        .where('tenant_id', '=', principal.tenantId)
-        .where('id', '=', params.id)
-        .where('revoked_at', 'is', null)
-        .executeTakeFirst();
-      if (result.numUpdatedRows === 0n) throw notFound('API key');
+      await revokeApiKey(ctx.deps.db, principal.tenantId, params.id);
       ctx.status = 204;
     },
   );

@@ -191,12 +191,13 @@ export function registerShareRoutes(router: Router, registry: OpenAPIRegistry): 
     {
       method: 'post',
       path: '/shares/{id}/invitations',
-      summary: 'Invite by email (the mail is queued in the outbox); returns the token',
+      summary: 'Invite by email (the mail is queued in the outbox); returns the token. Pending for that address → 409, over 20 per 10 min → 429',
       tag: 'shares',
       access: 'authenticated',
       params: idParam,
       body: z.object({ email: z.string().email().max(320), role: z.enum(grantable), expires_in_days: z.number().int().min(1).max(365).default(7) }),
       responses: { 201: { description: 'The invitation and its token', schema: invitationSchema.extend({ token: z.string(), accept_url: z.string() }) } },
+      errors: [409, 429],
     },
     async (ctx, { principal, params, body }) => {
       const acceptUrlBase = `${ctx.deps.config.publicUrl}/api/v1/invitations`;

@@ -1,5 +1,6 @@
 // Resumable uploads (spec §6): sessions, chunk PUTs, status, abort, dedup check, finalize via the workflow.
 import type Router from '@koa/router';
+import { WorkflowFailedError } from '@temporalio/client';
 import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import { AppError, conflict, gone } from '../../errors';
 import * as uploads from '../../services/uploads.service';
@@ -28,6 +29,20 @@ async function answerCompleted(ctx: AppContext, fileId: string, versionId: strin
   ctx.status = 200;
   ctx.body = { file: presentNode(file), version: presentVersion(version, file.current_version_id) };
 }
+
+/** HTTP status of each reason a finalization can be refused for (the one place reasons become HTTP). */
+const rejectionStatus: Record<string, number> = {
+  NOT_FOUND: 404,
+  UPLOAD_EXPIRED: 410,
+  IN_TRASH: 410,
+  UPLOAD_INCOMPLETE: 400,
+  CHECKSUM_MISMATCH: 400,
+  FORBIDDEN: 403,
+  PAYLOAD_TOO_LARGE: 413,
+  LOCKED: 423,
+  QUOTA_EXCEEDED: 507,
+  // NAME_CONFLICT, VERSION_CONFLICT, UPLOAD_FAILED, UPLOAD_CHANGED and anything new: 409.
+};
 
 export function registerUploadRoutes(router: Router, registry: OpenAPIRegistry): void {
   const route = routeDefiner(router, registry);
@@ -154,14 +169,22 @@ export function registerUploadRoutes(router: Router, registry: OpenAPIRegistry):
         attributes: { tenantId: session.tenant_id, fileId: session.file_id ?? undefined },
         reuse: 'attach-or-rerun',
       });
-      const result: FinalizationResult | undefined = await resultWithin(ctx, handle, ctx.deps.config.workflowWaitSeconds);
+      let result: FinalizationResult | undefined;
+      try {
+        result = await resultWithin(ctx, handle, ctx.deps.config.workflowWaitSeconds);
+      } catch (error) {
+        if (!(error instanceof WorkflowFailedError)) throw error;
+        // The workflow's failure path marked the session failed with the reason: answer that.
+        const failed = await uploads.getOwnSession(ctx.deps.db, principal, params.id);
+        throw conflict(`Upload session failed: ${failed.error_detail ?? 'finalization failed'}`, 'UPLOAD_FAILED', { reason: failed.error_code, workflow_id: workflowId });
+      }
       if (!result) {
         ctx.status = 202;
         ctx.body = { status: 'finalizing', workflow_id: workflowId };
         return;
       }
       if (result.outcome === 'completed') return answerCompleted(ctx, result.fileId, result.versionId);
-      throw new AppError(result.status, result.code, result.detail, result.details);
+      throw new AppError(rejectionStatus[result.reason] ?? 409, result.reason, result.detail, result.details);
     },
   );
 }
