@@ -64,7 +64,8 @@ const variables = {
   SCAIDRIVE_UPLOAD_MAX_CONCURRENT_CHUNKS_PER_USER: z.coerce.number().int().min(1).max(10000).default(16),
   SCAIDRIVE_UPLOAD_BODY_TIMEOUT_SECONDS: z.coerce.number().min(0.1).max(3600).default(30),
   SCAIDRIVE_UPLOAD_MAX_OPEN_SESSIONS_PER_USER: z.coerce.number().int().min(1).max(100000).default(100),
-  SCAIDRIVE_PASSWORD_HASH_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  // Half the cores (at least one): password hashing never takes every core from the event loop and file I/O.
+  SCAIDRIVE_PASSWORD_HASH_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(Math.max(1, Math.floor(os.availableParallelism() / 2))),
   SCAIDRIVE_PASSWORD_HASH_QUEUE: z.coerce.number().int().min(0).max(10000).default(32),
 } as const;
 
