@@ -4,8 +4,10 @@ import { NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBun
 import type { Config } from '../config';
 import { taskQueues, type TaskQueueKind } from '../temporal/task-queues';
 import { createActivities, type ActivityDeps } from '../activities';
+import { activityLogging } from './activity-logging';
 
 const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+const workflowInterceptorsPath = fileURLToPath(new URL('../workflows/interceptors.ts', import.meta.url));
 
 let runtimeInstalled = false;
 
@@ -29,7 +31,7 @@ function installRuntime(deps: ActivityDeps): void {
 let bundle: Promise<WorkflowBundle> | undefined;
 
 export function workflowBundle(): Promise<WorkflowBundle> {
-  bundle ??= bundleWorkflowCode({ workflowsPath, logger: { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined } });
+  bundle ??= bundleWorkflowCode({ workflowsPath, workflowInterceptorModules: [workflowInterceptorsPath], logger: { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined } });
   return bundle;
 }
 
@@ -48,7 +50,14 @@ export async function createWorkers(config: Config, deps: ActivityDeps, kinds: r
   const workflowCode = await workflowBundle();
   const workers = await Promise.all(
     kinds.map((kind) =>
-      Worker.create({ connection, namespace: config.temporal.namespace, taskQueue: queues[kind], workflowBundle: workflowCode, activities }),
+      Worker.create({
+        connection,
+        namespace: config.temporal.namespace,
+        taskQueue: queues[kind],
+        workflowBundle: workflowCode,
+        activities,
+        interceptors: { activity: [activityLogging(deps.logger.child({ component: 'activity' }))] },
+      }),
     ),
   );
   let running: Promise<void> | undefined;
