@@ -1,7 +1,7 @@
 // Puts a generated request on the wire exactly as generated (raw percent-encoding, raw JSON numbers, raw bytes),
 // and judges the answer against the spec's promises: below 500, and 4xx in the error shape.
 import { createHmac } from 'node:crypto';
-import type { Dispatcher } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import { Ref, type GeneratedRequest } from './openapi-operations';
 import { RawJsonNumber, encodeComponent, toJsonText } from './hostile-values';
 import type { FuzzCallers, ResourcePools } from './fuzz-fixtures';
@@ -70,8 +70,25 @@ export function materialise(request: GeneratedRequest, callers: FuzzCallers, poo
   return { method: operation.method, template: operation.template, caller: request.caller, url: query ? `${path}?${query}` : path, headers, body };
 }
 
-/** Sends the request; a transport error (reset, hang-up, timeout) is returned as status 0 with its message. */
+/**
+ * Sends the request; a transport error (reset, hang-up, timeout) is returned as status 0 with its message.
+ * A pooled keep-alive socket the server closed just before reuse fails with no response at all: that is the
+ * client's race, not an answer, so such a request is sent once more on a new connection.
+ */
 export async function send(baseUrl: string, request: SentRequest, dispatcher: Dispatcher): Promise<Answer> {
+  const answer = await sendOnce(baseUrl, request, dispatcher);
+  if (answer.status === 0 && answer.text.startsWith('transport error: UND_ERR_SOCKET')) {
+    const fresh = new Agent({ connections: 1 });
+    try {
+      return await sendOnce(baseUrl, request, fresh);
+    } finally {
+      await fresh.close();
+    }
+  }
+  return answer;
+}
+
+async function sendOnce(baseUrl: string, request: SentRequest, dispatcher: Dispatcher): Promise<Answer> {
   try {
     const response = await fetch(`${baseUrl}${request.url}`, {
       method: request.method,
@@ -81,7 +98,13 @@ export async function send(baseUrl: string, request: SentRequest, dispatcher: Di
       redirect: 'manual',
       signal: AbortSignal.timeout(60_000),
     } as RequestInit);
-    return { status: response.status, headers: response.headers, text: await response.text() };
+    try {
+      return { status: response.status, headers: response.headers, text: await response.text() };
+    } catch (error) {
+      // The spec lets a download truncate its stream when something fails after the headers; nothing here fails.
+      const cause = (error as { cause?: { code?: string } }).cause;
+      return { status: 0, headers: response.headers, text: `transport error: body cut off after ${response.status} (content-length ${response.headers.get('content-length')}): ${cause?.code ?? (error as Error).message}` };
+    }
   } catch (error) {
     const cause = (error as { cause?: { code?: string; message?: string } }).cause;
     // fetch refusing to build the request is a bug of this test, not of the server: surface it loudly.

@@ -10,6 +10,9 @@ import { chunkKey } from '../../src/services/chunk-store';
 import { trashCleanupWorkflow } from '../../src/workflows/trash-cleanup.workflow';
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
+import { pino } from 'pino';
+import { createWorkers, type WorkerSet } from '../../src/workers/worker-runtime';
+import { taskQueueKinds } from '../../src/temporal/task-queues';
 
 const V1 = '/api/v1';
 const chunkSize = 1024 * 1024;
@@ -20,13 +23,25 @@ describe('upload finalization failure path', () => {
   let alice: TestUser;
   let admin: TestUser;
 
+  const logLines: any[] = [];
+  let workers: WorkerSet;
+  let running: Promise<void>;
+
   before(async () => {
-    stack = await startTestStack({ workers: true });
+    stack = await startTestStack();
+    // Workers whose logs the test reads: activity log lines must name the workflow and the tenant.
+    const logger = pino({ level: 'debug' }, { write: (line: string) => void logLines.push(JSON.parse(line)) });
+    workers = await createWorkers(stack.config, { ...stack.services, logger }, taskQueueKinds);
+    running = workers.run();
     tenantId = (await createTestTenant(stack)).id;
     alice = await newUser(stack, tenantId, 'alice');
     admin = await newUser(stack, tenantId, 'admin', { admin: true });
   });
-  after(() => stack.close());
+  after(async () => {
+    await workers.shutdown();
+    await running;
+    await stack.close();
+  });
 
   test('a chunk missing from storage fails the session once, with the reason, and frees what it held', async () => {
     const data = randomData(3 * chunkSize);
@@ -65,6 +80,12 @@ describe('upload finalization failure path', () => {
     const item = listed.body.items.find((w: any) => w.workflow_id === `upload-finalize/${session.body.id}`);
     assert.ok(item, listed.text);
     assert.match(item.failure_message, /missing from storage/);
+
+    // The activity's failure was logged with the workflow and the tenant it worked for.
+    const failedLine = logLines.find((l) => l.msg === 'activity failed' && l.activity === 'hashUploadedContent');
+    assert.ok(failedLine, 'an activity failure line was logged');
+    assert.equal(failedLine.workflow_id, `upload-finalize/${session.body.id}`);
+    assert.equal(failedLine.tenant_id, tenantId);
 
     // The next sweep reclaims the chunk objects nothing references any more. Other test files share the
     // database and the sweep is global, so this tenant's chunks are aged past a grace period instead of using 0.
