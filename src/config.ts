@@ -13,7 +13,13 @@ export class ConfigError extends Error {
 
 const boolean = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 const port = z.coerce.number().int().min(0).max(65535);
-const url = z.string().url();
+/** A URL with one of the given schemes (`node:x` or `file:/` parse as URLs too, but are never what is meant). */
+const url = (...schemes: string[]) =>
+  z
+    .string()
+    .url()
+    .refine((value) => schemes.includes(new URL(value).protocol.replace(/:$/, '')), { error: `expected a ${schemes.join(' or ')} URL` });
+const httpUrl = url('http', 'https');
 const csv = z.string().transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
 
 /** Every variable ScaiDrive knows, with its parser and default. Anything else prefixed SCAIDRIVE_ is an error. */
@@ -21,19 +27,19 @@ const variables = {
   SCAIDRIVE_ENV: z.enum(['development', 'test', 'production']).default('production'),
   SCAIDRIVE_HOST: z.string().min(1).default('127.0.0.1'),
   SCAIDRIVE_PORT: port.default(8000),
-  SCAIDRIVE_PUBLIC_URL: url.optional(),
+  SCAIDRIVE_PUBLIC_URL: httpUrl.optional(),
   SCAIDRIVE_DATA_DIR: z.string().min(1).default('.scaidrive'),
   SCAIDRIVE_TOOLS_DIR: z.string().min(1).default(path.join(os.homedir(), '.cache', 'scaidrive', 'bin')),
   SCAIDRIVE_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-  SCAIDRIVE_DATABASE_URL: url.default('postgres://postgres@127.0.0.1:5432/scaidrive'),
+  SCAIDRIVE_DATABASE_URL: url('postgres', 'postgresql').default('postgres://postgres@127.0.0.1:5432/scaidrive'),
   SCAIDRIVE_DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(20),
   SCAIDRIVE_DATABASE_STATEMENT_TIMEOUT_SECONDS: z.coerce.number().min(0).max(3600).default(30),
   SCAIDRIVE_WORKER_STATEMENT_TIMEOUT_SECONDS: z.coerce.number().min(0).max(86400).default(600),
   SCAIDRIVE_TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port').default('127.0.0.1:7233'),
   SCAIDRIVE_TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   SCAIDRIVE_TEMPORAL_TASK_QUEUE_PREFIX: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lowercase letters, digits, -').default('scaidrive'),
-  SCAIDRIVE_TEMPORAL_UI_URL: url.default('http://127.0.0.1:8233'),
-  SCAIDRIVE_SCAIKEY_URL: url.optional(),
+  SCAIDRIVE_TEMPORAL_UI_URL: httpUrl.default('http://127.0.0.1:8233'),
+  SCAIDRIVE_SCAIKEY_URL: httpUrl.optional(),
   SCAIDRIVE_SCAIKEY_WEBHOOK_SECRET: z.string().min(16).optional(),
   SCAIDRIVE_JWT_ISSUER: z.string().min(1).optional(),
   SCAIDRIVE_JWT_AUDIENCE: z.string().min(1).default('scaidrive'),
@@ -44,14 +50,14 @@ const variables = {
   SCAIDRIVE_JWKS_CACHE_SECONDS: z.coerce.number().int().min(1).max(86400).default(300),
   SCAIDRIVE_SECRET_KEY: z.string().min(32).optional(),
   SCAIDRIVE_STORAGE_PATH: z.string().min(1).optional(),
-  SCAIDRIVE_S3_ENDPOINT: url.optional(),
+  SCAIDRIVE_S3_ENDPOINT: httpUrl.optional(),
   SCAIDRIVE_S3_REGION: z.string().min(1).default('us-east-1'),
   SCAIDRIVE_S3_BUCKET: z.string().min(3).optional(),
   SCAIDRIVE_S3_ACCESS_KEY_ID: z.string().min(1).optional(),
   SCAIDRIVE_S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
   SCAIDRIVE_S3_FORCE_PATH_STYLE: boolean.default(true),
-  SCAIDRIVE_WEAVIATE_URL: url.optional(),
-  SCAIDRIVE_REDIS_URL: url.optional(),
+  SCAIDRIVE_WEAVIATE_URL: httpUrl.optional(),
+  SCAIDRIVE_REDIS_URL: url('redis', 'rediss').optional(),
   SCAIDRIVE_RATE_LIMIT_USER_PER_MINUTE: z.coerce.number().int().min(1).default(1000),
   SCAIDRIVE_RATE_LIMIT_API_KEY_PER_MINUTE: z.coerce.number().int().min(1).default(1000),
   SCAIDRIVE_RATE_LIMIT_TENANT_PER_MINUTE: z.coerce.number().int().min(1).default(10000),

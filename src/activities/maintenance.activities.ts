@@ -7,7 +7,7 @@ import type { Logger } from '../logger';
 import type { BlobStorage } from '../storage/blob-storage';
 import { chunkKey } from '../services/chunk-store';
 import { recalculateTenant } from '../services/quota.service';
-import { expireOverdueSessions } from '../services/uploads.service';
+import { expireOverdueSessions } from '../services/upload-finalization.service';
 import { purgeTrashItem } from '../services/tree.service';
 
 export function createMaintenanceActivities(deps: { db: Db; storage: BlobStorage; logger: Logger }) {
@@ -50,15 +50,16 @@ export function createMaintenanceActivities(deps: { db: Db; storage: BlobStorage
     /**
      * Mark and sweep: a chunk no version and no live session references, untouched for `graceSeconds`, is
      * deleted. The registry row is locked while its object is deleted, so an upload relying on the chunk at
-     * that moment waits and then writes it anew.
+     * that moment waits and then writes it anew. `tenantId` limits the sweep to one tenant (operators, tests).
      */
-    async sweepUnreferencedChunks(graceSeconds = 3600, batchSize = 200): Promise<number> {
+    async sweepUnreferencedChunks(graceSeconds = 3600, batchSize = 200, tenantId?: string): Promise<number> {
       let swept = 0;
       for (;;) {
         const removed = await deps.db.transaction().execute(async (trx) => {
           const candidates = await sql<{ tenant_id: string; sha256: string }>`
             select c.tenant_id, c.sha256 from chunks c
             where c.last_seen_at < now() - make_interval(secs => ${graceSeconds})
+              ${tenantId ? sql`and c.tenant_id = ${tenantId}` : sql``}
               and not exists (select 1 from version_chunks vc where vc.tenant_id = c.tenant_id and vc.sha256 = c.sha256)
               and not exists (select 1 from upload_chunks uc where uc.tenant_id = c.tenant_id and uc.sha256 = c.sha256)
             limit ${batchSize}

@@ -5,7 +5,8 @@ import { sql } from 'kysely';
 import type { Db } from '../db/database';
 import { AppError } from '../errors';
 import type { BlobStorage } from '../storage/blob-storage';
-import { hashUpload, isExpired, knownChecksumOfManifest, markUploadFailed, missingChunks } from '../services/uploads.service';
+import { hashUpload, knownChecksumOfManifest, markUploadFailed, missingChunks } from '../services/upload-finalization.service';
+import { isExpired } from '../services/upload-sessions.service';
 import { BlobNotFoundError } from '../storage/blob-storage';
 import { commitVersion, manifestFingerprint } from '../services/versions.service';
 

@@ -1,7 +1,7 @@
-// What the upload handlers pass to the uploads service: the app's db and storage, metrics callbacks, and the
+// What the upload handlers pass to the upload services: the app's db and storage, metrics callbacks, and the
 // process-wide upload limits (one set per app, so every request shares the same buffer budget).
 import type { AppContext, AppDeps } from './context';
-import type { UploadDeps } from '../services/uploads.service';
+import type { UploadDeps } from '../services/upload-sessions.service';
 import { ByteBudget, ConcurrencyLimiter, type UploadLimits } from '../services/upload-limits';
 
 const limitsByApp = new WeakMap<AppDeps, UploadLimits>();

@@ -20,6 +20,7 @@ import { hashLinkPassword, passwordFailureLimit, passwordRetryAfterSeconds, rele
 import type { LinkSession } from './link-session';
 import type { Principal } from './principal';
 import { userIdOf } from './tree.service';
+import { loadVersion } from './versions.service';
 
 /** What the password paths need: the database and the process's bound on concurrent password hashing. */
 export interface LinkServices {
@@ -294,10 +295,8 @@ export function peekLinkUse(link: Link, kind: 'view' | 'download'): number | nul
 
 /** The current version of a file reached through a link (404 when it has none). */
 export async function currentVersionOf(db: Db, file: Node): Promise<Version> {
-  if (!file.current_version_id) throw notFound('File');
-  const version = await db.selectFrom('versions').selectAll().where('id', '=', file.current_version_id).where('file_id', '=', file.id).executeTakeFirst();
-  if (!version) throw notFound('File');
-  return version;
+  // A linked file without content is, to a recipient, no file at all.
+  return loadVersion(db, file.id, file.current_version_id, 'File');
 }
 
 /**

@@ -3,6 +3,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Db, Node, Version } from '../db/database';
 import { forbidden, gone, notFound } from '../errors';
+import { loadVersion } from './versions.service';
 
 export interface DownloadGrant {
   tenantId: string;
@@ -51,7 +52,5 @@ export async function openSignedDownload(db: Db, key: Buffer, token: string): Pr
   const { tenant_active: tenantActive, ...file } = row;
   if (!tenantActive) throw forbidden('Tenant is suspended', 'AUTHZ_TENANT_SUSPENDED');
   if (file.deleted_at) throw gone('File is in the trash', 'IN_TRASH');
-  const version = await db.selectFrom('versions').selectAll().where('id', '=', grant.versionId).where('file_id', '=', file.id).executeTakeFirst();
-  if (!version) throw notFound('Version');
-  return { file, version };
+  return { file, version: await loadVersion(db, file.id, grant.versionId) };
 }

@@ -2,6 +2,7 @@
 import { sql } from 'kysely';
 import type { Db, Space } from '../db/database';
 import { newId } from '../ids';
+import type { Principal } from './principal';
 
 export async function ensurePersonalSpace(db: Db, tenantId: string, userId: string): Promise<Space> {
   const existing = await db.selectFrom('spaces').selectAll().where('owner_user_id', '=', userId).where('kind', '=', 'personal').executeTakeFirst();
@@ -54,4 +55,14 @@ export function reachableSpaces(db: Db, tenantId: string, userId: string) {
 export async function listSpaces(db: Db, tenantId: string, userId: string): Promise<Space[]> {
   await ensurePersonalSpace(db, tenantId, userId);
   return reachableSpaces(db, tenantId, userId).orderBy('kind').orderBy('id').execute();
+}
+
+/** The spaces a caller can reach: a user's own and shared ones; an API key reaches none of them itself. */
+export async function spacesOf(db: Db, principal: Principal): Promise<Space[]> {
+  return principal.kind === 'user' ? listSpaces(db, principal.tenantId, principal.userId) : [];
+}
+
+/** The caller's personal space (created on first use); API keys have none. */
+export async function personalSpaceOf(db: Db, principal: Principal): Promise<Space | null> {
+  return principal.kind === 'user' ? ensurePersonalSpace(db, principal.tenantId, principal.userId) : null;
 }

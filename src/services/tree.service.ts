@@ -321,3 +321,23 @@ export async function unlockFile(db: Db, principal: Principal, access: NodeAcces
   }
   await db.updateTable('nodes').set({ lock_user_id: null, locked_at: null, lock_expires_at: null }).where('id', '=', node.id).execute();
 }
+
+/**
+ * DELETE /files/{id}/lock. A tenant admin with `force` may clear a lock in any space of the tenant, without
+ * access to the content (one UPDATE scoped to the tenant); anyone else goes through the access check.
+ */
+export async function releaseFileLock(db: Db, principal: Principal, fileId: string, force: boolean): Promise<void> {
+  if (force && isTenantAdmin(principal)) {
+    const cleared = await db
+      .updateTable('nodes')
+      .set({ lock_user_id: null, locked_at: null, lock_expires_at: null, updated_at: sql`now()` })
+      .where('id', '=', fileId)
+      .where('tenant_id', '=', principal.tenantId)
+      .where('kind', '=', 'file')
+      .returning('id')
+      .executeTakeFirst();
+    if (!cleared) throw notFound('File');
+    return;
+  }
+  await unlockFile(db, principal, await accessNode(db, principal, fileId, 'write', { kind: 'file' }), force);
+}

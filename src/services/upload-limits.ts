@@ -1,6 +1,6 @@
 // Per-process limits on upload bodies (spec §13 "per-process budgets for buffered bytes"): a byte budget for
-// chunk bytes held in memory, a per-user cap on concurrent chunk PUTs, and a stalled-body timeout.
-import type { Readable } from 'node:stream';
+// chunk bytes held in memory and a per-user cap on concurrent chunk PUTs (the stalled-body timeout is applied
+// where bodies are read, in src/api/request-body.ts).
 import { AppError } from '../errors';
 
 /** Seconds a client is told to wait when the budget or its concurrency cap is exhausted. */
@@ -93,36 +93,5 @@ export async function withChunkSlot<T>(limits: UploadLimits | undefined, userId:
     return await work();
   } finally {
     limits.chunksPerUser.leave(userId);
-  }
-}
-
-/**
- * Iterates a request body, failing with 408 when no data arrives for `idleMs`. The body is not destroyed
- * when we stop early: the socket must survive so our error response reaches the client (the error
- * renderer then closes the connection).
- */
-export async function* bodyParts(body: Readable, idleMs: number | undefined): AsyncGenerator<Buffer> {
-  const parts = body.iterator({ destroyOnReturn: false });
-  if (!idleMs) {
-    for await (const part of parts) yield part as Buffer;
-    return;
-  }
-  for (;;) {
-    let timer: NodeJS.Timeout | undefined;
-    const next = parts.next();
-    const stalled = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new AppError(408, 'REQUEST_TIMEOUT', `The request body stalled for more than ${idleMs / 1000} s`)), idleMs);
-    });
-    try {
-      const step = await Promise.race([next, stalled]);
-      if (step.done) return;
-      yield step.value as Buffer;
-    } catch (error) {
-      // The read still pending settles when the connection closes; nobody awaits it any more.
-      next.catch(() => undefined);
-      throw error;
-    } finally {
-      clearTimeout(timer);
-    }
   }
 }

@@ -1,10 +1,13 @@
 // The one commit path: every new version (upload, direct upload, copy, version restore, later connector
-// imports) is created here, in one transaction with its quota charges and change-log entry.
+// imports) is created here, in one transaction with its quota charges and change-log entry; and versions are
+// looked up by id here (loadVersion), for every route that serves or reuses one.
 import { sql, type Transaction } from 'kysely';
 import type { Database, Db, Node, QuotaCharge, Version } from '../db/database';
 import { AppError, conflict, gone, notFound } from '../errors';
 import { newId } from '../ids';
+import { accessNode, assertNotLockedByOther } from './access.service';
 import { appendChange } from './changelog.service';
+import type { Principal } from './principal';
 import { chargeSubjects } from './quota.service';
 import { chargeReserved } from './quota-reservations.service';
 import { lockTree } from './tree-lock';
@@ -157,4 +160,77 @@ async function copyManifest(trx: Transaction<Database>, versionId: string, input
       : await sql`insert into version_chunks (version_id, index, tenant_id, sha256, "offset", size)
           select ${versionId}, index, tenant_id, sha256, "offset", size from version_chunks where version_id = ${input.source.versionId}`.execute(trx);
   return Number(result.numAffectedRows ?? 0);
+}
+
+/**
+ * One of a file's versions by id — the one lookup every route uses (content, restore, copy, links, signed
+ * downloads). Missing, or a version of another file: 404 "`what` not found".
+ */
+export async function loadVersion(db: Db, fileId: string, versionId: string | null, what = 'Version'): Promise<Version> {
+  if (!versionId) throw notFound(what);
+  const version = await db.selectFrom('versions').selectAll().where('id', '=', versionId).where('file_id', '=', fileId).executeTakeFirst();
+  if (!version) throw notFound(what);
+  return version;
+}
+
+/** A file the caller may read, with one of its versions (the current one unless `versionId` is given). */
+export async function readableFileVersion(db: Db, principal: Principal, fileId: string, versionId?: string): Promise<{ file: Node; version: Version }> {
+  const { node } = await accessNode(db, principal, fileId, 'read', { kind: 'file' });
+  return { file: node, version: await loadVersion(db, node.id, versionId ?? node.current_version_id) };
+}
+
+/** A file the caller may read, with all its versions, newest first. */
+export async function listFileVersions(db: Db, principal: Principal, fileId: string): Promise<{ file: Node; versions: Version[] }> {
+  const { node } = await accessNode(db, principal, fileId, 'read', { kind: 'file' });
+  const versions = await db.selectFrom('versions').selectAll().where('file_id', '=', node.id).orderBy('number', 'desc').execute();
+  return { file: node, versions };
+}
+
+/** A committed file and version by id (an upload session that completed points at both). */
+export async function loadCommit(db: Db, fileId: string, versionId: string): Promise<{ file: Node; version: Version }> {
+  const file = await db.selectFrom('nodes').selectAll().where('id', '=', fileId).executeTakeFirstOrThrow();
+  const version = await db.selectFrom('versions').selectAll().where('id', '=', versionId).executeTakeFirstOrThrow();
+  return { file, version };
+}
+
+/** Versions are created by users only; to anything else the file does not exist. */
+function committerId(principal: Principal): string {
+  if (principal.kind !== 'user') throw notFound('Node');
+  return principal.userId;
+}
+
+/** Copies a file's current version into a folder as a new file (a live sibling of that name is 409). */
+export async function copyFile(db: Db, principal: Principal, fileId: string, target: { parentId: string; name?: string }): Promise<CommitResult> {
+  const userId = committerId(principal);
+  const { node } = await accessNode(db, principal, fileId, 'read', { kind: 'file' });
+  await accessNode(db, principal, target.parentId, 'write', { kind: 'folder' });
+  const version = await loadVersion(db, node.id, node.current_version_id);
+  return commitVersion(db, {
+    tenantId: principal.tenantId,
+    userId,
+    parentId: target.parentId,
+    name: target.name ?? node.name,
+    size: version.size,
+    checksumSha256: version.checksum_sha256,
+    source: { versionId: version.id },
+    createOnly: true,
+  });
+}
+
+/** Makes an old version current again, as a new version with the same content. */
+export async function restoreVersion(db: Db, principal: Principal, fileId: string, versionId: string): Promise<CommitResult> {
+  const userId = committerId(principal);
+  const { node } = await accessNode(db, principal, fileId, 'write', { kind: 'file' });
+  assertNotLockedByOther(node, principal);
+  const version = await loadVersion(db, node.id, versionId);
+  return commitVersion(db, {
+    tenantId: principal.tenantId,
+    userId,
+    parentId: node.parent_id!,
+    name: node.name,
+    size: version.size,
+    checksumSha256: version.checksum_sha256,
+    source: { versionId: version.id },
+    fileId: node.id,
+  });
 }

@@ -88,12 +88,13 @@ describe('upload finalization failure path', () => {
     assert.equal(failedLine.tenant_id, tenantId);
 
     // The next sweep reclaims the chunk objects nothing references any more. Other test files share the
-    // database and the sweep is global, so this tenant's chunks are aged past a grace period instead of using 0.
-    await stack.services.db.updateTable('chunks').set({ last_seen_at: sql`now() - interval '20 minutes'` }).where('tenant_id', '=', tenantId).execute();
+    // database (each with storage of its own) and sweep with a 600 s grace: this tenant's chunks are aged 300 s,
+    // past this sweep's 120 s grace but not theirs, and this sweep is limited to this tenant.
+    await stack.services.db.updateTable('chunks').set({ last_seen_at: sql`now() - interval '300 seconds'` }).where('tenant_id', '=', tenantId).execute();
     await stack.services.temporal.workflow.execute(trashCleanupWorkflow, {
       taskQueue: stack.services.taskQueues.maintenance,
       workflowId: `test-cleanup-${randomUUID()}`,
-      args: [{ chunkGraceSeconds: 600 }],
+      args: [{ chunkGraceSeconds: 120, chunkTenantId: tenantId }],
     });
     for (const chunk of [chunks[0]!, chunks[2]!]) assert.equal(await stack.services.storage.head(chunkKey(tenantId, sha256(chunk))), null, 'swept');
   });

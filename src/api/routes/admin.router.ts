@@ -6,7 +6,7 @@ import * as groups from '../../services/groups.service';
 import { routeDefiner } from '../route';
 import { z } from '../openapi';
 import { decodeCursor, isString, pageQuery, pageSchema, toPage } from '../pagination';
-import { apiKeySchema, groupSchema, presentApiKey, presentGroup, presentTenant, presentUser, tenantSchema, tenantSettingsSchema, userSchema } from '../presenters';
+import { apiKeySchema, groupSchema, presentApiKey, presentGroup, presentTenant, presentUser, tenantSchema, tenantSettingsSchema, userSchema } from '../presenters/identity';
 
 const idParam = z.object({ id: z.string().max(64) });
 const groupMemberParams = z.object({ id: z.string().max(64), user_id: z.string().max(64) });

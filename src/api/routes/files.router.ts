@@ -1,53 +1,25 @@
 // Spaces, folders, files, versions, content, locks and direct uploads (spec §5, §6).
 import type Router from '@koa/router';
 import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
-import { sql } from 'kysely';
-import type { Principal } from '../../services/principal';
-import { isTenantAdmin } from '../../services/principal';
-import { notFound } from '../../errors';
-import { accessNode, assertNotLockedByOther } from '../../services/access.service';
-import { listSpaces } from '../../services/spaces.service';
+import { accessNode } from '../../services/access.service';
+import { spacesOf } from '../../services/spaces.service';
 import * as tree from '../../services/tree.service';
-import { commitVersion } from '../../services/versions.service';
-import { directUpload } from '../../services/uploads.service';
+import { copyFile, listFileVersions, readableFileVersion, restoreVersion } from '../../services/versions.service';
+import { directUpload } from '../../services/direct-upload.service';
 import { downloadUrlTtlSeconds, openSignedDownload, signDownload } from '../../services/signed-urls';
 import { routeDefiner } from '../route';
 import { z } from '../openapi';
-import type { AppContext } from '../context';
 import { decodeCursor, pageQuery, pageSchema, toPage } from '../pagination';
-import { nodeSchema, presentNode, presentSpace, presentVersion, spaceSchema, versionSchema } from '../file-presenters';
+import { nodeName } from '../node-name';
+import { nodeSchema, presentNode } from '../presenters/nodes';
+import { presentSpace, spaceSchema } from '../presenters/spaces';
+import { commitSchema, presentCommit, presentVersion, versionSchema } from '../presenters/versions';
 import { sendVersionContent } from '../content-response';
-import { uploadDeps } from '../upload-deps';
-
-export const nodeName = z
-  .string()
-  .min(1)
-  .max(255)
-  .superRefine((name, check) => {
-    // The message says which rule the name breaks (which character class, the byte limit, …).
-    const problem = tree.nameProblem(name);
-    if (problem) check.addIssue({ code: 'custom', message: problem });
-  });
+import { bodyParts } from '../request-body';
+import { uploadDeps, uploadLimits } from '../upload-deps';
 
 const idParam = z.object({ id: z.string().max(64) });
 const versionParams = z.object({ id: z.string().max(64), version_id: z.string().max(64) });
-const commitSchema = z.object({ file: nodeSchema, version: versionSchema });
-
-function requireUserId(principal: Principal): string {
-  if (principal.kind !== 'user') throw notFound('Node');
-  return principal.userId;
-}
-
-async function loadVersion(ctx: AppContext, fileId: string, versionId: string) {
-  const version = await ctx.deps.db.selectFrom('versions').selectAll().where('id', '=', versionId).where('file_id', '=', fileId).executeTakeFirst();
-  if (!version) throw notFound('Version');
-  return version;
-}
-
-async function currentVersion(ctx: AppContext, fileId: string, versionId: string | null) {
-  if (!versionId) throw notFound('Version');
-  return loadVersion(ctx, fileId, versionId);
-}
 
 export function registerFileRoutes(router: Router, registry: OpenAPIRegistry): void {
   const route = routeDefiner(router, registry);
@@ -62,8 +34,7 @@ export function registerFileRoutes(router: Router, registry: OpenAPIRegistry): v
       responses: { 200: { description: 'Spaces', schema: z.object({ items: z.array(spaceSchema) }) } },
     },
     async (ctx, { principal }) => {
-      const spaces = principal.kind === 'user' ? await listSpaces(ctx.deps.db, principal.tenantId, principal.userId) : [];
-      ctx.body = { items: spaces.map(presentSpace) };
+      ctx.body = { items: (await spacesOf(ctx.deps.db, principal)).map(presentSpace) };
     },
   );
 
@@ -161,11 +132,11 @@ export function registerFileRoutes(router: Router, registry: OpenAPIRegistry): v
           contentLength: declaredLength ? Number(declaredLength) : undefined,
           checksumSha256: ctx.get('x-checksum-sha256') || undefined,
           baseVersionId: ctx.get('x-base-version-id') || undefined,
-          body: ctx.req,
+          body: bodyParts(ctx.req, uploadLimits(ctx.deps).bodyIdleTimeoutMs),
         },
       );
       ctx.status = result.version.number === 1 ? 201 : 200;
-      ctx.body = { file: presentNode(result.file), version: presentVersion(result.version, result.file.current_version_id) };
+      ctx.body = presentCommit(result);
     },
   );
 
@@ -182,23 +153,9 @@ export function registerFileRoutes(router: Router, registry: OpenAPIRegistry): v
       errors: [409, 410, 507],
     },
     async (ctx, { principal, params, body }) => {
-      const userId = requireUserId(principal);
-      const { node } = await accessNode(ctx.deps.db, principal, params.id, 'read', { kind: 'file' });
-      await accessNode(ctx.deps.db, principal, body.parent_id, 'write', { kind: 'folder' });
-      const name = body.name ?? node.name;
-      const version = await currentVersion(ctx, node.id, node.current_version_id);
-      const result = await commitVersion(ctx.deps.db, {
-        tenantId: principal.tenantId,
-        userId,
-        parentId: body.parent_id,
-        name,
-        size: version.size,
-        checksumSha256: version.checksum_sha256,
-        source: { versionId: version.id },
-        createOnly: true,
-      });
+      const result = await copyFile(ctx.deps.db, principal, params.id, { parentId: body.parent_id, name: body.name });
       ctx.status = 201;
-      ctx.body = { file: presentNode(result.file), version: presentVersion(result.version, result.file.current_version_id) };
+      ctx.body = presentCommit(result);
     },
   );
 
@@ -214,8 +171,8 @@ export function registerFileRoutes(router: Router, registry: OpenAPIRegistry): v
       errors: [410, 416],
     },
     async (ctx, { principal, params }) => {
-      const { node } = await accessNode(ctx.deps.db, principal, params.id, 'read', { kind: 'file' });
-      sendVersionContent(ctx, await currentVersion(ctx, node.id, node.current_version_id), node.name);
+      const { file, version } = await readableFileVersion(ctx.deps.db, principal, params.id);
+      sendVersionContent(ctx, version, file.name);
     },
   );
 
@@ -231,10 +188,9 @@ export function registerFileRoutes(router: Router, registry: OpenAPIRegistry): v
       errors: [410],
     },
     async (ctx, { principal, params }) => {
-      const { node } = await accessNode(ctx.deps.db, principal, params.id, 'read', { kind: 'file' });
-      const version = await currentVersion(ctx, node.id, node.current_version_id);
+      const { file, version } = await readableFileVersion(ctx.deps.db, principal, params.id);
       const expiresAt = Math.floor(Date.now() / 1000) + downloadUrlTtlSeconds;
-      const token = signDownload(ctx.deps.secretKey, { tenantId: node.tenant_id, fileId: node.id, versionId: version.id, expiresAt });
+      const token = signDownload(ctx.deps.secretKey, { tenantId: file.tenant_id, fileId: file.id, versionId: version.id, expiresAt });
       ctx.body = { url: `${ctx.deps.config.publicUrl}/api/v1/downloads/${token}`, expires_at: new Date(expiresAt * 1000).toISOString() };
     },
   );
@@ -268,9 +224,8 @@ export function registerFileRoutes(router: Router, registry: OpenAPIRegistry): v
       errors: [410],
     },
     async (ctx, { principal, params }) => {
-      const { node } = await accessNode(ctx.deps.db, principal, params.id, 'read', { kind: 'file' });
-      const versions = await ctx.deps.db.selectFrom('versions').selectAll().where('file_id', '=', node.id).orderBy('number', 'desc').execute();
-      ctx.body = { items: versions.map((v) => presentVersion(v, node.current_version_id)) };
+      const { file, versions } = await listFileVersions(ctx.deps.db, principal, params.id);
+      ctx.body = { items: versions.map((v) => presentVersion(v, file.current_version_id)) };
     },
   );
 
@@ -286,8 +241,8 @@ export function registerFileRoutes(router: Router, registry: OpenAPIRegistry): v
       errors: [410, 416],
     },
     async (ctx, { principal, params }) => {
-      const { node } = await accessNode(ctx.deps.db, principal, params.id, 'read', { kind: 'file' });
-      sendVersionContent(ctx, await loadVersion(ctx, node.id, params.version_id), node.name);
+      const { file, version } = await readableFileVersion(ctx.deps.db, principal, params.id, params.version_id);
+      sendVersionContent(ctx, version, file.name);
     },
   );
 
@@ -303,22 +258,9 @@ export function registerFileRoutes(router: Router, registry: OpenAPIRegistry): v
       errors: [410, 423, 507],
     },
     async (ctx, { principal, params }) => {
-      const userId = requireUserId(principal);
-      const { node } = await accessNode(ctx.deps.db, principal, params.id, 'write', { kind: 'file' });
-      assertNotLockedByOther(node, principal);
-      const version = await loadVersion(ctx, node.id, params.version_id);
-      const result = await commitVersion(ctx.deps.db, {
-        tenantId: principal.tenantId,
-        userId,
-        parentId: node.parent_id!,
-        name: node.name,
-        size: version.size,
-        checksumSha256: version.checksum_sha256,
-        source: { versionId: version.id },
-        fileId: node.id,
-      });
+      const result = await restoreVersion(ctx.deps.db, principal, params.id, params.version_id);
       ctx.status = 201;
-      ctx.body = { file: presentNode(result.file), version: presentVersion(result.version, result.file.current_version_id) };
+      ctx.body = presentCommit(result);
     },
   );
 
@@ -343,15 +285,7 @@ export function registerFileRoutes(router: Router, registry: OpenAPIRegistry): v
       errors: [410, 423],
     },
     async (ctx, { principal, params, query }) => {
-      const force = query.force === 'true';
-      if (force && isTenantAdmin(principal)) {
-        // Admins may clear a lock in any space of their tenant, without access to the content.
-        const node = await ctx.deps.db.selectFrom('nodes').selectAll().where('id', '=', params.id).where('tenant_id', '=', principal.tenantId).where('kind', '=', 'file').executeTakeFirst();
-        if (!node) throw notFound('File');
-        await ctx.deps.db.updateTable('nodes').set({ lock_user_id: null, locked_at: null, lock_expires_at: null, updated_at: sql`now()` }).where('id', '=', node.id).execute();
-      } else {
-        await tree.unlockFile(ctx.deps.db, principal, await accessNode(ctx.deps.db, principal, params.id, 'write', { kind: 'file' }), force);
-      }
+      await tree.releaseFileLock(ctx.deps.db, principal, params.id, query.force === 'true');
       ctx.status = 204;
     },
   );

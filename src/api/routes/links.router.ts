@@ -6,7 +6,7 @@
 // answers 429 like a GET once the cap is reached.
 import type Router from '@koa/router';
 import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
-import type { Link, Node } from '../../db/database';
+import type { Link } from '../../db/database';
 import { ValidationError, notFound } from '../../errors';
 import { isId } from '../../ids';
 import { accessNode } from '../../services/access.service';
@@ -26,10 +26,9 @@ import { clientAddress } from '../client-address';
 import { sendVersionContent } from '../content-response';
 import type { AppContext } from '../context';
 import { z } from '../openapi';
-import { decodeCursor, encodeCursor, isString, pageQuery, pageSchema, toPage } from '../pagination';
+import { decodeCursor, isString, pageQuery, pageSchema, toPage } from '../pagination';
+import { createdLinkSchema, linkMetadataSchema, linkSchema, linkSessionSchema, linkedNodeSchema, presentCreatedLink, presentLink, presentLinkMetadata, presentLinkedNode } from '../presenters/links';
 import { routeDefiner } from '../route';
-
-const iso = (value: Date | null) => (value === null ? null : new Date(value).toISOString());
 
 // ------------------------------------------------------------------------------------------------- schemas
 
@@ -53,69 +52,6 @@ const createLinkBody = z.object({
   max_downloads: positiveCount.nullish(),
   max_views: positiveCount.nullish(),
 });
-
-const linkSchema = z
-  .object({
-    id: z.string(),
-    node_id: z.string(),
-    status: z.enum(['active', 'disabled', 'expired', 'revoked']),
-    has_password: z.boolean(),
-    expires_at: z.string().nullable(),
-    allowed_ips: z.array(z.string()),
-    require_email: z.array(z.string()),
-    max_downloads: z.number().int().nullable(),
-    download_count: z.number().int(),
-    max_views: z.number().int().nullable(),
-    view_count: z.number().int(),
-    enabled: z.boolean(),
-    revoked_at: z.string().nullable(),
-    created_by: z.string().nullable(),
-    created_at: z.string(),
-  })
-  .openapi('Link');
-
-const createdLinkSchema = linkSchema.extend({ token: z.string(), url: z.string() }).openapi('CreatedLink');
-
-function presentLink(link: Link) {
-  const status = link.revoked_at ? 'revoked' : !link.enabled ? 'disabled' : link.expires_at && link.expires_at.getTime() <= Date.now() ? 'expired' : 'active';
-  return {
-    id: link.id,
-    node_id: link.node_id,
-    status: status as 'active' | 'disabled' | 'expired' | 'revoked',
-    has_password: link.password_hash !== null,
-    expires_at: iso(link.expires_at),
-    allowed_ips: link.allowed_ips,
-    require_email: link.require_email,
-    max_downloads: link.max_downloads,
-    download_count: link.download_count,
-    max_views: link.max_views,
-    view_count: link.view_count,
-    enabled: link.enabled,
-    revoked_at: iso(link.revoked_at),
-    created_by: link.created_by,
-    created_at: iso(link.created_at)!,
-  };
-}
-
-/** What a recipient sees of a node: no space, parent or user ids. */
-const linkedNodeSchema = z
-  .object({ id: z.string(), kind: z.enum(['file', 'folder']), name: z.string(), size: z.number().int(), checksum_sha256: z.string().nullable(), updated_at: z.string() })
-  .openapi('LinkedNode');
-
-const presentLinkedNode = (node: Node) => ({
-  id: node.id,
-  kind: node.kind,
-  name: node.name,
-  size: node.kind === 'file' ? node.size : 0,
-  checksum_sha256: node.kind === 'file' ? node.checksum_sha256 : null,
-  updated_at: iso(node.updated_at)!,
-});
-
-const linkMetadataSchema = linkedNodeSchema
-  .extend({ expires_at: z.string().nullable(), views_remaining: z.number().int().nullable(), downloads_remaining: z.number().int().nullable() })
-  .openapi('LinkMetadata');
-
-const sessionSchema = z.object({ session: z.string(), expires_at: z.string() }).openapi('LinkSession');
 
 const idParam = z.object({ id: z.string().max(64) });
 const tokenParam = z.object({ token: z.string().max(256) });
@@ -194,7 +130,7 @@ export function registerLinkRoutes(router: Router, registry: OpenAPIRegistry): v
           maxViews: body.max_views,
         });
         ctx.status = 201;
-        ctx.body = { ...presentLink(link), token, url: `${ctx.deps.config.publicUrl}/api/v1/public/links/${token}` };
+        ctx.body = presentCreatedLink(link, token, ctx.deps.config.publicUrl);
       },
     );
 
@@ -213,9 +149,8 @@ export function registerLinkRoutes(router: Router, registry: OpenAPIRegistry): v
       async (ctx, { principal, params, query }) => {
         const { node } = await accessNode(ctx.deps.db, principal, params.id, 'manage', { kind });
         const rows = await links.listLinks(ctx.deps.db, node.id, query.limit, decodeCursor(query.cursor, isString));
-        const items = rows.slice(0, query.limit);
-        const last = items[items.length - 1];
-        ctx.body = { items: items.map(presentLink), next_cursor: rows.length > query.limit && last ? encodeCursor(last.id) : null };
+        const page = toPage(rows, query.limit, (link) => link.id);
+        ctx.body = { items: page.items.map(presentLink), next_cursor: page.next_cursor };
       },
     );
   }
@@ -283,12 +218,7 @@ export function registerLinkRoutes(router: Router, registry: OpenAPIRegistry): v
       const { link, node } = await openLink(ctx, params.token);
       const viewsRemaining = await countUse(ctx, link, 'view');
       ctx.set('Cache-Control', 'no-store');
-      ctx.body = {
-        ...presentLinkedNode(node),
-        expires_at: iso(link.expires_at),
-        views_remaining: viewsRemaining,
-        downloads_remaining: link.max_downloads === null ? null : Math.max(0, link.max_downloads - link.download_count),
-      };
+      ctx.body = presentLinkMetadata(link, node, viewsRemaining);
     },
   );
 
@@ -352,7 +282,7 @@ export function registerLinkRoutes(router: Router, registry: OpenAPIRegistry): v
       access: 'public',
       params: tokenParam,
       body: z.object({ password: z.string().min(1).max(1024) }),
-      responses: { 200: { description: 'A link session', schema: sessionSchema } },
+      responses: { 200: { description: 'A link session', schema: linkSessionSchema } },
       errors: recipientErrors,
     },
     async (ctx, { params, body }) => {
@@ -398,7 +328,7 @@ export function registerLinkRoutes(router: Router, registry: OpenAPIRegistry): v
       access: 'public',
       params: tokenParam,
       body: z.object({ email: emailAddress, code: z.string().trim().min(1).max(16) }),
-      responses: { 200: { description: 'A link session', schema: sessionSchema } },
+      responses: { 200: { description: 'A link session', schema: linkSessionSchema } },
       errors: [403, 410, 429],
     },
     async (ctx, { params, body }) => {

@@ -2,9 +2,8 @@
 import type Router from '@koa/router';
 import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import { routeDefiner } from '../route';
-import { z } from '../openapi';
-import { ensurePersonalSpace } from '../../services/spaces.service';
-import { presentSpace, spaceSchema } from '../file-presenters';
+import { personalSpaceOf } from '../../services/spaces.service';
+import { meSchema, presentMe } from '../presenters/identity';
 
 export function registerMeRoutes(router: Router, registry: OpenAPIRegistry): void {
   const route = routeDefiner(router, registry);
@@ -17,32 +16,11 @@ export function registerMeRoutes(router: Router, registry: OpenAPIRegistry): voi
       access: 'authenticated',
       keyAsItself: true,
       responses: {
-        200: {
-          description: 'The caller',
-          schema: z.object({
-            kind: z.enum(['user', 'api_key']),
-            id: z.string(),
-            tenant_id: z.string(),
-            email: z.string().nullable(),
-            roles: z.array(z.string()),
-            scopes: z.array(z.string()).optional(),
-            personal_space: spaceSchema.nullable(),
-          }),
-        },
+        200: { description: 'The caller', schema: meSchema },
       },
     },
     async (ctx, { principal }) => {
-      ctx.body =
-        principal.kind === 'user'
-          ? {
-              kind: 'user',
-              id: principal.userId,
-              tenant_id: principal.tenantId,
-              email: principal.email,
-              roles: principal.roles,
-              personal_space: presentSpace(await ensurePersonalSpace(ctx.deps.db, principal.tenantId, principal.userId)),
-            }
-          : { kind: 'api_key', id: principal.apiKeyId, tenant_id: principal.tenantId, email: null, roles: [], scopes: principal.scopes, personal_space: null };
+      ctx.body = presentMe(principal, await personalSpaceOf(ctx.deps.db, principal));
     },
   );
 }

@@ -8,12 +8,10 @@ import { quotaRecalculationWorkflow } from '../../workflows/quota-recalculation.
 import { workflowIds } from '../../temporal/workflow-ids';
 import { routeDefiner } from '../route';
 import { z } from '../openapi';
+import { usageSchema } from '../presenters/quotas';
 import type { AppContext } from '../context';
 import { resultWithin, startOrAttach } from '../workflow-starter';
 
-const usageSchema = z
-  .object({ level: z.string(), id: z.string(), used_bytes: z.number().int(), limit_bytes: z.number().int().nullable(), calculated_at: z.string().nullable() })
-  .openapi('QuotaUsage');
 const recalculateQuery = z.object({ recalculate: z.enum(['true', 'false']).optional() });
 
 async function recalculateIfAsked(ctx: AppContext, principal: Principal, recalculate: string | undefined): Promise<void> {

@@ -1,8 +1,8 @@
 // Shares, members, invitations and the audit trail (spec §8).
 import type Router from '@koa/router';
 import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
-import type { ShareMember, Space } from '../../db/database';
-import { roleInSpace, roleAllows, type SpaceRole } from '../../services/access.service';
+import type { Space } from '../../db/database';
+import { roleInSpace } from '../../services/access.service';
 import type { Principal } from '../../services/principal';
 import { listAuditEntries } from '../../services/audit.service';
 import * as shares from '../../services/shares.service';
@@ -10,41 +10,24 @@ import { routeDefiner } from '../route';
 import { z } from '../openapi';
 import type { AppContext } from '../context';
 import { cursorParts, decodeCursor, pageQuery, pageSchema, toPage } from '../pagination';
+import { auditEntrySchema, presentAuditEntry } from '../presenters/audit';
+import {
+  createdInvitationSchema,
+  invitationResponseSchema,
+  memberSchema,
+  permissionSchema,
+  presentCreatedInvitation,
+  presentMember,
+  presentPermission,
+  presentShare,
+  shareSchema,
+} from '../presenters/shares';
 
-const roles = ['owner', 'admin', 'contributor', 'reader'] as const;
 const grantable = ['admin', 'contributor', 'reader'] as const;
 const idParam = z.object({ id: z.string().max(64) });
 const memberParams = z.object({ id: z.string().max(64), member_id: z.string().max(64) });
 const tokenParam = z.object({ token: z.string().min(10).max(200) });
 const shareName = z.string().trim().min(1).max(255);
-
-const shareSchema = z
-  .object({ id: z.string(), name: z.string(), owner_user_id: z.string(), root_folder_id: z.string(), created_at: z.string(), my_role: z.enum(roles).nullable() })
-  .openapi('Share');
-const memberSchema = z
-  .object({ id: z.string(), share_id: z.string(), principal_type: z.enum(['user', 'group']), principal_id: z.string(), role: z.enum(roles), created_at: z.string() })
-  .openapi('ShareMember');
-const invitationSchema = z
-  .object({ id: z.string(), share_id: z.string(), email: z.string(), role: z.enum(roles), status: z.string(), expires_at: z.string(), created_at: z.string() })
-  .openapi('Invitation');
-
-const presentShare = (share: Space, myRole: SpaceRole | null) => ({
-  id: share.id,
-  name: share.name,
-  owner_user_id: share.owner_user_id,
-  root_folder_id: share.root_folder_id,
-  created_at: share.created_at.toISOString(),
-  my_role: myRole,
-});
-
-const presentMember = (member: ShareMember) => ({
-  id: member.id,
-  share_id: member.share_id,
-  principal_type: member.principal_type,
-  principal_id: member.principal_id,
-  role: member.role,
-  created_at: member.created_at.toISOString(),
-});
 
 const roleOf = (ctx: AppContext, principal: Principal, share: Space) => roleInSpace(ctx.deps.db, principal, share);
 
@@ -126,15 +109,12 @@ export function registerShareRoutes(router: Router, registry: OpenAPIRegistry): 
       access: 'authenticated',
       params: idParam,
       responses: {
-        200: {
-          description: 'Role and abilities',
-          schema: z.object({ share_id: z.string(), role: z.enum(roles), can: z.object({ read: z.boolean(), write: z.boolean(), manage: z.boolean(), own: z.boolean() }) }),
-        },
+        200: { description: 'Role and abilities', schema: permissionSchema },
       },
     },
     async (ctx, { principal, params }) => {
       const { share, role } = await shares.accessShare(ctx.deps.db, principal, params.id, 'read');
-      ctx.body = { share_id: share.id, role, can: { read: true, write: roleAllows(role, 'write'), manage: roleAllows(role, 'manage'), own: role === 'owner' } };
+      ctx.body = presentPermission(share.id, role);
     },
   );
 
@@ -196,24 +176,14 @@ export function registerShareRoutes(router: Router, registry: OpenAPIRegistry): 
       access: 'authenticated',
       params: idParam,
       body: z.object({ email: z.string().email().max(320), role: z.enum(grantable), expires_in_days: z.number().int().min(1).max(365).default(7) }),
-      responses: { 201: { description: 'The invitation and its token', schema: invitationSchema.extend({ token: z.string(), accept_url: z.string() }) } },
+      responses: { 201: { description: 'The invitation and its token', schema: createdInvitationSchema } },
       errors: [409, 429],
     },
     async (ctx, { principal, params, body }) => {
       const acceptUrlBase = `${ctx.deps.config.publicUrl}/api/v1/invitations`;
       const { invitation, token } = await shares.createInvitation(ctx.deps.db, principal, params.id, { email: body.email, role: body.role, expiresInDays: body.expires_in_days, acceptUrlBase });
       ctx.status = 201;
-      ctx.body = {
-        id: invitation.id,
-        share_id: invitation.share_id,
-        email: invitation.email,
-        role: invitation.role,
-        status: invitation.status,
-        expires_at: invitation.expires_at.toISOString(),
-        created_at: invitation.created_at.toISOString(),
-        token,
-        accept_url: `${acceptUrlBase}/${token}/accept`,
-      };
+      ctx.body = presentCreatedInvitation(invitation, token, acceptUrlBase);
     },
   );
 
@@ -226,7 +196,7 @@ export function registerShareRoutes(router: Router, registry: OpenAPIRegistry): 
         tag: 'shares',
         access: 'authenticated',
         params: tokenParam,
-        responses: { 200: { description: 'Done', schema: z.object({ share_id: z.string(), status: z.string(), member: memberSchema.nullable() }) } },
+        responses: { 200: { description: 'Done', schema: invitationResponseSchema } },
         errors: [409, 410],
       },
       async (ctx, { principal, params }) => {
@@ -236,9 +206,6 @@ export function registerShareRoutes(router: Router, registry: OpenAPIRegistry): 
     );
   }
 
-  const auditSchema = z
-    .object({ id: z.number().int(), actor_id: z.string().nullable(), action: z.string(), target_type: z.string(), target_id: z.string(), details: z.record(z.string(), z.unknown()), at: z.string() })
-    .openapi('AuditEntry');
   route(
     {
       method: 'get',
@@ -254,7 +221,7 @@ export function registerShareRoutes(router: Router, registry: OpenAPIRegistry): 
         since: z.iso.datetime({ offset: true }).optional(),
         until: z.iso.datetime({ offset: true }).optional(),
       }),
-      responses: { 200: { description: 'A page of entries', schema: pageSchema(auditSchema) } },
+      responses: { 200: { description: 'A page of entries', schema: pageSchema(auditEntrySchema) } },
     },
     async (ctx, { principal, query }) => {
       const before = decodeCursor(query.cursor, cursorParts.sequence);
@@ -268,10 +235,7 @@ export function registerShareRoutes(router: Router, registry: OpenAPIRegistry): 
         until: query.until ? new Date(query.until) : undefined,
       });
       const page = toPage(rows, query.limit, (row) => row.id);
-      ctx.body = {
-        items: page.items.map((row) => ({ id: row.id, actor_id: row.actor_id, action: row.action, target_type: row.target_type, target_id: row.target_id, details: row.details, at: row.at.toISOString() })),
-        next_cursor: page.next_cursor,
-      };
+      ctx.body = { items: page.items.map(presentAuditEntry), next_cursor: page.next_cursor };
     },
   );
 }

@@ -2,12 +2,12 @@
 import type Router from '@koa/router';
 import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import { accessNode } from '../../services/access.service';
-import { listSpaces } from '../../services/spaces.service';
+import { listTrash, trashCursorOf } from '../../services/trash.service';
 import * as tree from '../../services/tree.service';
 import { routeDefiner } from '../route';
 import { z } from '../openapi';
 import { cursorParts, decodeCursor, pageQuery, pageSchema, toPage } from '../pagination';
-import { nodeSchema, presentNode } from '../file-presenters';
+import { nodeSchema, presentNode } from '../presenters/nodes';
 
 const idParam = z.object({ id: z.string().max(64) });
 const trashCursor = z.tuple([cursorParts.timestamp, cursorParts.id]);
@@ -26,24 +26,9 @@ export function registerTrashRoutes(router: Router, registry: OpenAPIRegistry): 
       responses: { 200: { description: 'A page of trash items', schema: pageSchema(nodeSchema) } },
     },
     async (ctx, { principal, query }) => {
-      const spaces = principal.kind === 'user' ? await listSpaces(ctx.deps.db, principal.tenantId, principal.userId) : [];
-      const spaceIds = spaces.map((s) => s.id).filter((id) => !query.space_id || id === query.space_id);
-      if (spaceIds.length === 0) {
-        ctx.body = { items: [], next_cursor: null };
-        return;
-      }
       const after = decodeCursor(query.cursor, trashCursor);
-      let select = ctx.deps.db
-        .selectFrom('nodes')
-        .selectAll()
-        .where('tenant_id', '=', principal.tenantId)
-        .where('space_id', 'in', spaceIds)
-        .where('trash_root', '=', true)
-        .orderBy('deleted_at', 'desc')
-        .orderBy('id', 'desc')
-        .limit(query.limit + 1);
-      if (after) select = select.where((eb) => eb.or([eb('deleted_at', '<', new Date(after[0])), eb.and([eb('deleted_at', '=', new Date(after[0])), eb('id', '<', after[1])])]));
-      const page = toPage(await select.execute(), query.limit, (n) => [n.deleted_at!.toISOString(), n.id]);
+      const rows = await listTrash(ctx.deps.db, principal, { spaceId: query.space_id, limit: query.limit, after });
+      const page = toPage(rows, query.limit, trashCursorOf);
       ctx.body = { items: page.items.map(presentNode), next_cursor: page.next_cursor };
     },
   );

@@ -2,32 +2,27 @@
 import type Router from '@koa/router';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
-import { AppError, conflict, gone } from '../../errors';
-import * as uploads from '../../services/uploads.service';
-import { accessNode } from '../../services/access.service';
+import { AppError, conflict } from '../../errors';
+import * as sessions from '../../services/upload-sessions.service';
+import { loadCommit } from '../../services/versions.service';
 import { uploadFinalizationWorkflow, type FinalizationResult } from '../../workflows/upload-finalization.workflow';
 import { workflowIds } from '../../temporal/workflow-ids';
 import { routeDefiner } from '../route';
 import { z } from '../openapi';
 import type { AppContext } from '../context';
-import { nodeName } from './files.router';
-import { nodeSchema, presentNode, presentUploadSession, presentVersion, uploadSessionSchema, versionSchema } from '../file-presenters';
+import { nodeName } from '../node-name';
+import { chunkCheckSchema, chunkReceiptSchema, finalizingSchema, presentUploadSession, uploadSessionSchema } from '../presenters/uploads';
+import { commitSchema, presentCommit } from '../presenters/versions';
+import { readBounded } from '../request-body';
 import { resultWithin, startOrAttach } from '../workflow-starter';
 import { uploadDeps, uploadLimits } from '../upload-deps';
 
 const idParam = z.object({ id: z.string().max(64) });
 const sha256 = z.string().regex(/^[0-9a-fA-F]{64}$/, 'a 64-character hex SHA-256');
 
-async function presentSession(ctx: AppContext, session: Awaited<ReturnType<typeof uploads.getOwnSession>>) {
-  return presentUploadSession(session, await uploads.receivedChunks(ctx.deps.db, session), uploads.isExpired(session));
-}
-
-
 async function answerCompleted(ctx: AppContext, fileId: string, versionId: string) {
-  const file = await ctx.deps.db.selectFrom('nodes').selectAll().where('id', '=', fileId).executeTakeFirstOrThrow();
-  const version = await ctx.deps.db.selectFrom('versions').selectAll().where('id', '=', versionId).executeTakeFirstOrThrow();
   ctx.status = 200;
-  ctx.body = { file: presentNode(file), version: presentVersion(version, file.current_version_id) };
+  ctx.body = presentCommit(await loadCommit(ctx.deps.db, fileId, versionId));
 }
 
 /** HTTP status of each reason a finalization can be refused for (the one place reasons become HTTP). */
@@ -59,14 +54,14 @@ export function registerUploadRoutes(router: Router, registry: OpenAPIRegistry):
         name: nodeName,
         size: z.number().int().min(0),
         checksum_sha256: sha256.optional(),
-        chunk_size: z.number().int().min(uploads.minChunkSize).max(uploads.maxChunkSize).optional(),
+        chunk_size: z.number().int().min(sessions.minChunkSize).max(sessions.maxChunkSize).optional(),
         base_version_id: z.string().max(64).optional(),
       }),
       responses: { 201: { description: 'The session', schema: uploadSessionSchema } },
       errors: [409, 410, 413, 429, 507],
     },
     async (ctx, { principal, body }) => {
-      const session = await uploads.createUploadSession(
+      const session = await sessions.createUploadSession(
         ctx.deps.db,
         principal,
         {
@@ -87,14 +82,15 @@ export function registerUploadRoutes(router: Router, registry: OpenAPIRegistry):
   route(
     { method: 'get', path: '/uploads/{id}', summary: 'Session status and received chunks', tag: 'uploads', access: 'authenticated', params: idParam, responses: { 200: { description: 'The session', schema: uploadSessionSchema } } },
     async (ctx, { principal, params }) => {
-      ctx.body = await presentSession(ctx, await uploads.getOwnSession(ctx.deps.db, principal, params.id));
+      const { session, receivedChunks, expired } = await sessions.describeOwnSession(ctx.deps.db, principal, params.id);
+      ctx.body = presentUploadSession(session, receivedChunks, expired);
     },
   );
 
   route(
     { method: 'delete', path: '/uploads/{id}', summary: 'Abort an upload session', tag: 'uploads', access: 'authenticated', params: idParam, responses: { 204: { description: 'Aborted' } }, errors: [409] },
     async (ctx, { principal, params }) => {
-      await uploads.abortUpload(ctx.deps.db, principal, params.id);
+      await sessions.abortUpload(ctx.deps.db, principal, params.id);
       ctx.status = 204;
     },
   );
@@ -108,12 +104,14 @@ export function registerUploadRoutes(router: Router, registry: OpenAPIRegistry):
       access: 'authenticated',
       params: z.object({ id: z.string().max(64), index: z.string().regex(/^\d{1,9}$/) }),
       rawBody: { contentType: 'application/octet-stream', description: 'The chunk bytes: chunk_size bytes, the last chunk the remainder.' },
-      responses: { 200: { description: 'Stored', schema: z.object({ index: z.number().int(), size: z.number().int(), sha256: z.string(), deduplicated: z.boolean() }) } },
+      responses: { 200: { description: 'Stored', schema: chunkReceiptSchema } },
       errors: [400, 408, 409, 410, 413, 429, 503],
     },
     async (ctx, { principal, params }) => {
       const length = ctx.get('content-length');
-      ctx.body = await uploads.putChunk(uploadDeps(ctx), principal, params.id, Number(params.index), ctx.req, {
+      const idleMs = uploadLimits(ctx.deps).bodyIdleTimeoutMs;
+      const readBody = (expectedBytes: number) => readBounded(ctx.req, expectedBytes, idleMs);
+      ctx.body = await sessions.putChunk(uploadDeps(ctx), principal, params.id, Number(params.index), readBody, {
         contentLength: length ? Number(length) : undefined,
         sha256: ctx.get('x-chunk-sha256') || undefined,
       });
@@ -129,14 +127,14 @@ export function registerUploadRoutes(router: Router, registry: OpenAPIRegistry):
       access: 'authenticated',
       params: idParam,
       body: z.object({
-        sha256: z.array(sha256).min(1).max(uploads.maxCheckEntries),
-        attach: z.array(z.object({ index: z.number().int().min(0), sha256 })).max(uploads.maxCheckEntries).optional(),
+        sha256: z.array(sha256).min(1).max(sessions.maxCheckEntries),
+        attach: z.array(z.object({ index: z.number().int().min(0), sha256 })).max(sessions.maxCheckEntries).optional(),
       }),
-      responses: { 200: { description: 'Known hashes', schema: z.object({ known: z.array(z.string()), attached: z.array(z.number().int()) }) } },
+      responses: { 200: { description: 'Known hashes', schema: chunkCheckSchema } },
       errors: [400, 409, 410],
     },
     async (ctx, { principal, params, body }) => {
-      ctx.body = await uploads.checkAndAttach(uploadDeps(ctx), principal, params.id, body.sha256, body.attach ?? []);
+      ctx.body = await sessions.checkAndAttach(uploadDeps(ctx), principal, params.id, body.sha256, body.attach ?? []);
     },
   );
 
@@ -149,18 +147,15 @@ export function registerUploadRoutes(router: Router, registry: OpenAPIRegistry):
       access: 'authenticated',
       params: idParam,
       responses: {
-        200: { description: 'Committed', schema: z.object({ file: nodeSchema, version: versionSchema }) },
-        202: { description: 'Still finalizing', schema: z.object({ status: z.literal('finalizing'), workflow_id: z.string() }) },
+        200: { description: 'Committed', schema: commitSchema },
+        202: { description: 'Still finalizing', schema: finalizingSchema },
       },
       errors: [400, 409, 410, 423, 507],
     },
     async (ctx, { principal, params }) => {
-      const session = await uploads.getOwnSession(ctx.deps.db, principal, params.id);
-      if (session.status === 'completed') return answerCompleted(ctx, session.file_id!, session.version_id!);
-      if (uploads.isExpired(session)) throw gone('Upload session has expired', 'UPLOAD_EXPIRED');
-      if (session.status === 'failed') throw conflict(`Upload session failed: ${session.error_detail ?? ''}`, 'UPLOAD_FAILED');
-      // Permissions may have changed since the session was opened (a share grant removed): check again.
-      await accessNode(ctx.deps.db, principal, session.parent_id, 'write', { kind: 'folder' });
+      const ready = await sessions.sessionToFinalize(ctx.deps.db, principal, params.id);
+      if ('committed' in ready) return answerCompleted(ctx, ready.committed.fileId, ready.committed.versionId);
+      const { session } = ready;
       const workflowId = workflowIds.uploadFinalize(session.id);
       const { handle } = await startOrAttach(ctx, uploadFinalizationWorkflow, {
         workflowId,
@@ -175,7 +170,7 @@ export function registerUploadRoutes(router: Router, registry: OpenAPIRegistry):
       } catch (error) {
         if (!(error instanceof WorkflowFailedError)) throw error;
         // The workflow's failure path marked the session failed with the reason: answer that.
-        const failed = await uploads.getOwnSession(ctx.deps.db, principal, params.id);
+        const failed = await sessions.getOwnSession(ctx.deps.db, principal, params.id);
         throw conflict(`Upload session failed: ${failed.error_detail ?? 'finalization failed'}`, 'UPLOAD_FAILED', { reason: failed.error_code, workflow_id: workflowId });
       }
       if (!result) {

@@ -1,28 +1,23 @@
-// Upload sessions (spec §6): creation with early checks, chunk PUTs (idempotent per index, any order),
-// status, abort, dedup check, streaming hash of the whole upload, and the direct streaming upload.
-import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
-import { sql, type Transaction } from 'kysely';
-import type { Database, Db, UploadSession } from '../db/database';
+// Upload sessions (spec §6): creation with early checks and quota reservation, chunk PUTs (idempotent per
+// index, any order), status, abort and the dedup check. Finalization lives in upload-finalization.service.ts.
+import { sql } from 'kysely';
+import type { Db, UploadSession } from '../db/database';
 import { AppError, badRequest, conflict, gone, notFound, payloadTooLarge } from '../errors';
 import { newId } from '../ids';
 import type { BlobStorage } from '../storage/blob-storage';
 import { accessNode } from './access.service';
-import { chunkKey, sha256Hex, storeChunk } from './chunk-store';
+import { sha256Hex, storeChunk } from './chunk-store';
 import { getTenant } from './identity.service';
 import type { Principal } from './principal';
 import { chargeSubjects } from './quota.service';
 import { releaseReservations, reserve } from './quota-reservations.service';
-import { bodyParts, withBufferBudget, withChunkSlot, type UploadLimits } from './upload-limits';
+import { withBufferBudget, withChunkSlot, type UploadLimits } from './upload-limits';
+import { expireOverdueSessions } from './upload-finalization.service';
 import { findLiveSibling, holdLiveFolder, validName } from './tree.service';
-import { finalizationGraceHours } from '../temporal/activity-options';
-import { commitVersion, manifestFingerprint, type CommitResult } from './versions.service';
 
 export const defaultChunkSize = 8 * 1024 * 1024;
 export const minChunkSize = 64 * 1024;
 export const maxChunkSize = 64 * 1024 * 1024;
-/** Chunk reads kept in flight while hashing an upload. */
-const hashPrefetch = 4;
 /** The cap on sessions in progress per user when the caller passes none (SCAIDRIVE_UPLOAD_MAX_OPEN_SESSIONS_PER_USER). */
 const defaultMaxOpenSessionsPerUser = 100;
 /** Entries one `chunks/check` may carry (each list): bounded work per request. */
@@ -37,7 +32,7 @@ export interface UploadDeps {
   limits?: UploadLimits;
 }
 
-function requireUser(principal: Principal): string {
+export function requireUser(principal: Principal): string {
   if (principal.kind !== 'user') throw new AppError(403, 'FORBIDDEN', 'Uploads need a user token');
   return principal.userId;
 }
@@ -143,24 +138,6 @@ export function expectedChunkSize(session: UploadSession, index: number): number
   return index < session.chunk_count - 1 ? session.chunk_size : session.size - session.chunk_size * (session.chunk_count - 1);
 }
 
-/**
- * Reads a chunk body of exactly `expected` bytes into one buffer (a single copy); more → 413, before
- * buffering the excess; fewer → the caller's size check; a body stalling for `idleMs` → 408.
- */
-export async function readBounded(body: Readable, expected: number, idleMs?: number): Promise<Buffer> {
-  const data = Buffer.allocUnsafe(expected);
-  let total = 0;
-  for await (const part of bodyParts(body, idleMs)) {
-    const piece = part as Buffer;
-    if (total + piece.length > expected) {
-      throw payloadTooLarge(`Chunk body exceeds the ${expected} bytes this chunk must have`);
-    }
-    piece.copy(data, total);
-    total += piece.length;
-  }
-  return total === expected ? data : data.subarray(0, total);
-}
-
 export interface ChunkReceipt {
   index: number;
   size: number;
@@ -174,7 +151,8 @@ export async function putChunk(
   principal: Principal,
   uploadId: string,
   index: number,
-  body: Readable,
+  /** Reads the chunk's body, which must be `expectedBytes` long (the transport enforces 413 before excess bytes). */
+  readBody: (expectedBytes: number) => Promise<Buffer>,
   declared: { contentLength?: number; sha256?: string },
 ): Promise<ChunkReceipt> {
   const session = await getOwnSession(deps.db, principal, uploadId);
@@ -191,7 +169,7 @@ export async function putChunk(
   // The chunk's bytes are reserved from the process budget before a byte is read, and released on every path.
   return withChunkSlot(deps.limits, session.user_id, () =>
     withBufferBudget(deps.limits, expected, async () => {
-      const data = await readBounded(body, expected, deps.limits?.bodyIdleTimeoutMs);
+      const data = await readBody(expected);
       deps.onBytesReceived?.(data.length);
       if (data.length !== expected) throw badRequest(`Chunk ${index} must be ${expected} bytes, got ${data.length}`, 'CHUNK_SIZE_MISMATCH');
       const sha256 = sha256Hex(data);
@@ -320,207 +298,26 @@ export async function abortUpload(db: Db, principal: Principal, uploadId: string
   });
 }
 
-/**
- * Marks sessions past expires_at as expired (all of them, or one user's) and releases their reservations in
- * the same transaction. The status change and the zeroing of reserved_bytes are one statement over rows
- * locked for it, so each reservation is released exactly once; rows locked by a concurrent abort or commit
- * are skipped (that one decides).
- */
-export async function expireOverdueSessions(trx: Transaction<Database>, userId?: string): Promise<string[]> {
-  const expired = await sql<{ id: string; reserved_bytes: number; reserved_subjects: UploadSession['reserved_subjects'] }>`
-    with due as (
-      select id, reserved_bytes, reserved_subjects from upload_sessions
-      where (status in ('open', 'failed') and expires_at < now()
-          or status = 'finalizing' and expires_at < now() - make_interval(hours => ${finalizationGraceHours}))
-        ${userId ? sql`and user_id = ${userId}` : sql``}
-      order by id
-      for update skip locked)
-    update upload_sessions s
-      set status = 'expired', reserved_bytes = 0, reserved_subjects = '[]'::jsonb, updated_at = now()
-      from due where s.id = due.id
-      returning s.id, due.reserved_bytes, due.reserved_subjects`.execute(trx);
-  const ids = expired.rows.map((r) => r.id);
-  if (ids.length === 0) return ids;
-  await releaseReservations(trx, expired.rows.map((r) => ({ subjects: r.reserved_subjects, bytes: Number(r.reserved_bytes) })));
-  await trx.deleteFrom('upload_chunks').where('upload_id', 'in', ids).execute();
-  return ids;
+/** The caller's session with the chunk indexes received so far, and whether it has expired (GET /uploads/{id}). */
+export async function describeOwnSession(db: Db, principal: Principal, uploadId: string): Promise<{ session: UploadSession; receivedChunks: number[]; expired: boolean }> {
+  const session = await getOwnSession(db, principal, uploadId);
+  return { session, receivedChunks: await receivedChunks(db, session), expired: isExpired(session) };
 }
 
 /**
- * Ends a finalization that cannot succeed: finalizing → failed in one conditional UPDATE (so it happens once),
- * with the reason; the reservation is released and the session's chunk rows dropped in the same transaction,
- * so the sweep can reclaim chunk objects nothing else references. Returns false when the session was not
- * finalizing (already failed, completed or gone).
+ * Whether finalize can go ahead with the caller's session: an earlier commit is answered as it was; an
+ * expired session is 410, a failed one 409; and the caller must still be allowed to write into the folder
+ * (a share grant may have been removed since the session was opened).
  */
-export async function markUploadFailed(db: Db, uploadId: string, code: string, detail: string): Promise<boolean> {
-  return db.transaction().execute(async (trx) => {
-    const failed = await sql<{ reserved_bytes: number; reserved_subjects: UploadSession['reserved_subjects'] }>`
-      update upload_sessions s set status = 'failed', error_code = ${code}, error_detail = ${detail},
-        reserved_bytes = 0, reserved_subjects = '[]'::jsonb, updated_at = now()
-      from (select id, reserved_bytes, reserved_subjects from upload_sessions where id = ${uploadId} and status = 'finalizing' for update) before
-      where s.id = before.id
-      returning before.reserved_bytes, before.reserved_subjects`.execute(trx);
-    const row = failed.rows[0];
-    if (!row) return false;
-    await releaseReservations(trx, [{ subjects: row.reserved_subjects, bytes: Number(row.reserved_bytes) }]);
-    await trx.deleteFrom('upload_chunks').where('upload_id', '=', uploadId).execute();
-    return true;
-  });
-}
-
-/** Deletes a direct upload's own session after a failure, releasing what it reserved. */
-async function discardSession(db: Db, uploadId: string): Promise<void> {
-  await db.transaction().execute(async (trx) => {
-    const deleted = await trx.deleteFrom('upload_sessions').where('id', '=', uploadId).where('status', '!=', 'completed').returning(['reserved_bytes', 'reserved_subjects']).executeTakeFirst();
-    if (deleted) await releaseReservations(trx, [{ subjects: deleted.reserved_subjects, bytes: deleted.reserved_bytes }]);
-  });
-}
-
-/** What is still missing before a session can be finalized. */
-export async function missingChunks(db: Db, session: UploadSession): Promise<{ missing: number[]; receivedBytes: number }> {
-  const rows = await db.selectFrom('upload_chunks').select(['index', 'size']).where('upload_id', '=', session.id).execute();
-  const have = new Set(rows.map((r) => r.index));
-  const missing: number[] = [];
-  for (let i = 0; i < session.chunk_count && missing.length < 100; i++) if (!have.has(i)) missing.push(i);
-  return { missing, receivedBytes: rows.reduce((sum, r) => sum + r.size, 0) };
-}
-
-/**
- * The SHA-256 of an upload whose chunk manifest equals that of a version the tenant already stores (same
- * chunks in the same order are the same bytes), so finalize need not read the content again; else null.
- */
-export async function knownChecksumOfManifest(db: Db, session: UploadSession): Promise<string | null> {
-  const match = await db
-    .selectFrom('versions')
-    .select('checksum_sha256')
-    .where('tenant_id', '=', session.tenant_id)
-    .where('size', '=', session.size)
-    .where('manifest_sha256', '=', manifestFingerprint('upload_chunks', 'upload_id', session.id))
-    .limit(1)
-    .executeTakeFirst();
-  return match?.checksum_sha256 ?? null;
-}
-
-/**
- * Streams the session's chunks in order through SHA-256, reading the manifest a page at a time so memory
- * stays flat whatever the file size. `onProgress` gets the number of chunks hashed so far.
- */
-export async function hashUpload(deps: Pick<UploadDeps, 'db' | 'storage'>, uploadId: string, onProgress?: (chunksDone: number, bytesDone: number) => void): Promise<string> {
-  const hash = createHash('sha256');
-  let nextIndex = 0;
-  let bytes = 0;
-  for (;;) {
-    const page = await deps.db.selectFrom('upload_chunks').select(['index', 'tenant_id', 'sha256']).where('upload_id', '=', uploadId).where('index', '>=', nextIndex).orderBy('index').limit(500).execute();
-    if (page.length === 0) break;
-    // Keep a few chunk reads in flight while hashing in order: storage latency and throughput overlap with
-    // hashing (bounded memory: at most `prefetch` chunks buffered).
-    const fetchChunk = (row: (typeof page)[number]) => {
-      const read = (async () => {
-        const parts: Buffer[] = [];
-        for await (const part of await deps.storage.get(chunkKey(row.tenant_id, row.sha256))) parts.push(part as Buffer);
-        return parts;
-      })();
-      read.catch(() => undefined); // awaited in order below; a read failing early must not be "unhandled"
-      return read;
-    };
-    const inFlight = page.slice(0, hashPrefetch).map(fetchChunk);
-    for (let i = 0; i < page.length; i++) {
-      const parts = await inFlight[i]!;
-      if (i + hashPrefetch < page.length) inFlight.push(fetchChunk(page[i + hashPrefetch]!));
-      for (const part of parts) {
-        hash.update(part);
-        bytes += part.length;
-      }
-      inFlight[i] = Promise.resolve([]);
-      onProgress?.(page[i]!.index + 1, bytes);
-    }
-    nextIndex = page[page.length - 1]!.index + 1;
-  }
-  return hash.digest('hex');
-}
-
-/** Direct upload: streams the body into chunks while hashing the whole, then commits via the one commit path. */
-export async function directUpload(
-  deps: UploadDeps,
+export async function sessionToFinalize(
+  db: Db,
   principal: Principal,
-  input: { parentId: string; name: string; contentLength?: number; checksumSha256?: string; baseVersionId?: string; body: Readable },
-): Promise<CommitResult> {
-  const userId = requireUser(principal);
-  const tenant = await getTenant(deps.db, principal.tenantId);
-  const limit = tenant.settings.max_file_size_bytes;
-  if (input.contentLength !== undefined && input.contentLength > limit) {
-    throw payloadTooLarge(`File of ${input.contentLength} bytes exceeds the tenant's ${limit}-byte limit`);
-  }
-  // The session row exists from the start so every stored chunk is referenced (the sweep leaves it alone).
-  const session = await createUploadSession(
-    deps.db,
-    principal,
-    { parentId: input.parentId, name: input.name, size: input.contentLength ?? 0, chunkSize: defaultChunkSize, baseVersionId: input.baseVersionId },
-    { maxOpenSessionsPerUser: deps.limits?.maxOpenSessionsPerUser },
-  );
-  try {
-    // At most one chunk of this body is buffered at a time: that much is taken from the process budget.
-    return await withBufferBudget(deps.limits, Math.min(input.contentLength ?? defaultChunkSize, defaultChunkSize), () => streamDirectUpload(deps, session, userId, limit, input));
-  } catch (error) {
-    await discardSession(deps.db, session.id);
-    throw error;
-  }
-}
-
-async function streamDirectUpload(
-  deps: UploadDeps,
-  session: UploadSession,
-  userId: string,
-  limit: number,
-  input: { contentLength?: number; checksumSha256?: string; baseVersionId?: string; body: Readable },
-): Promise<CommitResult> {
-  {
-    const whole = createHash('sha256');
-    let index = 0;
-    let total = 0;
-    let buffered: Buffer[] = [];
-    let bufferedBytes = 0;
-    const flush = async () => {
-      const data = Buffer.concat(buffered, bufferedBytes);
-      buffered = [];
-      bufferedBytes = 0;
-      const sha256 = sha256Hex(data);
-      if (await storeChunk(deps.db, deps.storage, session.tenant_id, sha256, data)) deps.onDeduplicated?.();
-      await deps.db.insertInto('upload_chunks').values({ upload_id: session.id, index, tenant_id: session.tenant_id, user_id: userId, sha256, size: data.length }).execute();
-      index += 1;
-    };
-    for await (const part of bodyParts(input.body, deps.limits?.bodyIdleTimeoutMs)) {
-      let piece = part as Buffer;
-      total += piece.length;
-      deps.onBytesReceived?.(piece.length);
-      if (total > limit) {
-        throw payloadTooLarge(`File exceeds the tenant's ${limit}-byte limit`);
-      }
-      whole.update(piece);
-      while (piece.length > 0) {
-        const take = Math.min(piece.length, defaultChunkSize - bufferedBytes);
-        buffered.push(piece.subarray(0, take));
-        bufferedBytes += take;
-        piece = piece.subarray(take);
-        if (bufferedBytes === defaultChunkSize) await flush();
-      }
-    }
-    if (bufferedBytes > 0) await flush();
-    if (input.contentLength !== undefined && total !== input.contentLength) throw badRequest('Body shorter than Content-Length', 'INCOMPLETE_BODY');
-    const checksum = whole.digest('hex');
-    if (input.checksumSha256 && input.checksumSha256.toLowerCase() !== checksum) {
-      throw badRequest('Content does not match X-Checksum-Sha256', 'CHECKSUM_MISMATCH', { expected: input.checksumSha256.toLowerCase(), actual: checksum });
-    }
-    await deps.db.updateTable('upload_sessions').set({ size: total, chunk_count: index, status: 'finalizing' }).where('id', '=', session.id).execute();
-    return await commitVersion(deps.db, {
-      tenantId: session.tenant_id,
-      userId,
-      parentId: session.parent_id,
-      name: session.name,
-      size: total,
-      checksumSha256: checksum,
-      baseVersionId: input.baseVersionId,
-      source: { uploadId: session.id },
-    });
-  }
+  uploadId: string,
+): Promise<{ committed: { fileId: string; versionId: string } } | { session: UploadSession }> {
+  const session = await getOwnSession(db, principal, uploadId);
+  if (session.status === 'completed') return { committed: { fileId: session.file_id!, versionId: session.version_id! } };
+  if (isExpired(session)) throw gone('Upload session has expired', 'UPLOAD_EXPIRED');
+  if (session.status === 'failed') throw conflict(`Upload session failed: ${session.error_detail ?? ''}`, 'UPLOAD_FAILED');
+  await accessNode(db, principal, session.parent_id, 'write', { kind: 'folder' });
+  return { session };
 }

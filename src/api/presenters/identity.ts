@@ -1,8 +1,9 @@
-// JSON shapes of identity resources (snake_case, ISO timestamps).
-import type { ApiKey, Group, Tenant, User } from '../db/database';
-import { z } from './openapi';
-
-const iso = (value: Date | string | null) => (value === null ? null : new Date(value).toISOString());
+// JSON shapes of identity resources: users, tenants and their settings, API keys, groups, and the caller (/me).
+import type { ApiKey, Group, Space, Tenant, User } from '../../db/database';
+import type { Principal } from '../../services/principal';
+import { z } from '../openapi';
+import { presentSpace, spaceSchema } from './spaces';
+import { iso } from './time';
 
 export const userSchema = z
   .object({
@@ -26,8 +27,8 @@ export const presentUser = (user: User) => ({
   name: user.name,
   roles: user.roles,
   is_active: user.is_active,
-  created_at: iso(user.created_at)!,
-  updated_at: iso(user.updated_at)!,
+  created_at: iso(user.created_at),
+  updated_at: iso(user.updated_at),
 });
 
 export const tenantSettingsSchema = z
@@ -50,8 +51,8 @@ export const presentTenant = (tenant: Tenant) => ({
   partner_id: tenant.partner_id,
   is_active: tenant.is_active,
   settings: tenant.settings,
-  created_at: iso(tenant.created_at)!,
-  updated_at: iso(tenant.updated_at)!,
+  created_at: iso(tenant.created_at),
+  updated_at: iso(tenant.updated_at),
 });
 
 export const apiKeySchema = z
@@ -62,7 +63,7 @@ export const presentApiKey = (key: ApiKey) => ({
   id: key.id,
   name: key.name,
   scopes: key.scopes,
-  created_at: iso(key.created_at)!,
+  created_at: iso(key.created_at),
   last_used_at: iso(key.last_used_at),
   revoked_at: iso(key.revoked_at),
 });
@@ -73,5 +74,27 @@ export const presentGroup = (group: Group & { member_count?: number | null }) =>
   id: group.id,
   name: group.name,
   member_count: Number(group.member_count ?? 0),
-  created_at: iso(group.created_at)!,
+  created_at: iso(group.created_at),
 });
+
+export const meSchema = z.object({
+  kind: z.enum(['user', 'api_key']),
+  id: z.string(),
+  tenant_id: z.string(),
+  email: z.string().nullable(),
+  roles: z.array(z.string()),
+  scopes: z.array(z.string()).optional(),
+  personal_space: spaceSchema.nullable(),
+});
+
+export const presentMe = (principal: Principal, personalSpace: Space | null) =>
+  principal.kind === 'user'
+    ? {
+        kind: 'user' as const,
+        id: principal.userId,
+        tenant_id: principal.tenantId,
+        email: principal.email,
+        roles: principal.roles,
+        personal_space: personalSpace ? presentSpace(personalSpace) : null,
+      }
+    : { kind: 'api_key' as const, id: principal.apiKeyId, tenant_id: principal.tenantId, email: null, roles: [], scopes: principal.scopes, personal_space: null };

@@ -1,0 +1,52 @@
+// Reading upload request bodies: a stalled body is 408, and a body longer than allowed is 413 before the
+// excess is buffered.
+import type { Readable } from 'node:stream';
+import { AppError, payloadTooLarge } from '../errors';
+
+/**
+ * Reads a chunk body of exactly `expected` bytes into one buffer (a single copy); more → 413, before
+ * buffering the excess; fewer → the caller's size check; a body stalling for `idleMs` → 408.
+ */
+export async function readBounded(body: Readable, expected: number, idleMs?: number): Promise<Buffer> {
+  const data = Buffer.allocUnsafe(expected);
+  let total = 0;
+  for await (const piece of bodyParts(body, idleMs)) {
+    if (total + piece.length > expected) {
+      throw payloadTooLarge(`Chunk body exceeds the ${expected} bytes this chunk must have`);
+    }
+    piece.copy(data, total);
+    total += piece.length;
+  }
+  return total === expected ? data : data.subarray(0, total);
+}
+
+/**
+ * Iterates a request body, failing with 408 when no data arrives for `idleMs`. The body is not destroyed
+ * when we stop early: the socket must survive so our error response reaches the client (the error
+ * renderer then closes the connection).
+ */
+export async function* bodyParts(body: Readable, idleMs: number | undefined): AsyncGenerator<Buffer> {
+  const parts = body.iterator({ destroyOnReturn: false });
+  if (!idleMs) {
+    for await (const part of parts) yield part as Buffer;
+    return;
+  }
+  for (;;) {
+    let timer: NodeJS.Timeout | undefined;
+    const next = parts.next();
+    const stalled = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new AppError(408, 'REQUEST_TIMEOUT', `The request body stalled for more than ${idleMs / 1000} s`)), idleMs);
+    });
+    try {
+      const step = await Promise.race([next, stalled]);
+      if (step.done) return;
+      yield step.value as Buffer;
+    } catch (error) {
+      // The read still pending settles when the connection closes; nobody awaits it any more.
+      next.catch(() => undefined);
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

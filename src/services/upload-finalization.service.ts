@@ -1,0 +1,124 @@
+// What upload finalization and its activities use: the missing-chunk check, the manifest shortcut, streaming
+// hashing of the whole upload, marking a finalization failed, and the expiry of overdue sessions.
+import { createHash } from 'node:crypto';
+import { sql, type Transaction } from 'kysely';
+import type { Database, Db, UploadSession } from '../db/database';
+import type { BlobStorage } from '../storage/blob-storage';
+import { finalizationGraceHours } from '../temporal/activity-options';
+import { chunkKey } from './chunk-store';
+import { releaseReservations } from './quota-reservations.service';
+import { manifestFingerprint } from './versions.service';
+
+/** Chunk reads kept in flight while hashing an upload. */
+const hashPrefetch = 4;
+
+/**
+ * Marks sessions past expires_at as expired (all of them, or one user's) and releases their reservations in
+ * the same transaction. The status change and the zeroing of reserved_bytes are one statement over rows
+ * locked for it, so each reservation is released exactly once; rows locked by a concurrent abort or commit
+ * are skipped (that one decides).
+ */
+export async function expireOverdueSessions(trx: Transaction<Database>, userId?: string): Promise<string[]> {
+  const expired = await sql<{ id: string; reserved_bytes: number; reserved_subjects: UploadSession['reserved_subjects'] }>`
+    with due as (
+      select id, reserved_bytes, reserved_subjects from upload_sessions
+      where (status in ('open', 'failed') and expires_at < now()
+          or status = 'finalizing' and expires_at < now() - make_interval(hours => ${finalizationGraceHours}))
+        ${userId ? sql`and user_id = ${userId}` : sql``}
+      order by id
+      for update skip locked)
+    update upload_sessions s
+      set status = 'expired', reserved_bytes = 0, reserved_subjects = '[]'::jsonb, updated_at = now()
+      from due where s.id = due.id
+      returning s.id, due.reserved_bytes, due.reserved_subjects`.execute(trx);
+  const ids = expired.rows.map((r) => r.id);
+  if (ids.length === 0) return ids;
+  await releaseReservations(trx, expired.rows.map((r) => ({ subjects: r.reserved_subjects, bytes: Number(r.reserved_bytes) })));
+  await trx.deleteFrom('upload_chunks').where('upload_id', 'in', ids).execute();
+  return ids;
+}
+
+/**
+ * Ends a finalization that cannot succeed: finalizing → failed in one conditional UPDATE (so it happens once),
+ * with the reason; the reservation is released and the session's chunk rows dropped in the same transaction,
+ * so the sweep can reclaim chunk objects nothing else references. Returns false when the session was not
+ * finalizing (already failed, completed or gone).
+ */
+export async function markUploadFailed(db: Db, uploadId: string, code: string, detail: string): Promise<boolean> {
+  return db.transaction().execute(async (trx) => {
+    const failed = await sql<{ reserved_bytes: number; reserved_subjects: UploadSession['reserved_subjects'] }>`
+      update upload_sessions s set status = 'failed', error_code = ${code}, error_detail = ${detail},
+        reserved_bytes = 0, reserved_subjects = '[]'::jsonb, updated_at = now()
+      from (select id, reserved_bytes, reserved_subjects from upload_sessions where id = ${uploadId} and status = 'finalizing' for update) before
+      where s.id = before.id
+      returning before.reserved_bytes, before.reserved_subjects`.execute(trx);
+    const row = failed.rows[0];
+    if (!row) return false;
+    await releaseReservations(trx, [{ subjects: row.reserved_subjects, bytes: Number(row.reserved_bytes) }]);
+    await trx.deleteFrom('upload_chunks').where('upload_id', '=', uploadId).execute();
+    return true;
+  });
+}
+
+/** What is still missing before a session can be finalized. */
+export async function missingChunks(db: Db, session: UploadSession): Promise<{ missing: number[]; receivedBytes: number }> {
+  const rows = await db.selectFrom('upload_chunks').select(['index', 'size']).where('upload_id', '=', session.id).execute();
+  const have = new Set(rows.map((r) => r.index));
+  const missing: number[] = [];
+  for (let i = 0; i < session.chunk_count && missing.length < 100; i++) if (!have.has(i)) missing.push(i);
+  return { missing, receivedBytes: rows.reduce((sum, r) => sum + r.size, 0) };
+}
+
+/**
+ * The SHA-256 of an upload whose chunk manifest equals that of a version the tenant already stores (same
+ * chunks in the same order are the same bytes), so finalize need not read the content again; else null.
+ */
+export async function knownChecksumOfManifest(db: Db, session: UploadSession): Promise<string | null> {
+  const match = await db
+    .selectFrom('versions')
+    .select('checksum_sha256')
+    .where('tenant_id', '=', session.tenant_id)
+    .where('size', '=', session.size)
+    .where('manifest_sha256', '=', manifestFingerprint('upload_chunks', 'upload_id', session.id))
+    .limit(1)
+    .executeTakeFirst();
+  return match?.checksum_sha256 ?? null;
+}
+
+/**
+ * Streams the session's chunks in order through SHA-256, reading the manifest a page at a time so memory
+ * stays flat whatever the file size. `onProgress` gets the number of chunks hashed so far.
+ */
+export async function hashUpload(deps: { db: Db; storage: BlobStorage }, uploadId: string, onProgress?: (chunksDone: number, bytesDone: number) => void): Promise<string> {
+  const hash = createHash('sha256');
+  let nextIndex = 0;
+  let bytes = 0;
+  for (;;) {
+    const page = await deps.db.selectFrom('upload_chunks').select(['index', 'tenant_id', 'sha256']).where('upload_id', '=', uploadId).where('index', '>=', nextIndex).orderBy('index').limit(500).execute();
+    if (page.length === 0) break;
+    // Keep a few chunk reads in flight while hashing in order: storage latency and throughput overlap with
+    // hashing (bounded memory: at most `prefetch` chunks buffered).
+    const fetchChunk = (row: (typeof page)[number]) => {
+      const read = (async () => {
+        const parts: Buffer[] = [];
+        for await (const part of await deps.storage.get(chunkKey(row.tenant_id, row.sha256))) parts.push(part as Buffer);
+        return parts;
+      })();
+      read.catch(() => undefined); // awaited in order below; a read failing early must not be "unhandled"
+      return read;
+    };
+    const inFlight = page.slice(0, hashPrefetch).map(fetchChunk);
+    for (let i = 0; i < page.length; i++) {
+      const parts = await inFlight[i]!;
+      if (i + hashPrefetch < page.length) inFlight.push(fetchChunk(page[i + hashPrefetch]!));
+      for (const part of parts) {
+        hash.update(part);
+        bytes += part.length;
+      }
+      inFlight[i] = Promise.resolve([]);
+      onProgress?.(page[i]!.index + 1, bytes);
+    }
+    nextIndex = page[page.length - 1]!.index + 1;
+  }
+  return hash.digest('hex');
+}
