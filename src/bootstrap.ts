@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { Config } from './config';
 import { createDb } from './db/database';
 import { createLogger } from './logger';
-import { createBlobStorage } from './storage/blob-storage';
+import { createBlobStorage } from './storage/create-blob-storage';
 import { createTemporalClient } from './temporal/client';
 import { taskQueues } from './temporal/task-queues';
 import { loadDevIssuer } from './auth/dev-issuer';

@@ -55,6 +55,7 @@ export async function directUpload(
   }
 }
 
+/** Cuts the body into chunks of the default size as it arrives (at most one chunk buffered), hashes the whole, and commits. */
 async function streamDirectUpload(
   deps: UploadDeps,
   session: UploadSession,
@@ -62,53 +63,51 @@ async function streamDirectUpload(
   limit: number,
   input: { contentLength?: number; checksumSha256?: string; baseVersionId?: string; body: AsyncIterable<Buffer> },
 ): Promise<CommitResult> {
-  {
-    const whole = createHash('sha256');
-    let index = 0;
-    let total = 0;
-    let buffered: Buffer[] = [];
-    let bufferedBytes = 0;
-    const flush = async () => {
-      const data = Buffer.concat(buffered, bufferedBytes);
-      buffered = [];
-      bufferedBytes = 0;
-      const sha256 = sha256Hex(data);
-      if (await storeChunk(deps.db, deps.storage, session.tenant_id, sha256, data)) deps.onDeduplicated?.();
-      await deps.db.insertInto('upload_chunks').values({ upload_id: session.id, index, tenant_id: session.tenant_id, user_id: userId, sha256, size: data.length }).execute();
-      index += 1;
-    };
-    for await (const part of input.body) {
-      let piece = part;
-      total += piece.length;
-      deps.onBytesReceived?.(piece.length);
-      if (total > limit) {
-        throw payloadTooLarge(`File exceeds the tenant's ${limit}-byte limit`);
-      }
-      whole.update(piece);
-      while (piece.length > 0) {
-        const take = Math.min(piece.length, defaultChunkSize - bufferedBytes);
-        buffered.push(piece.subarray(0, take));
-        bufferedBytes += take;
-        piece = piece.subarray(take);
-        if (bufferedBytes === defaultChunkSize) await flush();
-      }
+  const whole = createHash('sha256');
+  let index = 0;
+  let total = 0;
+  let buffered: Buffer[] = [];
+  let bufferedBytes = 0;
+  const flush = async () => {
+    const data = Buffer.concat(buffered, bufferedBytes);
+    buffered = [];
+    bufferedBytes = 0;
+    const sha256 = sha256Hex(data);
+    if (await storeChunk(deps.db, deps.storage, session.tenant_id, sha256, data)) deps.onDeduplicated?.();
+    await deps.db.insertInto('upload_chunks').values({ upload_id: session.id, index, tenant_id: session.tenant_id, user_id: userId, sha256, size: data.length }).execute();
+    index += 1;
+  };
+  for await (const part of input.body) {
+    let piece = part;
+    total += piece.length;
+    deps.onBytesReceived?.(piece.length);
+    if (total > limit) {
+      throw payloadTooLarge(`File exceeds the tenant's ${limit}-byte limit`);
     }
-    if (bufferedBytes > 0) await flush();
-    if (input.contentLength !== undefined && total !== input.contentLength) throw badRequest('Body shorter than Content-Length', 'INCOMPLETE_BODY');
-    const checksum = whole.digest('hex');
-    if (input.checksumSha256 && input.checksumSha256.toLowerCase() !== checksum) {
-      throw badRequest('Content does not match X-Checksum-Sha256', 'CHECKSUM_MISMATCH', { expected: input.checksumSha256.toLowerCase(), actual: checksum });
+    whole.update(piece);
+    while (piece.length > 0) {
+      const take = Math.min(piece.length, defaultChunkSize - bufferedBytes);
+      buffered.push(piece.subarray(0, take));
+      bufferedBytes += take;
+      piece = piece.subarray(take);
+      if (bufferedBytes === defaultChunkSize) await flush();
     }
-    await deps.db.updateTable('upload_sessions').set({ size: total, chunk_count: index, status: 'finalizing' }).where('id', '=', session.id).execute();
-    return await commitVersion(deps.db, {
-      tenantId: session.tenant_id,
-      userId,
-      parentId: session.parent_id,
-      name: session.name,
-      size: total,
-      checksumSha256: checksum,
-      baseVersionId: input.baseVersionId,
-      source: { uploadId: session.id },
-    });
   }
+  if (bufferedBytes > 0) await flush();
+  if (input.contentLength !== undefined && total !== input.contentLength) throw badRequest('Body shorter than Content-Length', 'INCOMPLETE_BODY');
+  const checksum = whole.digest('hex');
+  if (input.checksumSha256 && input.checksumSha256.toLowerCase() !== checksum) {
+    throw badRequest('Content does not match X-Checksum-Sha256', 'CHECKSUM_MISMATCH', { expected: input.checksumSha256.toLowerCase(), actual: checksum });
+  }
+  await deps.db.updateTable('upload_sessions').set({ size: total, chunk_count: index, status: 'finalizing' }).where('id', '=', session.id).execute();
+  return await commitVersion(deps.db, {
+    tenantId: session.tenant_id,
+    userId,
+    parentId: session.parent_id,
+    name: session.name,
+    size: total,
+    checksumSha256: checksum,
+    baseVersionId: input.baseVersionId,
+    source: { uploadId: session.id },
+  });
 }

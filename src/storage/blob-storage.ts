@@ -1,8 +1,5 @@
-// The blob storage interface shared by the S3 and filesystem drivers, and the factory choosing one from config.
+// The blob storage interface shared by the S3 and filesystem drivers (the factory is in create-blob-storage.ts).
 import type { Readable } from 'node:stream';
-import type { Config } from '../config';
-import { FilesystemStorage } from './filesystem-storage';
-import { S3Storage } from './s3-storage';
 
 export interface ByteRange {
   /** First byte, inclusive. */
@@ -35,8 +32,4 @@ export class BlobNotFoundError extends Error {
     super(`Blob ${key} not found`);
     this.name = 'BlobNotFoundError';
   }
-}
-
-export function createBlobStorage(storage: Config['storage']): BlobStorage {
-  return storage.driver === 's3' ? new S3Storage(storage) : new FilesystemStorage(storage.path);
 }

@@ -126,6 +126,9 @@ function databaseUnavailable(ctx: AppContext, error: unknown, pgCode: unknown): 
     return new AppError(503, 'SERVICE_UNAVAILABLE', detail, undefined, { 'Retry-After': String(seconds) });
   };
   if (pgCode === '57014') return retry('The database did not answer in time; retry later', 5);
+  // Lock order is fixed by design; should two transactions still deadlock (or a serialisation check fail), the
+  // one PostgreSQL aborted changed nothing and can simply be sent again.
+  if (pgCode === '40P01' || pgCode === '40001') return retry('A concurrent change got in the way; retry the request', 1);
   if (/timeout exceeded when trying to connect/i.test(message)) return retry('All database connections are busy; retry shortly', 1);
   if (typeof pgCode === 'string' && unavailableCodes.has(pgCode)) return retry('The database is unavailable; retry later', 5);
   if (pgCode === 'ECONNREFUSED' || pgCode === 'ECONNRESET' || /Connection terminated/i.test(message)) return retry('The database is unavailable; retry later', 5);
