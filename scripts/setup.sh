@@ -34,7 +34,11 @@ done
 for pid in "${pids[@]}"; do wait "$pid"; done
 
 # Debian packages the stack needs (none yet beyond the machine's; listed here as they arrive).
-packages=(chromium)  # headless browser for the Swagger UI test
+packages=(
+  chromium  # headless browser for the Swagger UI test
+  samba     # smbd: the real SMB server the SMB connector tests start privately
+  smbclient # Samba's own client: tests cross-check what the server allows
+)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

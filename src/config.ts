@@ -18,7 +18,7 @@ const url = (...schemes: string[]) =>
   z
     .string()
     .url()
-    .refine((value) => schemes.includes(new URL(value).protocol.replace(/:$/, '')), { error: `expected a ${schemes.join(' or ')} URL` });
+    .refine((value) => URL.canParse(value) && schemes.includes(new URL(value).protocol.replace(/:$/, '')), { error: `expected a ${schemes.join(' or ')} URL` });
 const httpUrl = url('http', 'https');
 const csv = z.string().transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
 

@@ -6,12 +6,15 @@ import type { BlobStorage } from '../storage/blob-storage';
 import { createIdentityActivities } from './identity.activities';
 import { createUploadActivities } from './upload.activities';
 import { createMaintenanceActivities } from './maintenance.activities';
+import { createConnectorActivities } from './connector.activities';
 
 export interface ActivityDeps {
   config: Config;
   db: Db;
   storage: BlobStorage;
   logger: Logger;
+  /** 32 bytes derived from SCAIDRIVE_SECRET_KEY: opens connector secrets. */
+  secretKey: Buffer;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -19,5 +22,6 @@ export function createActivities(deps: ActivityDeps) {
     ...createIdentityActivities(deps),
     ...createUploadActivities(deps),
     ...createMaintenanceActivities(deps),
+    ...createConnectorActivities(deps),
   };
 }

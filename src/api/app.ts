@@ -16,6 +16,7 @@ import { registerQuotaRoutes } from './routes/quotas.router';
 import { registerShareRoutes } from './routes/shares.router';
 import { registerLinkRoutes } from './routes/links.router';
 import { registerWorkflowRoutes } from './routes/workflows.router';
+import { registerConnectorRoutes } from './routes/connectors.router';
 import { createDocsRouter } from './routes/docs.router';
 
 export function createApp(deps: AppDeps) {
@@ -38,6 +39,7 @@ export function createApp(deps: AppDeps) {
   registerShareRoutes(api, registry);
   registerLinkRoutes(api, registry);
   registerWorkflowRoutes(api, registry);
+  registerConnectorRoutes(api, registry);
 
   const docs = createDocsRouter(deps, registry);
 

@@ -317,6 +317,89 @@ export interface AuditLogTable {
   at: Generated<Date>;
 }
 
+export type ConnectorKind = 'smb' | 'sharepoint';
+export type ConflictResolution = 'overwrite' | 'keep_both' | 'skip' | 'manual';
+export type ConnectorSchedule = { cron: string } | { interval_seconds: number };
+
+/** A source ScaiDrive imports from; `settings` holds the non-secret fields, the secret is AES-256-GCM sealed. */
+export interface ConnectorsTable {
+  id: string;
+  tenant_id: string;
+  kind: ConnectorKind;
+  name: string;
+  settings: Json<Record<string, unknown>>;
+  secret_ciphertext: string;
+  secret_key_id: string;
+  target_folder_id: string;
+  exclude_patterns: Json<string[]>;
+  conflict_resolution: ConflictResolution;
+  schedule: Json<ConnectorSchedule | null>;
+  directory_timeout_seconds: number;
+  enabled: Generated<boolean>;
+  created_by: string;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export type ConnectorJobStatus = 'queued' | 'running' | 'succeeded' | 'partially_failed' | 'failed' | 'canceled';
+export type ConnectorJobTrigger = 'manual' | 'schedule' | 'retry';
+
+export interface ConnectorJobsTable {
+  id: string;
+  tenant_id: string;
+  connector_id: string;
+  status: Generated<ConnectorJobStatus>;
+  trigger: ConnectorJobTrigger;
+  retry_of: string | null;
+  workflow_id: string;
+  run_id: string | null;
+  created_by: string | null;
+  created_at: Generated<Date>;
+  started_at: Date | null;
+  finished_at: Date | null;
+  files_scanned: Generated<number>;
+  files_added: Generated<number>;
+  files_updated: Generated<number>;
+  files_deleted: Generated<number>;
+  files_skipped: Generated<number>;
+  bytes: Generated<number>;
+  error_count: Generated<number>;
+  error_code: string | null;
+  error_status: number | null;
+  error_detail: string | null;
+}
+
+export interface ConnectorJobErrorsTable {
+  id: Generated<number>;
+  job_id: string;
+  path: string;
+  code: string;
+  reason: string;
+  at: Generated<Date>;
+}
+
+export interface ConnectorJobLogTable {
+  id: Generated<number>;
+  job_id: string;
+  line: string;
+  at: Generated<Date>;
+}
+
+/** Per connector and source path: what was imported last, and an import in flight. */
+export interface ConnectorImportStateTable {
+  connector_id: string;
+  path: string;
+  tenant_id: string;
+  size: number | null;
+  mtime: Date | null;
+  file_id: string | null;
+  version_id: string | null;
+  last_seen_job_id: string | null;
+  pending_upload_id: string | null;
+  pending_size: number | null;
+  pending_mtime: Date | null;
+}
+
 export interface Database {
   share_members: ShareMembersTable;
   invitations: InvitationsTable;
@@ -343,6 +426,11 @@ export interface Database {
   group_members: GroupMembersTable;
   api_keys: ApiKeysTable;
   identity_events: IdentityEventsTable;
+  connectors: ConnectorsTable;
+  connector_jobs: ConnectorJobsTable;
+  connector_job_errors: ConnectorJobErrorsTable;
+  connector_job_log: ConnectorJobLogTable;
+  connector_import_state: ConnectorImportStateTable;
 }
 
 export type Tenant = Selectable<TenantsTable>;
@@ -356,6 +444,8 @@ export type UploadSession = Selectable<UploadSessionsTable>;
 export type ShareMember = Selectable<ShareMembersTable>;
 export type Invitation = Selectable<InvitationsTable>;
 export type Link = Selectable<LinksTable>;
+export type Connector = Selectable<ConnectorsTable>;
+export type ConnectorJob = Selectable<ConnectorJobsTable>;
 
 export type Db = Kysely<Database>;
 

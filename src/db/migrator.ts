@@ -9,6 +9,7 @@ import * as namesAndTree from './migrations/2026_12_03_0001_names_and_tree';
 import * as uploadReservations from './migrations/2026_12_03_0002_upload_reservations';
 import * as linkLimits from './migrations/2026_12_03_0003_link_limits';
 import * as identityLimits from './migrations/2026_12_03_0004_identity_limits';
+import * as connectors from './migrations/2026_12_03_0005_connectors';
 
 export const migrations: Record<string, Migration> = {
   '2026_11_22_0001_identity': identity,
@@ -18,6 +19,7 @@ export const migrations: Record<string, Migration> = {
   '2026_12_03_0002_upload_reservations': uploadReservations,
   '2026_12_03_0003_link_limits': linkLimits,
   '2026_12_03_0004_identity_limits': identityLimits,
+  '2026_12_03_0005_connectors': connectors,
 };
 
 export function createMigrator(db: Db): Migrator {

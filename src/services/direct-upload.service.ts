@@ -2,7 +2,7 @@
 // whole is hashed, under a session row of its own, then committed through the one commit path.
 import { createHash } from 'node:crypto';
 import type { Db, UploadSession } from '../db/database';
-import { badRequest, payloadTooLarge } from '../errors';
+import { badRequest, conflict, payloadTooLarge } from '../errors';
 import { sha256Hex, storeChunk } from './chunk-store';
 import { getTenant } from './identity.service';
 import type { Principal } from './principal';
@@ -99,7 +99,15 @@ async function streamDirectUpload(
   if (input.checksumSha256 && input.checksumSha256.toLowerCase() !== checksum) {
     throw badRequest('Content does not match X-Checksum-Sha256', 'CHECKSUM_MISMATCH', { expected: input.checksumSha256.toLowerCase(), actual: checksum });
   }
-  await deps.db.updateTable('upload_sessions').set({ size: total, chunk_count: index, status: 'finalizing' }).where('id', '=', session.id).execute();
+  // The session's own transition, still one conditional statement: only an open session is frozen for commit.
+  const frozen = await deps.db
+    .updateTable('upload_sessions')
+    .set({ size: total, chunk_count: index, status: 'finalizing' })
+    .where('id', '=', session.id)
+    .where('status', '=', 'open')
+    .returning('id')
+    .executeTakeFirst();
+  if (!frozen) throw conflict('The upload session changed while the body was read', 'UPLOAD_CHANGED');
   return await commitVersion(deps.db, {
     tenantId: session.tenant_id,
     userId,

@@ -194,6 +194,14 @@ export function assertAddressAllowed(link: Link, address: string): void {
   }
 }
 
+/** The link a recipient is proving something to (password, email): it must exist (404), be live (410) and allow the address (403). */
+export async function findLiveLinkFrom(db: Db, token: string, address: string): Promise<LinkTarget> {
+  const target = await findLinkByToken(db, token);
+  assertLinkLive(target);
+  assertAddressAllowed(target.link, address);
+  return target;
+}
+
 /** An address is allowed when it is on the list or its exact domain is (`@example.com` does not cover subdomains). */
 export function emailAllowed(link: Link, email: string): boolean {
   const address = email.trim().toLowerCase();

@@ -3,7 +3,8 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Db, Node, Version } from '../db/database';
 import { forbidden, gone, notFound } from '../errors';
-import { loadVersion } from './versions.service';
+import type { Principal } from './principal';
+import { loadVersion, readableFileVersion } from './versions.service';
 
 export interface DownloadGrant {
   tenantId: string;
@@ -21,6 +22,14 @@ function mac(key: Buffer, payload: string): string {
 export function signDownload(key: Buffer, grant: DownloadGrant): string {
   const payload = Buffer.from(JSON.stringify([grant.tenantId, grant.fileId, grant.versionId, grant.expiresAt])).toString('base64url');
   return `${payload}.${mac(key, payload)}`;
+}
+
+/** A signed URL for the current version of a file the caller may read, valid for downloadUrlTtlSeconds. */
+export async function issueDownloadUrl(db: Db, key: Buffer, principal: Principal, fileId: string, publicUrl: string): Promise<{ url: string; expiresAt: Date }> {
+  const { file, version } = await readableFileVersion(db, principal, fileId);
+  const expiresAt = Math.floor(Date.now() / 1000) + downloadUrlTtlSeconds;
+  const token = signDownload(key, { tenantId: file.tenant_id, fileId: file.id, versionId: version.id, expiresAt });
+  return { url: `${publicUrl}/api/v1/downloads/${token}`, expiresAt: new Date(expiresAt * 1000) };
 }
 
 export function verifyDownload(key: Buffer, token: string): DownloadGrant {

@@ -34,6 +34,24 @@ export const tenantRecalculation: ActivityOptions = {
 };
 
 /**
+ * Connector sync: one page of a source directory (list, diff, import its files). Heartbeats per file, so a
+ * killed worker is noticed within the heartbeat timeout; an unreachable source is retried a few times, then
+ * the job fails with 502 semantics.
+ */
+export const connectorPage: ActivityOptions = {
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 4 },
+};
+
+/** Connector job bookkeeping (start, finish, trash vanished files): database only. */
+export const connectorBookkeeping: ActivityOptions = {
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 20 },
+};
+
+/**
  * The longest a finalization can take (hashing's start-to-close plus slack): a session still `finalizing`
  * this long after it expired has no workflow left working on it, and expiry may take it.
  */

@@ -5,6 +5,9 @@ export const workflowIds = {
   uploadFinalize: (uploadId: string) => `upload-finalize/${uploadId}`,
   quotaRecalc: (tenantId: string) => `quota-recalc/${tenantId}`,
   trashCleanup: 'trash-cleanup',
+  connectorSync: (connectorId: string, jobId: string) => `connector-sync/${connectorId}/${jobId}`,
+  /** A connector's Temporal Schedule; each firing runs `connector-schedule/{connector_id}-{time}`, which starts a sync job. */
+  connectorSchedule: (connectorId: string) => `connector-schedule/${connectorId}`,
 };
 
 /** Each kind and the workflow type (function name) that runs it. */
@@ -13,6 +16,8 @@ export const workflowKinds = {
   'upload-finalize': 'uploadFinalizationWorkflow',
   'quota-recalc': 'quotaRecalculationWorkflow',
   'trash-cleanup': 'trashCleanupWorkflow',
+  'connector-sync': 'connectorSyncWorkflow',
+  'connector-schedule': 'connectorScheduledSyncWorkflow',
 } as const;
 
 export type WorkflowKind = keyof typeof workflowKinds;

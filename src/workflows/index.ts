@@ -3,3 +3,4 @@ export { identityEventWorkflow } from './identity-event.workflow';
 export { uploadFinalizationWorkflow } from './upload-finalization.workflow';
 export { trashCleanupWorkflow } from './trash-cleanup.workflow';
 export { quotaRecalculationWorkflow } from './quota-recalculation.workflow';
+export { connectorSyncWorkflow, connectorScheduledSyncWorkflow } from './connector-sync.workflow';

@@ -68,7 +68,10 @@ async function auditApiKeyRequest(ctx: AppContext, route: string): Promise<void>
 
 function renderError(ctx: AppContext, error: unknown): void {
   const appError = toAppError(ctx, error);
-  ctx.status = appError.status;
+  // An error carrying no valid status must still answer in our shape (Koa would throw on it and answer plain text).
+  const valid = Number.isInteger(appError.status) && appError.status >= 400 && appError.status <= 599;
+  if (!valid) ctx.state.log.error({ err: error, status: appError.status }, 'error with an invalid status');
+  ctx.status = valid ? appError.status : 500;
   // A request body we stopped reading (413, a refused upload) must not be parsed as the next request.
   if (!ctx.req.complete) ctx.set('Connection', 'close');
   for (const [name, value] of Object.entries(appError.headers ?? {})) ctx.set(name, value);

@@ -6,13 +6,14 @@ import { spacesOf } from '../../services/spaces.service';
 import * as tree from '../../services/tree.service';
 import { copyFile, listFileVersions, readableFileVersion, restoreVersion } from '../../services/versions.service';
 import { directUpload } from '../../services/direct-upload.service';
-import { downloadUrlTtlSeconds, openSignedDownload, signDownload } from '../../services/signed-urls';
+import { issueDownloadUrl, openSignedDownload } from '../../services/signed-urls';
 import { routeDefiner } from '../route';
 import { z } from '../openapi';
 import { decodeCursor, pageQuery, pageSchema, toPage } from '../pagination';
 import { nodeName } from '../node-name';
 import { nodeSchema, presentNode } from '../presenters/nodes';
 import { presentSpace, spaceSchema } from '../presenters/spaces';
+import { iso } from '../presenters/time';
 import { commitSchema, presentCommit, presentVersion, versionSchema } from '../presenters/versions';
 import { sendVersionContent } from '../content-response';
 import { bodyParts } from '../request-body';
@@ -188,10 +189,8 @@ export function registerFileRoutes(router: Router, registry: OpenAPIRegistry): v
       errors: [410],
     },
     async (ctx, { principal, params }) => {
-      const { file, version } = await readableFileVersion(ctx.deps.db, principal, params.id);
-      const expiresAt = Math.floor(Date.now() / 1000) + downloadUrlTtlSeconds;
-      const token = signDownload(ctx.deps.secretKey, { tenantId: file.tenant_id, fileId: file.id, versionId: version.id, expiresAt });
-      ctx.body = { url: `${ctx.deps.config.publicUrl}/api/v1/downloads/${token}`, expires_at: new Date(expiresAt * 1000).toISOString() };
+      const { url, expiresAt } = await issueDownloadUrl(ctx.deps.db, ctx.deps.secretKey, principal, params.id, ctx.deps.config.publicUrl);
+      ctx.body = { url, expires_at: iso(expiresAt) };
     },
   );
 

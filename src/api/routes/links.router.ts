@@ -286,10 +286,8 @@ export function registerLinkRoutes(router: Router, registry: OpenAPIRegistry): v
       errors: recipientErrors,
     },
     async (ctx, { params, body }) => {
-      const target = await links.findLinkByToken(ctx.deps.db, params.token);
       const address = clientAddress(ctx);
-      links.assertLinkLive(target);
-      links.assertAddressAllowed(target.link, address);
+      const target = await links.findLiveLinkFrom(ctx.deps.db, params.token, address);
       await links.checkLinkPassword(ctx.deps, target.link, address, body.password);
       // A verified email of an earlier session of this link is kept, so the two proofs can come in any order.
       sendSession(ctx, extendLinkSession(target.link.id, sessionOf(ctx, target.link.id), { password: true }));
@@ -309,10 +307,8 @@ export function registerLinkRoutes(router: Router, registry: OpenAPIRegistry): v
       errors: [403, 410, 429],
     },
     async (ctx, { params, body }) => {
-      const target = await links.findLinkByToken(ctx.deps.db, params.token);
       const address = clientAddress(ctx);
-      links.assertLinkLive(target);
-      links.assertAddressAllowed(target.link, address);
+      const target = await links.findLiveLinkFrom(ctx.deps.db, params.token, address);
       await links.sendLinkEmailCode(ctx.deps.db, ctx.deps.secretKey, target.link, body.email, address);
       ctx.status = 202;
       ctx.body = { detail: 'If this address may open the link, a code has been sent to it' };
@@ -332,10 +328,8 @@ export function registerLinkRoutes(router: Router, registry: OpenAPIRegistry): v
       errors: [403, 410, 429],
     },
     async (ctx, { params, body }) => {
-      const target = await links.findLinkByToken(ctx.deps.db, params.token);
       const address = clientAddress(ctx);
-      links.assertLinkLive(target);
-      links.assertAddressAllowed(target.link, address);
+      const target = await links.findLiveLinkFrom(ctx.deps.db, params.token, address);
       const email = await links.confirmLinkEmailCode(ctx.deps.db, ctx.deps.secretKey, target.link, body.email, body.code, address);
       sendSession(ctx, extendLinkSession(target.link.id, sessionOf(ctx, target.link.id), { email }));
     },

@@ -1,0 +1,135 @@
+// Activities of the connector-sync workflow. Each is idempotent: a retried page re-lists and finds imported
+// files unchanged (or recovers an import cut short), and job transitions are conditional UPDATEs.
+import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
+import type { Db } from '../db/database';
+import type { Logger } from '../logger';
+import type { BlobStorage } from '../storage/blob-storage';
+import { openSource } from '../connectors';
+import { SourceAuthError, SourceUnreachableError, type ConnectorSource } from '../connectors/source';
+import { connectorSecret, failJob } from '../services/connectors.service';
+import { AppError } from '../errors';
+import {
+  beginJob,
+  createScheduledJob,
+  finishJob,
+  loadRunningJob,
+  markJobCanceled,
+  syncPage,
+  trashVanished,
+  type PageInput,
+  type PageResult,
+} from '../services/connector-sync.service';
+
+export interface ConnectorActivityDeps {
+  db: Db;
+  storage: BlobStorage;
+  logger: Logger;
+  secretKey: Buffer;
+}
+
+/** Failure types the workflow maps to job outcomes (HTTP semantics in the job row). */
+export const connectorFailureTypes = { auth: 'CONNECTOR_AUTH_FAILED', unreachable: 'CONNECTOR_UNREACHABLE', secret: 'CONNECTOR_SECRET_KEY_MISMATCH' } as const;
+
+/**
+ * Open source sessions per job in this worker, so the pages of one job reuse one connection (and a
+ * directory's page tokens stay valid). Closed when the job ends or after a minute unused.
+ */
+const openSources = new Map<string, { source: ConnectorSource; timer: NodeJS.Timeout }>();
+
+async function closeSource(jobId: string): Promise<void> {
+  const open = openSources.get(jobId);
+  if (!open) return;
+  openSources.delete(jobId);
+  clearTimeout(open.timer);
+  await open.source.close().catch(() => undefined);
+}
+
+export function createConnectorActivities(deps: ConnectorActivityDeps) {
+  async function sourceFor(jobId: string, context: NonNullable<Awaited<ReturnType<typeof loadRunningJob>>>): Promise<ConnectorSource> {
+    const open = openSources.get(jobId);
+    if (open) {
+      open.timer.refresh();
+      return open.source;
+    }
+    let secret;
+    try {
+      secret = connectorSecret(deps.secretKey, context.connector);
+    } catch (error) {
+      if (error instanceof AppError) throw ApplicationFailure.create({ nonRetryable: true, type: connectorFailureTypes.secret, message: error.detail });
+      throw error;
+    }
+    const source = await openSource(context.connector.kind, context.connector.settings, secret);
+    const timer = setTimeout(() => void closeSource(jobId), 60_000);
+    timer.unref();
+    openSources.set(jobId, { source, timer });
+    return source;
+  }
+
+  /** Source errors as Temporal failures: rejected credentials are final; unreachable is retried by the policy. */
+  function asFailure(error: unknown): unknown {
+    if (error instanceof SourceAuthError) return ApplicationFailure.create({ nonRetryable: true, type: connectorFailureTypes.auth, message: error.message });
+    if (error instanceof SourceUnreachableError) return ApplicationFailure.create({ nonRetryable: false, type: connectorFailureTypes.unreachable, message: error.message });
+    return error;
+  }
+
+  return {
+    /** queued → running; false when the job was canceled before it began. */
+    async beginConnectorJob(jobId: string, runId: string): Promise<boolean> {
+      return beginJob(deps.db, jobId, runId);
+    },
+
+    /** One page of one directory; heartbeat details carry the directory, the file and the counts. */
+    async syncConnectorPage(input: PageInput): Promise<PageResult> {
+      const context = await loadRunningJob(deps.db, input.jobId);
+      if (!context) {
+        await closeSource(input.jobId);
+        return { stopped: true, subdirectories: [], nextPageToken: null, deadline: 0, items: 0 };
+      }
+      try {
+        const source = await sourceFor(input.jobId, context);
+        const cancelled = Context.current().cancellationSignal;
+        return await syncPage(
+          deps,
+          context,
+          source,
+          input,
+          (progress) => {
+            if (!cancelled.aborted) heartbeat(progress);
+          },
+          () => cancelled.aborted,
+        );
+      } catch (error) {
+        // A broken connection is not reused by the retry.
+        await closeSource(input.jobId);
+        throw asFailure(error);
+      }
+    },
+
+    async trashVanishedFiles(jobId: string): Promise<number> {
+      const context = await loadRunningJob(deps.db, jobId);
+      if (!context) return 0;
+      return trashVanished(deps, context, (done) => heartbeat({ phase: 'trash vanished files', deleted: done }));
+    },
+
+    async finishConnectorJob(jobId: string): Promise<string | null> {
+      await closeSource(jobId);
+      return finishJob(deps.db, jobId);
+    },
+
+    async failConnectorJob(jobId: string, code: string, status: number, detail: string): Promise<void> {
+      await closeSource(jobId);
+      await failJob(deps.db, jobId, { code, status, detail });
+    },
+
+    async cancelConnectorJob(jobId: string): Promise<void> {
+      await closeSource(jobId);
+      await markJobCanceled(deps.db, jobId);
+    },
+
+    async createScheduledConnectorJob(connectorId: string): Promise<{ jobId: string; workflowId: string } | null> {
+      return createScheduledJob(deps.db, connectorId);
+    },
+  };
+}
+
+export type ConnectorActivities = ReturnType<typeof createConnectorActivities>;

@@ -1,0 +1,524 @@
+// The rules of one connector sync run, called by the connector activities: begin/finish a job (conditional
+// UPDATEs), process one page of a source directory (exclude, diff against the import state, import new and
+// changed files streamed through the one commit path), and move files that vanished at the source to the trash.
+import { createHash } from 'node:crypto';
+import path from 'node:path/posix';
+import picomatch from 'picomatch';
+import { sql } from 'kysely';
+import type { Connector, ConnectorJob, Db, Node } from '../db/database';
+import { AppError } from '../errors';
+import type { Logger } from '../logger';
+import type { BlobStorage } from '../storage/blob-storage';
+import { SourceAuthError, SourceEntryError, SourceUnreachableError, type ConnectorSource, type SourceEntry } from '../connectors/source';
+import { accessNode } from './access.service';
+import { sha256Hex, storeChunk } from './chunk-store';
+import { appendJobLog, insertJob } from './connectors.service';
+import type { Principal } from './principal';
+import { releaseReservations } from './quota-reservations.service';
+import { findLiveSibling, createFolder, trashNode } from './tree.service';
+import { createUploadSession, defaultChunkSize } from './upload-sessions.service';
+import { commitVersion } from './versions.service';
+
+export interface SyncDeps {
+  db: Db;
+  storage: BlobStorage;
+  logger: Logger;
+}
+
+/** What an activity reports while it works (the Temporal UI's pending-activity view shows it). */
+export interface SyncProgress {
+  directory: string;
+  file?: string;
+  scanned: number;
+  imported: number;
+  errors: number;
+}
+
+export interface JobContext {
+  job: ConnectorJob;
+  connector: Connector;
+  principal: Principal;
+}
+
+/** The job and its connector; undefined when the job is gone (connector deleted) or no longer running. */
+export async function loadRunningJob(db: Db, jobId: string): Promise<JobContext | undefined> {
+  const job = await db.selectFrom('connector_jobs').selectAll().where('id', '=', jobId).executeTakeFirst();
+  if (!job || job.status !== 'running') return undefined;
+  const connector = await db.selectFrom('connectors').selectAll().where('id', '=', job.connector_id).executeTakeFirst();
+  if (!connector) return undefined;
+  const user = await db.selectFrom('users').selectAll().where('id', '=', connector.created_by).executeTakeFirstOrThrow();
+  // Imports are committed as the connector's creator, with exactly that user's rights on the target folder.
+  const principal: Principal = { kind: 'user', tenantId: connector.tenant_id, userId: user.id, roles: user.roles, email: user.email };
+  return { job, connector, principal };
+}
+
+/** queued → running (one conditional UPDATE). A retried call finds it running already; anything else stops the run. */
+export async function beginJob(db: Db, jobId: string, runId: string): Promise<boolean> {
+  const begun = await db
+    .updateTable('connector_jobs')
+    .set({ status: 'running', started_at: sql`coalesce(started_at, now())`, run_id: sql`coalesce(run_id, ${runId})` })
+    .where('id', '=', jobId)
+    .where('status', 'in', ['queued', 'running'])
+    .returning('id')
+    .executeTakeFirst();
+  if (begun) await appendJobLog(db, jobId, 'job started');
+  return Boolean(begun);
+}
+
+/** running → succeeded, or partially_failed when any error row was recorded (one conditional UPDATE). */
+export async function finishJob(db: Db, jobId: string): Promise<string | null> {
+  const finished = await db
+    .updateTable('connector_jobs')
+    .set({ status: sql`case when error_count > 0 then 'partially_failed' else 'succeeded' end`, finished_at: sql`now()` })
+    .where('id', '=', jobId)
+    .where('status', '=', 'running')
+    .returning(['status', 'files_scanned', 'files_added', 'files_updated', 'files_deleted', 'files_skipped', 'error_count'])
+    .executeTakeFirst();
+  if (finished) {
+    await appendJobLog(
+      db,
+      jobId,
+      `job ${finished.status}: scanned ${finished.files_scanned}, added ${finished.files_added}, updated ${finished.files_updated}, deleted ${finished.files_deleted}, skipped ${finished.files_skipped}, errors ${finished.error_count}`,
+    );
+  }
+  const row = await db.selectFrom('connector_jobs').select('status').where('id', '=', jobId).executeTakeFirst();
+  return row?.status ?? null;
+}
+
+/** running → canceled when the workflow was cancelled from Temporal itself (the API marks its own cancels). */
+export async function markJobCanceled(db: Db, jobId: string): Promise<void> {
+  const canceled = await db.updateTable('connector_jobs').set({ status: 'canceled', finished_at: sql`now()` }).where('id', '=', jobId).where('status', 'in', ['queued', 'running']).returning('id').executeTakeFirst();
+  if (canceled) await appendJobLog(db, jobId, 'job canceled (workflow cancelled)');
+}
+
+/** A job for a schedule firing, unless the connector is disabled, gone or already syncing. */
+export async function createScheduledJob(db: Db, connectorId: string): Promise<{ jobId: string; workflowId: string } | null> {
+  const connector = await db.selectFrom('connectors').select(['id', 'tenant_id', 'enabled']).where('id', '=', connectorId).executeTakeFirst();
+  if (!connector?.enabled) return null;
+  const job = await insertJob(db, connector, 'schedule', null);
+  if (!job) return null;
+  await appendJobLog(db, job.id, 'job queued (trigger schedule)');
+  return { jobId: job.id, workflowId: job.workflow_id };
+}
+
+/** Counts that are added to the job row in batches while a page runs (so they move while the job runs). */
+class JobCounters {
+  scanned = 0;
+  added = 0;
+  updated = 0;
+  deleted = 0;
+  skipped = 0;
+  bytes = 0;
+  errors = 0;
+  private lastFlush = Date.now();
+
+  constructor(
+    private readonly db: Db,
+    private readonly jobId: string,
+  ) {}
+
+  async flush(force = false): Promise<void> {
+    if (!force && Date.now() - this.lastFlush < 1000) return;
+    this.lastFlush = Date.now();
+    const { scanned, added, updated, deleted, skipped, bytes } = this;
+    if (scanned + added + updated + deleted + skipped + bytes === 0) return;
+    this.scanned = this.added = this.updated = this.deleted = this.skipped = this.bytes = 0;
+    await this.db
+      .updateTable('connector_jobs')
+      .set({
+        files_scanned: sql`files_scanned + ${scanned}`,
+        files_added: sql`files_added + ${added}`,
+        files_updated: sql`files_updated + ${updated}`,
+        files_deleted: sql`files_deleted + ${deleted}`,
+        files_skipped: sql`files_skipped + ${skipped}`,
+        bytes: sql`bytes + ${bytes}`,
+      })
+      .where('id', '=', this.jobId)
+      .execute();
+  }
+
+  /** An error row for one path; the job goes on (and ends partially_failed). */
+  async error(path: string, code: string, reason: string): Promise<void> {
+    this.errors += 1;
+    await this.db.insertInto('connector_job_errors').values({ job_id: this.jobId, path, code, reason: reason.slice(0, 1000) }).execute();
+    await this.db.updateTable('connector_jobs').set({ error_count: sql`error_count + 1` }).where('id', '=', this.jobId).execute();
+    await appendJobLog(this.db, this.jobId, `error ${code} at ${path || '/'}: ${reason}`);
+  }
+}
+
+/** Office `~$*` temp files, Thumbs.db… : matched against the entry's name and its path, case-insensitively. */
+export function excludeMatcher(patterns: string[]): (entry: { name: string; path: string }) => boolean {
+  if (patterns.length === 0) return () => false;
+  const isMatch = picomatch(patterns, { dot: true, nocase: true });
+  return (entry) => isMatch(entry.name) || isMatch(entry.path);
+}
+
+export interface PageInput {
+  jobId: string;
+  directory: string;
+  pageToken: string | null;
+  /** When this directory must be done (epoch ms), set by its first page. */
+  deadline?: number;
+}
+
+export interface PageResult {
+  /** The job is no longer running (canceled, connector deleted): the workflow stops. */
+  stopped: boolean;
+  subdirectories: string[];
+  nextPageToken: string | null;
+  deadline: number;
+  items: number;
+}
+
+class DirectoryTimeout extends Error {}
+
+function withDeadline<T>(promise: Promise<T>, deadline: number): Promise<T> {
+  const remaining = deadline - Date.now();
+  if (remaining <= 0) {
+    promise.catch(() => undefined);
+    return Promise.reject(new DirectoryTimeout());
+  }
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new DirectoryTimeout()), remaining);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * One page of one source directory: list it, skip excluded entries, import new and changed files, mark every
+ * listed file as seen by this job (the trash pass spares them). Idempotent: a retried page finds imported
+ * files unchanged against the import state, and an import cut short is recovered, never committed twice.
+ */
+export async function syncPage(
+  deps: SyncDeps,
+  context: JobContext,
+  source: ConnectorSource,
+  input: PageInput,
+  report: (progress: SyncProgress) => void,
+  /** True once the job was canceled (the activity's cancellation): the page stops between files. */
+  shouldStop: () => boolean = () => false,
+): Promise<PageResult> {
+  const { connector } = context;
+  const deadline = input.deadline ?? Date.now() + connector.directory_timeout_seconds * 1000;
+  const counters = new JobCounters(deps.db, input.jobId);
+  const progress: SyncProgress = { directory: input.directory || '/', scanned: 0, imported: 0, errors: 0 };
+  const excluded = excludeMatcher(connector.exclude_patterns);
+  const folders = new FolderResolver(deps.db, context.principal, connector.target_folder_id);
+  let page;
+  try {
+    page = await withDeadline(source.list(input.directory, input.pageToken), deadline);
+  } catch (error) {
+    if (error instanceof DirectoryTimeout) {
+      await counters.error(input.directory, 'DIRECTORY_TIMEOUT', `listing took longer than ${connector.directory_timeout_seconds} s`);
+      return { stopped: false, subdirectories: [], nextPageToken: null, deadline, items: 0 };
+    }
+    if (error instanceof SourceEntryError) {
+      await counters.error(input.directory, 'DIRECTORY_FAILED', error.message);
+      return { stopped: false, subdirectories: [], nextPageToken: null, deadline, items: 0 };
+    }
+    throw error;
+  }
+  const subdirectories: string[] = [];
+  const seen: string[] = [];
+  for (const entry of page.entries) {
+    if (excluded(entry)) {
+      counters.skipped += 1;
+      continue;
+    }
+    if (entry.kind === 'directory') {
+      subdirectories.push(entry.path);
+      continue;
+    }
+    if (shouldStop()) {
+      await markSeen(deps.db, connector.id, input.jobId, seen);
+      await counters.flush(true);
+      return { stopped: true, subdirectories: [], nextPageToken: null, deadline, items: 0 };
+    }
+    if (Date.now() > deadline) {
+      await counters.error(input.directory, 'DIRECTORY_TIMEOUT', `directory took longer than ${connector.directory_timeout_seconds} s`);
+      await markSeen(deps.db, connector.id, input.jobId, seen);
+      await counters.flush(true);
+      return { stopped: false, subdirectories: [], nextPageToken: null, deadline, items: page.entries.length };
+    }
+    counters.scanned += 1;
+    progress.scanned += 1;
+    progress.file = entry.path;
+    seen.push(entry.path);
+    report(progress);
+    try {
+      const outcome = await importEntry(deps, context, source, folders, entry, () => report(progress));
+      if (outcome.kind === 'added') counters.added += 1;
+      if (outcome.kind === 'updated') counters.updated += 1;
+      if (outcome.kind === 'skipped') counters.skipped += 1;
+      if (outcome.kind === 'added' || outcome.kind === 'updated') {
+        counters.bytes += outcome.bytes;
+        progress.imported += 1;
+      }
+      if (outcome.kind === 'conflict') {
+        progress.errors += 1;
+        await counters.error(entry.path, 'CONFLICT', 'changed in ScaiDrive and at the source (conflict_resolution manual)');
+      }
+    } catch (error) {
+      // Credentials and reachability fail the whole page (the activity retries, then the job fails).
+      if (error instanceof SourceAuthError || error instanceof SourceUnreachableError) throw error;
+      if (!(error instanceof SourceEntryError) && !(error instanceof AppError)) throw error;
+      progress.errors += 1;
+      await counters.error(entry.path, error instanceof AppError ? error.code : error.code, error.message);
+    }
+    await counters.flush();
+  }
+  await markSeen(deps.db, connector.id, input.jobId, seen);
+  await counters.flush(true);
+  return { stopped: false, subdirectories, nextPageToken: page.nextPageToken, deadline, items: page.entries.length };
+}
+
+async function markSeen(db: Db, connectorId: string, jobId: string, paths: string[]): Promise<void> {
+  if (paths.length === 0) return;
+  await db.updateTable('connector_import_state').set({ last_seen_job_id: jobId }).where('connector_id', '=', connectorId).where('path', 'in', paths).execute();
+}
+
+/** Finds or creates the ScaiDrive folder for a source directory under the target folder (cached per page). */
+class FolderResolver {
+  private readonly cache = new Map<string, string>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly principal: Principal,
+    private readonly rootId: string,
+  ) {
+    this.cache.set('', rootId);
+  }
+
+  async folderFor(directory: string): Promise<string> {
+    const cached = this.cache.get(directory);
+    if (cached) return cached;
+    const parentDir = directory.includes('/') ? directory.slice(0, directory.lastIndexOf('/')) : '';
+    const parentId = await this.folderFor(parentDir);
+    const name = directory.slice(directory.lastIndexOf('/') + 1);
+    let folder = await findLiveSibling(this.db, parentId, name);
+    if (!folder) {
+      try {
+        folder = await createFolder(this.db, this.principal, parentId, name);
+      } catch (error) {
+        // Created by someone else in the meantime (a retried page, a user): use theirs.
+        if (!(error instanceof AppError && error.code === 'NAME_CONFLICT')) throw error;
+        folder = await findLiveSibling(this.db, parentId, name);
+      }
+    }
+    if (!folder || folder.kind !== 'folder') throw new AppError(409, 'NAME_CONFLICT', `A file named "${name}" is where the source has a folder`);
+    this.cache.set(directory, folder.id);
+    return folder.id;
+  }
+}
+
+type ImportOutcome = { kind: 'added' | 'updated'; bytes: number } | { kind: 'unchanged' | 'skipped' | 'conflict' };
+
+/** "report (from source).pdf": the keep_both name for the source's copy of a file changed on both sides. */
+function keepBothName(name: string): string {
+  const ext = path.extname(name);
+  return `${name.slice(0, name.length - ext.length)} (from source)${ext}`;
+}
+
+/** A deterministic name for a source file whose name collides, by ScaiDrive's case-insensitive rule, with another imported file. */
+function disambiguatedName(name: string, sourcePath: string): string {
+  const ext = path.extname(name);
+  return `${name.slice(0, name.length - ext.length)} (${createHash('sha256').update(sourcePath).digest('hex').slice(0, 6)})${ext}`;
+}
+
+async function importEntry(deps: SyncDeps, context: JobContext, source: ConnectorSource, folders: FolderResolver, entry: SourceEntry, heartbeat: () => void): Promise<ImportOutcome> {
+  const { db } = deps;
+  const { connector } = context;
+  let state = await db.selectFrom('connector_import_state').selectAll().where('connector_id', '=', connector.id).where('path', '=', entry.path).executeTakeFirst();
+  if (state?.pending_upload_id) state = await recoverPendingImport(db, connector.id, entry.path, state.pending_upload_id);
+  const unchanged = state?.version_id && state.size === entry.size && state.mtime?.getTime() === entry.mtime.getTime();
+  if (unchanged) return { kind: 'unchanged' };
+
+  // Where the bytes go: the file imported before (wherever a user moved it), or a name in the mirrored folder.
+  let target: { parentId: string; name: string; fileId?: string } | undefined;
+  const tracked: Node | undefined = state?.file_id ? await db.selectFrom('nodes').selectAll().where('id', '=', state.file_id).executeTakeFirst() : undefined;
+  if (tracked && !tracked.deleted_at && tracked.parent_id) {
+    const changedHere = tracked.current_version_id !== state?.version_id;
+    if (changedHere) {
+      if (connector.conflict_resolution === 'skip') return { kind: 'skipped' };
+      if (connector.conflict_resolution === 'manual') return { kind: 'conflict' };
+    }
+    target = changedHere && connector.conflict_resolution === 'keep_both'
+      ? { parentId: tracked.parent_id, name: keepBothName(tracked.name) }
+      : { parentId: tracked.parent_id, name: tracked.name, fileId: tracked.id };
+  } else {
+    const parentId = await folders.folderFor(entry.path.includes('/') ? entry.path.slice(0, entry.path.lastIndexOf('/')) : '');
+    let name = entry.name;
+    const sibling = await findLiveSibling(db, parentId, name);
+    if (sibling?.kind === 'file') {
+      const owner = await db.selectFrom('connector_import_state').select('path').where('connector_id', '=', connector.id).where('file_id', '=', sibling.id).executeTakeFirst();
+      // Names differing only in case at the source: ScaiDrive's names are case-insensitive, so the second gets its own name.
+      if (owner && owner.path !== entry.path) name = disambiguatedName(name, entry.path);
+      else if (!owner && connector.conflict_resolution === 'skip') return { kind: 'skipped' };
+      else if (!owner && connector.conflict_resolution === 'manual') return { kind: 'conflict' };
+      else if (!owner && connector.conflict_resolution === 'keep_both') name = keepBothName(name);
+    }
+    target = { parentId, name };
+  }
+  const bytes = await streamImport(deps, context, source, entry, target, heartbeat);
+  return { kind: state?.version_id ? 'updated' : 'added', bytes };
+}
+
+/**
+ * An import cut short (worker killed): if its commit happened, the state is completed from the session (no
+ * second version); otherwise the half-written session is discarded and its reservation released.
+ */
+async function recoverPendingImport(db: Db, connectorId: string, sourcePath: string, uploadId: string) {
+  const session = await db.selectFrom('upload_sessions').selectAll().where('id', '=', uploadId).executeTakeFirst();
+  if (session?.status === 'completed' && session.version_id) {
+    await db
+      .updateTable('connector_import_state')
+      .set({ size: sql`pending_size`, mtime: sql`pending_mtime`, file_id: session.file_id, version_id: session.version_id, pending_upload_id: null, pending_size: null, pending_mtime: null })
+      .where('connector_id', '=', connectorId)
+      .where('path', '=', sourcePath)
+      .where('pending_upload_id', '=', uploadId)
+      .execute();
+  } else {
+    await discardSession(db, uploadId);
+    await db.updateTable('connector_import_state').set({ pending_upload_id: null, pending_size: null, pending_mtime: null }).where('connector_id', '=', connectorId).where('path', '=', sourcePath).where('pending_upload_id', '=', uploadId).execute();
+  }
+  return db.selectFrom('connector_import_state').selectAll().where('connector_id', '=', connectorId).where('path', '=', sourcePath).executeTakeFirst();
+}
+
+/** Deletes an uncommitted session (one conditional DELETE) and releases what it reserved. */
+async function discardSession(db: Db, uploadId: string): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    const deleted = await trx.deleteFrom('upload_sessions').where('id', '=', uploadId).where('status', '!=', 'completed').returning(['reserved_bytes', 'reserved_subjects']).executeTakeFirst();
+    if (deleted) await releaseReservations(trx, [{ subjects: deleted.reserved_subjects, bytes: deleted.reserved_bytes }]);
+  });
+}
+
+/**
+ * Streams one source file into chunks (one chunk buffered at a time) while hashing the whole, under an upload
+ * session recorded in the import state before the first byte, then commits through commitVersion.
+ */
+async function streamImport(
+  deps: SyncDeps,
+  context: JobContext,
+  source: ConnectorSource,
+  entry: SourceEntry,
+  target: { parentId: string; name: string; fileId?: string },
+  heartbeat: () => void,
+): Promise<number> {
+  const { db, storage } = deps;
+  const { connector, principal } = context;
+  if (principal.kind !== 'user') throw new Error('connector principal must be a user');
+  const session = await createUploadSession(db, principal, { parentId: target.parentId, name: target.name, size: entry.size });
+  await db
+    .insertInto('connector_import_state')
+    .values({ connector_id: connector.id, path: entry.path, tenant_id: connector.tenant_id, size: null, mtime: null, pending_upload_id: session.id, pending_size: entry.size, pending_mtime: entry.mtime, last_seen_job_id: context.job.id })
+    .onConflict((oc) => oc.columns(['connector_id', 'path']).doUpdateSet({ pending_upload_id: session.id, pending_size: entry.size, pending_mtime: entry.mtime, last_seen_job_id: context.job.id }))
+    .execute();
+  try {
+    const stream = await source.read(entry.path);
+    const whole = createHash('sha256');
+    let index = 0;
+    let total = 0;
+    let buffered: Buffer[] = [];
+    let bufferedBytes = 0;
+    const flush = async () => {
+      const data = Buffer.concat(buffered, bufferedBytes);
+      buffered = [];
+      bufferedBytes = 0;
+      const sha256 = sha256Hex(data);
+      await storeChunk(db, storage, connector.tenant_id, sha256, data);
+      await db.insertInto('upload_chunks').values({ upload_id: session.id, index, tenant_id: connector.tenant_id, user_id: principal.userId, sha256, size: data.length }).execute();
+      index += 1;
+      heartbeat();
+    };
+    try {
+      for await (const part of stream as AsyncIterable<Buffer>) {
+        let piece = part;
+        total += piece.length;
+        whole.update(piece);
+        while (piece.length > 0) {
+          const take = Math.min(piece.length, defaultChunkSize - bufferedBytes);
+          buffered.push(piece.subarray(0, take));
+          bufferedBytes += take;
+          piece = piece.subarray(take);
+          if (bufferedBytes === defaultChunkSize) await flush();
+        }
+      }
+    } finally {
+      stream.destroy();
+    }
+    if (bufferedBytes > 0) await flush();
+    const checksum = whole.digest('hex');
+    await db.updateTable('upload_sessions').set({ size: total, chunk_count: index, status: 'finalizing' }).where('id', '=', session.id).where('status', '=', 'open').execute();
+    const committed = await commitVersion(db, {
+      tenantId: connector.tenant_id,
+      userId: principal.userId,
+      parentId: target.parentId,
+      name: target.name,
+      size: total,
+      checksumSha256: checksum,
+      source: { uploadId: session.id },
+      fileId: target.fileId,
+    });
+    await db
+      .updateTable('connector_import_state')
+      .set({ size: entry.size, mtime: entry.mtime, file_id: committed.file.id, version_id: committed.version.id, pending_upload_id: null, pending_size: null, pending_mtime: null })
+      .where('connector_id', '=', connector.id)
+      .where('path', '=', entry.path)
+      .where('pending_upload_id', '=', session.id)
+      .execute();
+    return total;
+  } catch (error) {
+    await recoverPendingImport(db, connector.id, entry.path, session.id);
+    throw error;
+  }
+}
+
+/**
+ * Moves files the import brought in and this job did not see at the source to the trash (a file a user has
+ * changed since is kept unless conflict_resolution is overwrite). Directories this job could not list are
+ * spared whole: their files were not seen, but they did not vanish.
+ */
+export async function trashVanished(deps: SyncDeps, context: JobContext, heartbeat: (done: number) => void): Promise<number> {
+  const { db } = deps;
+  const { connector, job, principal } = context;
+  const failed = await db.selectFrom('connector_job_errors').select('path').where('job_id', '=', job.id).where('code', 'in', ['DIRECTORY_TIMEOUT', 'DIRECTORY_FAILED']).execute();
+  const spared = (p: string) => failed.some((f) => f.path === '' || p === f.path || p.startsWith(`${f.path}/`));
+  let deleted = 0;
+  let after = '';
+  for (;;) {
+    const rows = await db
+      .selectFrom('connector_import_state')
+      .selectAll()
+      .where('connector_id', '=', connector.id)
+      .where('path', '>', after)
+      .where((eb) => eb.or([eb('last_seen_job_id', 'is', null), eb('last_seen_job_id', '!=', job.id)]))
+      .orderBy('path')
+      .limit(200)
+      .execute();
+    if (rows.length === 0) break;
+    after = rows[rows.length - 1]!.path;
+    for (const row of rows) {
+      if (spared(row.path)) continue;
+      if (row.pending_upload_id) await recoverPendingImport(db, connector.id, row.path, row.pending_upload_id);
+      const node = row.file_id ? await db.selectFrom('nodes').selectAll().where('id', '=', row.file_id).executeTakeFirst() : undefined;
+      const keep = node && node.current_version_id !== row.version_id && connector.conflict_resolution !== 'overwrite';
+      if (node && !node.deleted_at && !keep) {
+        try {
+          await trashNode(db, principal, await accessNode(db, principal, node.id, 'write', { kind: 'file' }));
+          deleted += 1;
+        } catch (error) {
+          if (!(error instanceof AppError)) throw error;
+          // Already trashed or locked by a user: the record goes, the file stays as the user left it.
+          if (error.code !== 'IN_TRASH') await appendJobLog(db, job.id, `kept ${row.path}: ${error.code}`);
+        }
+      }
+      await db.deleteFrom('connector_import_state').where('connector_id', '=', connector.id).where('path', '=', row.path).execute();
+      heartbeat(deleted);
+    }
+  }
+  if (deleted > 0) await db.updateTable('connector_jobs').set({ files_deleted: sql`files_deleted + ${deleted}` }).where('id', '=', job.id).execute();
+  return deleted;
+}

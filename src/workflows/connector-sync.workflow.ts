@@ -1,0 +1,101 @@
+// Connector sync (`connector-sync/{connector_id}/{job_id}`): walk the source directory by directory, page by
+// page (each page an activity that imports what changed), continue-as-new every N items so a huge share never
+// bloats one history, then trash what vanished and finish the job. Credentials rejected → job failed (401);
+// source unreachable after the retries → failed (502). A scheduled firing runs `connectorScheduledSyncWorkflow`,
+// which creates the job and starts this workflow as an abandoned child.
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  ParentClosePolicy,
+  continueAsNew,
+  isCancellation,
+  proxyActivities,
+  startChild,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { ConnectorActivities } from '../activities/connector.activities';
+import { connectorBookkeeping, connectorPage } from '../temporal/activity-options';
+import { ScaiConnectorId, ScaiJobId, ScaiTenantId } from '../temporal/search-attributes';
+
+const { syncConnectorPage } = proxyActivities<ConnectorActivities>(connectorPage);
+const { beginConnectorJob, trashVanishedFiles, finishConnectorJob, failConnectorJob, cancelConnectorJob, createScheduledConnectorJob } =
+  proxyActivities<ConnectorActivities>(connectorBookkeeping);
+
+/** A directory still to walk, and where its listing continues (null: from the start). */
+export interface PendingDirectory {
+  directory: string;
+  pageToken: string | null;
+  deadline?: number;
+}
+
+export interface ConnectorSyncInput {
+  jobId: string;
+  connectorId: string;
+  tenantId: string;
+  /** Items one run handles before continuing as new. */
+  itemsPerRun: number;
+  /** Set by continue-as-new: the walk's remaining stack. */
+  pending?: PendingDirectory[];
+}
+
+export interface ConnectorSyncResult {
+  jobId: string;
+  status: string | null;
+}
+
+/** Failure type → the job's error code and HTTP status. */
+const failureSemantics: Record<string, number> = { CONNECTOR_AUTH_FAILED: 401, CONNECTOR_UNREACHABLE: 502, CONNECTOR_SECRET_KEY_MISMATCH: 409 };
+
+export async function connectorSyncWorkflow(input: ConnectorSyncInput): Promise<ConnectorSyncResult> {
+  try {
+    let pending = input.pending;
+    if (!pending) {
+      if (!(await beginConnectorJob(input.jobId, workflowInfo().firstExecutionRunId))) return { jobId: input.jobId, status: 'canceled' };
+      pending = [{ directory: '', pageToken: null }];
+    }
+    let items = 0;
+    while (pending.length > 0) {
+      const next = pending.pop()!;
+      const page = await syncConnectorPage({ jobId: input.jobId, directory: next.directory, pageToken: next.pageToken, deadline: next.deadline });
+      if (page.stopped) return { jobId: input.jobId, status: null };
+      // Subdirectories below, the rest of this directory on top: a directory's pages run back to back.
+      for (const directory of [...page.subdirectories].reverse()) pending.push({ directory, pageToken: null });
+      if (page.nextPageToken) pending.push({ directory: next.directory, pageToken: page.nextPageToken, deadline: page.deadline });
+      items += page.items;
+      if (items >= input.itemsPerRun && pending.length > 0) {
+        await continueAsNew<typeof connectorSyncWorkflow>({ ...input, pending });
+      }
+    }
+    await trashVanishedFiles(input.jobId);
+    return { jobId: input.jobId, status: await finishConnectorJob(input.jobId) };
+  } catch (error) {
+    if (isCancellation(error)) {
+      await CancellationScope.nonCancellable(() => cancelConnectorJob(input.jobId));
+      throw error;
+    }
+    if (!(error instanceof ActivityFailure)) throw error;
+    const cause = error.cause instanceof ApplicationFailure ? error.cause : undefined;
+    const code = cause?.type && cause.type in failureSemantics ? cause.type : 'CONNECTOR_SYNC_FAILED';
+    const detail = cause?.message ?? error.cause?.message ?? error.message;
+    await failConnectorJob(input.jobId, code, failureSemantics[code] ?? 500, detail);
+    throw ApplicationFailure.create({ nonRetryable: true, type: code, message: detail });
+  }
+}
+
+/** A schedule firing: one job (trigger `schedule`) unless one is already active, run as its own workflow. */
+export async function connectorScheduledSyncWorkflow(input: { connectorId: string; tenantId: string; itemsPerRun?: number }): Promise<string | null> {
+  const job = await createScheduledConnectorJob(input.connectorId);
+  if (!job) return null;
+  await startChild(connectorSyncWorkflow, {
+    workflowId: job.workflowId,
+    args: [{ jobId: job.jobId, connectorId: input.connectorId, tenantId: input.tenantId, itemsPerRun: input.itemsPerRun ?? 2000 }],
+    parentClosePolicy: ParentClosePolicy.ABANDON,
+    typedSearchAttributes: [
+      { key: ScaiTenantId, value: input.tenantId },
+      { key: ScaiConnectorId, value: input.connectorId },
+      { key: ScaiJobId, value: job.jobId },
+    ] as never,
+  });
+  return job.jobId;
+}
