@@ -223,25 +223,28 @@ export async function syncPage(
   }
   const subdirectories: string[] = [];
   const seen: string[] = [];
+  let timedOut = false;
   for (const entry of page.entries) {
     if (excluded(entry)) {
       counters.skipped += 1;
       continue;
     }
     if (entry.kind === 'directory') {
+      // Subdirectories are walked with their own time budget, even when this directory ran out of its own.
       subdirectories.push(entry.path);
       continue;
     }
+    if (timedOut) continue;
     if (shouldStop()) {
       await markSeen(deps.db, connector.id, input.jobId, seen);
       await counters.flush(true);
       return { stopped: true, subdirectories: [], nextPageToken: null, deadline, items: 0 };
     }
     if (Date.now() > deadline) {
+      // The rest of this directory's files are left alone (and spared by the trash pass); the job goes on.
+      timedOut = true;
       await counters.error(input.directory, 'DIRECTORY_TIMEOUT', `directory took longer than ${connector.directory_timeout_seconds} s`);
-      await markSeen(deps.db, connector.id, input.jobId, seen);
-      await counters.flush(true);
-      return { stopped: false, subdirectories: [], nextPageToken: null, deadline, items: page.entries.length };
+      continue;
     }
     counters.scanned += 1;
     progress.scanned += 1;
@@ -272,7 +275,7 @@ export async function syncPage(
   }
   await markSeen(deps.db, connector.id, input.jobId, seen);
   await counters.flush(true);
-  return { stopped: false, subdirectories, nextPageToken: page.nextPageToken, deadline, items: page.entries.length };
+  return { stopped: false, subdirectories, nextPageToken: timedOut ? null : page.nextPageToken, deadline, items: page.entries.length };
 }
 
 async function markSeen(db: Db, connectorId: string, jobId: string, paths: string[]): Promise<void> {

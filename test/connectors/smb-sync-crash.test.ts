@@ -18,13 +18,15 @@ describe('connector sync survives a worker crash', () => {
   let stack: TestStack;
   let samba: SambaServer;
   let admin: TestUser;
+  let tenantId: string;
   const workers: ChildProcess[] = [];
   const logs: Buffer[] = [];
 
   before(async () => {
     samba = await startSamba();
     stack = await startTestStack();
-    admin = await newUser(stack, (await createTestTenant(stack)).id, 'admin', { admin: true });
+    tenantId = (await createTestTenant(stack)).id;
+    admin = await newUser(stack, tenantId, 'admin', { admin: true });
   });
   after(async () => {
     for (const worker of workers) if (worker.exitCode === null && worker.signalCode === null) worker.kill('SIGKILL');
@@ -82,7 +84,7 @@ describe('connector sync survives a worker crash', () => {
       body: { host: samba.host, port: samba.port, share: samba.share, username: samba.username, password: samba.password, target_folder_id: admin.rootFolderId },
     });
     assert.equal(created.status, 201, created.text);
-    const connector = await getConnector(stack.services.db, created.body.tenant_id ?? (await stack.services.db.selectFrom('connectors').select('tenant_id').where('id', '=', created.body.id).executeTakeFirstOrThrow()).tenant_id, 'smb', created.body.id);
+    const connector = await getConnector(stack.services.db, tenantId, 'smb', created.body.id);
 
     let worker = await startWorkerProcess();
     // Continue-as-new every 50 items, so the crash also lands in a continued run.

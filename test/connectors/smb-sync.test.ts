@@ -175,6 +175,29 @@ describe('SMB connector sync against Samba', () => {
     assert.ok((await imported()).has('secret/open.txt'), 'the rest of the directory was imported');
   });
 
+  test('per-directory timeout: that directory becomes an error row, the job goes on, its files are not trashed', async () => {
+    const folder = await api(stack.baseUrl, 'POST', `${V1}/folders`, { token: admin.token, body: { parent_id: admin.rootFolderId, name: 'timeout-target' } });
+    assert.equal(folder.status, 201, folder.text);
+    const created = await api(stack.baseUrl, 'POST', `${V1}/smb-connectors`, {
+      token: admin.token,
+      body: { host: samba.host, port: samba.port, share: samba.share, path: 'slow', username: samba.username, password: samba.password, target_folder_id: folder.body.id, directory_timeout_seconds: 1 },
+    });
+    assert.equal(created.status, 201, created.text);
+    const t = Math.floor(Date.now() / 1000);
+    await put('slow/fast/one.txt', Buffer.from('one'), t);
+    // Importing 400 files (each a commit) takes longer than the 1 s the directory may take: the last ones are not reached.
+    for (let i = 0; i < 400; i++) await put(`slow/f ${String(i).padStart(3, '0')}.txt`, Buffer.from(`slow ${i}`), t);
+    await put('slow/z-after.txt', Buffer.from('late'), t);
+    const job = await syncAndWait(created.body.id);
+    assert.equal(job.status, 'partially_failed', JSON.stringify(job));
+    assert.ok(job.recent_errors.some((e: any) => e.code === 'DIRECTORY_TIMEOUT' && e.path === ''), JSON.stringify(job.recent_errors));
+    const state = await imported(created.body.id);
+    assert.ok(state.has('fast/one.txt'), 'the other directory was imported');
+    assert.ok(!state.has('z-after.txt'), 'the timed-out directory stopped');
+    assert.ok(job.files_added < 400, `stopped early (${job.files_added} added)`);
+    assert.equal(job.files_deleted, 0);
+  });
+
   test('wrong password: test endpoint 401, job failed with 401 semantics', async () => {
     const patched = await api(stack.baseUrl, 'PATCH', `${V1}/smb-connectors/${connectorId}`, { token: admin.token, body: { password: 'wrong-password' } });
     assert.equal(patched.status, 200);

@@ -4,33 +4,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { api, createTestTenant, startTestStack, tokenFor, type ApiResponse, type TestStack } from '../helpers/stack';
 import { download, newUser, randomData, sha256, uploadDirect, type TestUser } from '../helpers/files';
+import { assertError } from '../helpers/assertions';
+import { childrenOf, mkdir, put } from '../helpers/tree';
 
 const V1 = '/api/v1';
-
-function assertError(res: { status: number; body: any; text?: string }, status: number, code: string, what = '') {
-  assert.equal(res.status, status, `${what} expected ${status} ${code}, got ${res.status} ${JSON.stringify(res.body)}`);
-  assert.equal(res.body?.code, code, `${what} expected code ${code}, got ${JSON.stringify(res.body)}`);
-  assert.equal(typeof res.body.request_id, 'string');
-}
-
-async function mkdir(stack: TestStack, user: TestUser, parentId: string, name: string): Promise<any> {
-  const res = await api(stack.baseUrl, 'POST', `${V1}/folders`, { token: user.token, body: { parent_id: parentId, name } });
-  assert.equal(res.status, 201, `mkdir ${name}: ${res.text}`);
-  return res.body;
-}
-
-async function put(stack: TestStack, user: TestUser, parentId: string, name: string, data: Buffer, headers: Record<string, string> = {}) {
-  const res = await uploadDirect(stack, user.token, parentId, name, data, headers);
-  assert.ok(res.status === 201 || res.status === 200, `upload ${name}: ${res.status} ${JSON.stringify(res.body)}`);
-  return res.body as { file: any; version: any };
-}
-
-async function childrenOf(stack: TestStack, user: TestUser, folderId: string): Promise<any[]> {
-  const res = await api(stack.baseUrl, 'GET', `${V1}/folders/${folderId}/children?limit=1000`, { token: user.token });
-  assert.equal(res.status, 200, res.text);
-  assert.equal(res.body.next_cursor, null);
-  return res.body.items;
-}
 
 async function trashItems(stack: TestStack, user: TestUser): Promise<any[]> {
   const all: any[] = [];

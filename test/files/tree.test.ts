@@ -5,15 +5,10 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { api, createTestTenant, startTestStack, tokenFor, type ApiResponse, type TestStack } from '../helpers/stack';
 import { download, newUser, randomData, sha256, uploadDirect, type TestUser } from '../helpers/files';
+import { assertError } from '../helpers/assertions';
+import { childrenOf, mkdir, put } from '../helpers/tree';
 
 const V1 = '/api/v1';
-
-function assertError(res: { status: number; body: any }, status: number, code: string, what = '') {
-  assert.equal(res.status, status, `${what} expected ${status} ${code}, got ${res.status} ${JSON.stringify(res.body)}`);
-  assert.equal(res.body?.code, code, `${what} expected code ${code}, got ${JSON.stringify(res.body)}`);
-  assert.equal(typeof res.body.detail === 'string' || Array.isArray(res.body.detail), true);
-  assert.equal(typeof res.body.request_id, 'string');
-}
 
 /**
  * A PUT with a raw, un-normalised request target: fetch (WHATWG URL) would resolve `%2E%2E` as a dot
@@ -49,30 +44,6 @@ function rawPut(stack: TestStack, token: string, rawPath: string, data: Buffer):
     req.on('error', reject);
     req.end(data);
   });
-}
-
-async function mkdir(stack: TestStack, user: TestUser, parentId: string, name: string): Promise<any> {
-  const res = await api(stack.baseUrl, 'POST', `${V1}/folders`, { token: user.token, body: { parent_id: parentId, name } });
-  assert.equal(res.status, 201, `mkdir ${name}: ${res.text}`);
-  return res.body;
-}
-
-async function put(stack: TestStack, user: TestUser, parentId: string, name: string, data: Buffer, headers: Record<string, string> = {}) {
-  const res = await uploadDirect(stack, user.token, parentId, name, data, headers);
-  assert.ok(res.status === 201 || res.status === 200, `upload ${name}: ${res.status} ${JSON.stringify(res.body)}`);
-  return res.body as { file: any; version: any };
-}
-
-async function childrenOf(stack: TestStack, user: TestUser, folderId: string): Promise<any[]> {
-  const all: any[] = [];
-  let cursor: string | null = null;
-  do {
-    const res: ApiResponse = await api(stack.baseUrl, 'GET', `${V1}/folders/${folderId}/children?limit=1000${cursor ? `&cursor=${cursor}` : ''}`, { token: user.token });
-    assert.equal(res.status, 200, res.text);
-    all.push(...res.body.items);
-    cursor = res.body.next_cursor;
-  } while (cursor);
-  return all;
 }
 
 async function changes(stack: TestStack, nodeId: string) {

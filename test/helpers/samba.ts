@@ -272,6 +272,12 @@ export async function smbclient(server: SambaServer, command: string): Promise<{
   }
 }
 
+/** The raw `smbstatus -L` report of files the server holds open (handles a client forgot to close show here). */
+export async function sambaOpenFiles(server: SambaServer): Promise<string> {
+  const { stdout } = await run('smbstatus', ['-s', path.join(path.dirname(server.shareDir), 'smb.conf'), '-L']);
+  return stdout;
+}
+
 /** smbd's log, for assertion messages. */
 export async function sambaLog(server: SambaServer): Promise<string> {
   return readFile(server.logFile, 'utf8').catch(() => '');

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { api, type TestStack } from '../helpers/stack';
 import { download } from '../helpers/files';
+export { assertError } from '../helpers/assertions';
 
 export interface CreatedLink {
   id: string;
@@ -25,13 +26,6 @@ export function publicApi(stack: TestStack, method: string, linkToken: string, s
 /** A recipient's download under /public/links/{token}/content (raw bytes). */
 export function publicDownload(stack: TestStack, linkToken: string, query = '', headers: Record<string, string> = {}) {
   return download(stack, `/api/v1/public/links/${linkToken}/content${query}`, { headers });
-}
-
-/** Asserts an error response's status and code (and prints the body when it differs). */
-export function assertError(response: { status: number; text?: string; body: any }, status: number, code?: string) {
-  const text = response.text ?? (Buffer.isBuffer(response.body) ? response.body.toString('utf8') : JSON.stringify(response.body));
-  assert.equal(response.status, status, text);
-  if (code) assert.equal(JSON.parse(text).code, code, text);
 }
 
 /**

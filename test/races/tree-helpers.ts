@@ -5,13 +5,9 @@ import type { Dispatcher } from 'undici';
 import { api, type TestStack } from '../helpers/stack';
 import type { TestUser } from '../helpers/files';
 
-export const V1 = '/api/v1';
+import { V1 } from '../helpers/tree';
 
-export async function mkdir(stack: TestStack, user: TestUser, parentId: string, name: string): Promise<{ id: string; [key: string]: unknown }> {
-  const res = await api(stack.baseUrl, 'POST', `${V1}/folders`, { token: user.token, body: { parent_id: parentId, name } });
-  assert.equal(res.status, 201, `mkdir ${name}: ${res.text}`);
-  return res.body;
-}
+export { V1, mkdir } from '../helpers/tree';
 
 /** A direct upload over `dispatcher` (a pre-opened connection of a burst), as `api` sends it. */
 export async function putFile(stack: TestStack, token: string, parentId: string, name: string, data: Buffer, dispatcher?: Dispatcher) {

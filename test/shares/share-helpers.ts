@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { api, tokenFor, type TestStack } from '../helpers/stack';
 import { uploadDirect, type TestUser } from '../helpers/files';
+export { assertError } from '../helpers/assertions';
 
 export const V1 = '/api/v1';
 
@@ -72,12 +73,6 @@ export async function put(stack: TestStack, actor: TestUser, parentId: string, n
   const res = await uploadDirect(stack, actor.token, parentId, name, data);
   assert.ok(res.status === 201 || res.status === 200, `upload ${name}: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body;
-}
-
-export function assertError(res: { status: number; body: any; text?: string }, status: number, code?: string, what = '') {
-  assert.equal(res.status, status, `${what} expected ${status}${code ? ` ${code}` : ''}, got ${res.status} ${JSON.stringify(res.body)}`);
-  if (code) assert.equal(res.body?.code, code, `${what} expected code ${code}, got ${JSON.stringify(res.body)}`);
-  assert.equal(typeof res.body?.request_id, 'string', `${what} error body carries request_id: ${JSON.stringify(res.body)}`);
 }
 
 /** A 422 whose `detail` holds an entry at `loc` with `type`. */
