@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type http from 'node:http';
 import type { Dispatcher } from 'undici';
+import { after, before } from 'node:test';
 import { loadConfig, type Config, type ConfigVariable } from '../../src/config';
 import { createServices, type Services } from '../../src/bootstrap';
 import { createApp, listen } from '../../src/api/app';
@@ -142,4 +143,26 @@ export async function api<T = any>(
     // not JSON: keep the text
   }
   return { status: response.status, headers: response.headers, body: parsed as T, text };
+}
+
+export interface StackContext {
+  stack: TestStack;
+  /** A tenant of this test file's own. */
+  tenantId: string;
+}
+
+/**
+ * Registers the usual setup in the enclosing `describe`: a test stack (before) with a tenant of its own, closed
+ * again (after). Read the fields inside tests or hooks, once `before` has run.
+ */
+export function withStack(options: Parameters<typeof startTestStack>[0] = {}): StackContext {
+  const context = {} as StackContext;
+  before(async () => {
+    context.stack = await startTestStack(options);
+    context.tenantId = (await createTestTenant(context.stack)).id;
+  });
+  after(async () => {
+    await context.stack?.close();
+  });
+  return context;
 }
