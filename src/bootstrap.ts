@@ -12,6 +12,7 @@ import { loadDevIssuer } from './auth/dev-issuer';
 import { createTokenVerifier } from './auth/token-verifier';
 import { createMetrics } from './api/metrics';
 import { createRateLimiter } from './services/rate-limiter';
+import { createSystemClock } from './services/clock';
 import type { AppDeps } from './api/context';
 import { HashingGate } from './services/hashing-gate';
 
@@ -61,6 +62,7 @@ export async function createServices(config: Config, component = 'api'): Promise
     secretKey,
     passwordHashing,
     rateLimiter,
+    clock: createSystemClock(),
     async close() {
       await passwordHashing.close();
       await rateLimiter.close();

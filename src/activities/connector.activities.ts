@@ -28,7 +28,12 @@ export interface ConnectorActivityDeps {
 }
 
 /** Failure types the workflow maps to job outcomes (HTTP semantics in the job row). */
-export const connectorFailureTypes = { auth: 'CONNECTOR_AUTH_FAILED', unreachable: 'CONNECTOR_UNREACHABLE', secret: 'CONNECTOR_SECRET_KEY_MISMATCH' } as const;
+export const connectorFailureTypes = {
+  auth: 'CONNECTOR_AUTH_FAILED',
+  unreachable: 'CONNECTOR_UNREACHABLE',
+  secret: 'CONNECTOR_SECRET_KEY_MISMATCH',
+  targetGone: 'CONNECTOR_TARGET_GONE',
+} as const;
 
 /**
  * Open source sessions per job in this worker, so the pages of one job reuse one connection (and a
@@ -84,6 +89,11 @@ export function createConnectorActivities(deps: ConnectorActivityDeps) {
       if (!context) {
         await closeSource(input.jobId);
         return { stopped: true, subdirectories: [], nextPageToken: null, deadline: 0, items: 0 };
+      }
+      // A target folder deleted or purged since the connector was set up fails the job once, not every file.
+      const target = await deps.db.selectFrom('nodes').select(['deleted_at']).where('id', '=', context.connector.target_folder_id).executeTakeFirst();
+      if (!target || target.deleted_at) {
+        throw ApplicationFailure.create({ nonRetryable: true, type: connectorFailureTypes.targetGone, message: 'The target folder was deleted: choose another target_folder_id' });
       }
       try {
         const source = await sourceFor(input.jobId, context);

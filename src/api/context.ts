@@ -13,6 +13,7 @@ import type { Metrics } from './metrics';
 import type { HashingGate } from '../services/hashing-gate';
 import type { TaskQueues } from '../temporal/task-queues';
 import type { RateLimiter } from '../services/rate-limiter';
+import type { Clock } from '../services/clock';
 
 export interface AppDeps {
   config: Config;
@@ -25,6 +26,8 @@ export interface AppDeps {
   devIssuer?: DevIssuer;
   metrics: Metrics;
   rateLimiter: RateLimiter;
+  /** Time source of windowed limits (replaceable in tests). */
+  clock: Clock;
   /** 32 bytes derived from SCAIDRIVE_SECRET_KEY: signs download URLs. */
   secretKey: Buffer;
   /** Bounds concurrent link-password hashing in this process (scrypt shares libuv's pool with file I/O). */

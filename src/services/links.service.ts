@@ -19,13 +19,15 @@ import { emailConfirmLimit, emailMailLimit, emailRequestLimit, linkLimitExhauste
 import { hashLinkPassword, passwordFailureLimit, passwordRetryAfterSeconds, releasePasswordAttempt, reservePasswordAttempt, verifyLinkPassword } from './link-password';
 import type { LinkSession } from './link-session';
 import type { Principal } from './principal';
+import type { Clock } from './clock';
 import { userIdOf } from './tree.service';
 import { loadVersion } from './versions.service';
 
-/** What the password paths need: the database and the process's bound on concurrent password hashing. */
+/** What the password paths need: the database, the process's bound on concurrent password hashing, the clock. */
 export interface LinkServices {
   db: Db;
   passwordHashing: HashingGate;
+  clock: Clock;
 }
 
 // ---------------------------------------------------------------------------------------------- owner side
@@ -220,16 +222,17 @@ export function emailAllowed(link: Link, email: string): boolean {
  *   the gate cannot take is refused before it costs any SQL).
  * A wrong password keeps its slot and answers 401 LINK_PASSWORD_INVALID.
  */
-export async function checkLinkPassword({ db, passwordHashing }: LinkServices, link: Link, address: string, password: string): Promise<void> {
+export async function checkLinkPassword({ db, passwordHashing, clock }: LinkServices, link: Link, address: string, password: string): Promise<void> {
   if (!link.password_hash) return;
   passwordHashing.assertCapacity(link.tenant_id);
-  const attempt = await reservePasswordAttempt(db, link.id, address);
-  if (!attempt) throw linkRateLimited('Too many wrong passwords for this link; try again later', passwordRetryAfterSeconds());
+  const now = clock.now();
+  const attempt = await reservePasswordAttempt(db, link.id, address, now);
+  if (!attempt) throw linkRateLimited('Too many wrong passwords for this link; try again later', passwordRetryAfterSeconds(now));
   let right = false;
   let evaluated = false;
   try {
-    if (!(await reserveLinkSlot(db, link.id, address, passwordCheckLimit))) {
-      throw linkRateLimited('Too many password checks for this link; try again later', secondsLeftInWindow(Date.now(), passwordCheckLimit.windowMs));
+    if (!(await reserveLinkSlot(db, link.id, address, passwordCheckLimit, now))) {
+      throw linkRateLimited('Too many password checks for this link; try again later', secondsLeftInWindow(now, passwordCheckLimit.windowMs));
     }
     right = await verifyLinkPassword(passwordHashing, link.tenant_id, password, link.password_hash);
     evaluated = true;

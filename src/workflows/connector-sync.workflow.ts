@@ -45,7 +45,7 @@ export interface ConnectorSyncResult {
 }
 
 /** Failure type → the job's error code and HTTP status. */
-const failureSemantics: Record<string, number> = { CONNECTOR_AUTH_FAILED: 401, CONNECTOR_UNREACHABLE: 502, CONNECTOR_SECRET_KEY_MISMATCH: 409 };
+const failureSemantics: Record<string, number> = { CONNECTOR_AUTH_FAILED: 401, CONNECTOR_UNREACHABLE: 502, CONNECTOR_SECRET_KEY_MISMATCH: 409, CONNECTOR_TARGET_GONE: 410 };
 
 export async function connectorSyncWorkflow(input: ConnectorSyncInput): Promise<ConnectorSyncResult> {
   try {

@@ -194,6 +194,22 @@ describe('SMB connectors API', () => {
     assert.deepEqual(seen, [third.body.job.id, retry.body.job.id, first.id]);
   });
 
+  test('a target folder deleted after set-up fails the job once (410 semantics), not every file', async () => {
+    const folder = await api(stack.baseUrl, 'POST', `${V1}/folders`, { token: admin.token, body: { parent_id: admin.rootFolderId, name: 'soon gone' } });
+    assert.equal(folder.status, 201, folder.text);
+    const created = await create({ target_folder_id: folder.body.id });
+    assert.equal(created.status, 201, created.text);
+    assert.equal((await api(stack.baseUrl, 'DELETE', `${V1}/folders/${folder.body.id}`, { token: admin.token })).status, 204);
+    const sync = await api(stack.baseUrl, 'POST', `${V1}/smb-connectors/${created.body.id}/sync`, { token: admin.token });
+    assert.equal(sync.status, 202);
+    const failed = await until('the job to fail', async () => {
+      const j = await job(created.body.id, sync.body.job.id);
+      return j.status === 'failed' ? j : undefined;
+    });
+    assert.deepEqual({ code: failed.error.code, status: failed.error.status }, { code: 'CONNECTOR_TARGET_GONE', status: 410 });
+    assert.equal(failed.error_count, 0);
+  });
+
   test('schedule: a Temporal Schedule per connector, paused with the connector, firing jobs', async () => {
     const created = await create({ schedule: { interval_seconds: 10 } });
     assert.equal(created.status, 201, created.text);

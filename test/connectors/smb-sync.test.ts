@@ -210,7 +210,9 @@ describe('SMB connector sync against Samba', () => {
   });
 
   test('smbd stopped: retries, then failed with 502 semantics; nothing trashed', async () => {
-    const trashedBefore = await stack.services.db.selectFrom('nodes').select('id').where('deleted_at', 'is not', null).execute();
+    // This tenant's trash only (other test files run beside this one).
+    const trashed = () => stack.services.db.selectFrom('nodes').select('id').where('created_by', '=', admin.userId).where('deleted_at', 'is not', null).execute();
+    const trashedBefore = await trashed();
     await samba.stop();
     try {
       assertError(await api(stack.baseUrl, 'POST', `${V1}/smb-connectors/${connectorId}/test`, { token: admin.token }), 502, 'CONNECTOR_UNREACHABLE');
@@ -220,7 +222,7 @@ describe('SMB connector sync against Samba', () => {
     } finally {
       await samba.start();
     }
-    const trashedAfter = await stack.services.db.selectFrom('nodes').select('id').where('deleted_at', 'is not', null).execute();
+    const trashedAfter = await trashed();
     assert.equal(trashedAfter.length, trashedBefore.length, 'a failed listing trashes nothing');
     const again = await syncAndWait();
     assert.ok(['succeeded', 'partially_failed'].includes(again.status), 'the next job works again');

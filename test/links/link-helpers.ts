@@ -29,10 +29,21 @@ export function publicDownload(stack: TestStack, linkToken: string, query = '', 
 }
 
 /**
- * Wrong-password limits count in fixed 15-minute windows: a test that makes 10+ attempts waits for a fresh
- * window when the current one ends within `marginMs`, so its attempts all land in one window.
+ * Wrong-password limits count in fixed 15-minute windows: stands the stack's clock one second into a fresh
+ * window (instead of waiting for one), so a test's attempts all land in one window. Returns that instant.
  */
-export async function awaitRoomInPasswordWindow(marginMs = 45_000): Promise<void> {
+export function standAtPasswordWindowStart(stack: TestStack): number {
+  const windowMs = 15 * 60 * 1000;
+  const at = (Math.floor(Date.now() / windowMs) + 1) * windowMs + 1000;
+  stack.services.clock.now = () => at;
+  return at;
+}
+
+/**
+ * Email-code limits count in fixed 15-minute windows of real time (the code's expiry is stored from it too):
+ * a test that needs a whole window waits for a fresh one when the current one ends within `marginMs`.
+ */
+export async function awaitRoomInEmailWindow(marginMs = 45_000): Promise<void> {
   const windowMs = 15 * 60 * 1000;
   const left = windowMs - (Date.now() % windowMs);
   if (left < marginMs) await new Promise((resolve) => setTimeout(resolve, left + 50));

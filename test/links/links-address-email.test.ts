@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { ConfigError, loadConfig } from '../../src/config';
 import { createTestTenant, startTestStack, type TestStack } from '../helpers/stack';
 import { newUser, randomData, uploadDirect, type TestUser } from '../helpers/files';
-import { assertError, awaitRoomInPasswordWindow, createLink, publicApi, publicDownload, type CreatedLink } from './link-helpers';
+import { assertError, standAtPasswordWindowStart, createLink, publicApi, publicDownload, type CreatedLink } from './link-helpers';
 
 async function ownerWithFile(stack: TestStack) {
   const alice = await newUser(stack, (await createTestTenant(stack)).id, 'alice');
@@ -116,7 +116,7 @@ describe('X-Forwarded-For from an untrusted peer (no SCAIDRIVE_TRUSTED_PROXIES)'
 
   test('wrong-password limits are keyed on the socket address, so a spoofed header does not buy new attempts', async () => {
     const link = await createLink(stack, alice.token, 'file', fileId, { password: 'right-password' });
-    await awaitRoomInPasswordWindow();
+    standAtPasswordWindowStart(stack);
     for (let attempt = 0; attempt < 10; attempt++) {
       assertError(await publicApi(stack, 'GET', link.token, '', { headers: { 'x-forwarded-for': `198.51.100.${attempt}`, 'x-link-password': 'wrong' } }), 401, 'LINK_PASSWORD_INVALID');
     }

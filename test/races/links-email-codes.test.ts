@@ -7,7 +7,7 @@ import { api, createTestTenant, startTestStack, type TestStack } from '../helper
 import { burst, statusCounts } from '../helpers/race';
 import { assertError } from '../helpers/assertions';
 import { newUser, randomData, uploadDirect, type TestUser } from '../helpers/files';
-import { awaitRoomInPasswordWindow, createLink, type CreatedLink } from '../links/link-helpers';
+import { awaitRoomInEmailWindow, createLink, type CreatedLink } from '../links/link-helpers';
 
 describe('races: link email codes', () => {
   let stack: TestStack;
@@ -44,7 +44,7 @@ describe('races: link email codes', () => {
   test('50 allowed addresses from 50 client addresses in parallel: at most 10 mails for the link, then 429 for everyone', async () => {
     const link = await createLink(stack, alice.token, 'file', fileId, { require_email: ['@partner.test'] });
     const emails = Array.from({ length: 50 }, (_, i) => `user${i}@partner.test`);
-    await awaitRoomInPasswordWindow();
+    await awaitRoomInEmailWindow();
     const responses = await burst(stack.baseUrl, 50, (i, dispatcher) => verify(link, emails[i]!, `198.51.100.${i + 1}`, dispatcher));
     const counts = statusCounts(responses);
     assert.equal((counts[202] ?? 0) + (counts[429] ?? 0), 50, JSON.stringify(counts));
@@ -63,7 +63,7 @@ describe('races: link email codes', () => {
 
   test('30 parallel requests for ONE address from different clients queue exactly one mail', async () => {
     const link = await createLink(stack, alice.token, 'file', fileId, { require_email: ['bob@example.test'] });
-    await awaitRoomInPasswordWindow();
+    await awaitRoomInEmailWindow();
     const responses = await burst(stack.baseUrl, 30, (i, dispatcher) => verify(link, 'bob@example.test', `192.0.2.${i + 1}`, dispatcher));
     assert.deepEqual(statusCounts(responses), { 202: 30 });
     assert.equal(await mailsTo(['bob@example.test']), 1);
@@ -72,7 +72,7 @@ describe('races: link email codes', () => {
   test('30 parallel requests from ONE client address: at most 10 accepted, the rest 429, whoever they name', async () => {
     const link = await createLink(stack, alice.token, 'file', fileId, { require_email: ['@corp.test'] });
     const emails = Array.from({ length: 30 }, (_, i) => (i % 2 ? `u${i}@corp.test` : `u${i}@elsewhere.test`));
-    await awaitRoomInPasswordWindow();
+    await awaitRoomInEmailWindow();
     const responses = await burst(stack.baseUrl, 30, (i, dispatcher) => verify(link, emails[i]!, '203.0.113.77', dispatcher));
     const counts = statusCounts(responses);
     assert.equal(counts[202] ?? 0, 10, JSON.stringify(counts));
@@ -85,7 +85,7 @@ describe('races: link email codes', () => {
   test('60 parallel wrong confirmations from one client across 6 addresses: at most 10 evaluated, the rest 429', async () => {
     const link = await createLink(stack, alice.token, 'file', fileId, { require_email: ['@guess.test'] });
     const emails = Array.from({ length: 6 }, (_, i) => `g${i}@guess.test`);
-    await awaitRoomInPasswordWindow();
+    await awaitRoomInEmailWindow();
     // Codes exist for all six addresses (requested from other clients), so every guess could be evaluated.
     for (const [i, email] of emails.entries()) assert.equal((await verify(link, email, `192.0.2.${100 + i}`)).status, 202);
     const responses = await burst(stack.baseUrl, 60, (i, dispatcher) => confirm(link, emails[i % 6]!, String(100000 + i), '203.0.113.88', dispatcher));

@@ -6,7 +6,7 @@ import { api, createTestTenant, startTestStack, type TestStack } from '../helper
 import { burst, statusCounts } from '../helpers/race';
 import { assertError } from '../helpers/assertions';
 import { newUser, randomData, uploadDirect, type TestUser } from '../helpers/files';
-import { awaitRoomInPasswordWindow, createLink } from '../links/link-helpers';
+import { createLink, standAtPasswordWindowStart } from '../links/link-helpers';
 
 const password = 'correct horse battery';
 
@@ -50,7 +50,7 @@ describe('races: link password attempts', () => {
     const link = await createLink(stack, alice.token, 'file', fileId, { password });
     const attacker = '203.0.113.50';
     const rightIndex = 37;
-    await awaitRoomInPasswordWindow();
+    standAtPasswordWindowStart(stack);
     const responses = await burst(stack.baseUrl, 60, (i, dispatcher) =>
       api(stack.baseUrl, 'POST', `/api/v1/public/links/${link.token}/unlock`, {
         body: { password: i === rightIndex ? password : `guess-${i}` },
@@ -72,7 +72,7 @@ describe('races: link password attempts', () => {
     const link = await createLink(stack, alice.token, 'file', fileId, { password });
     const attacker = '203.0.113.51';
     const rightIndex = 5;
-    await awaitRoomInPasswordWindow();
+    standAtPasswordWindowStart(stack);
     const responses = await burst(stack.baseUrl, 60, async (i, dispatcher) => {
       const response = await api(stack.baseUrl, 'GET', `/api/v1/public/links/${link.token}/content`, {
         headers: { 'x-forwarded-for': attacker, 'x-link-password': i === rightIndex ? password : `guess-${i}` },
@@ -91,7 +91,7 @@ describe('races: link password attempts', () => {
     // one address would be refused even when right: clients are meant to unlock once and use the session.
     const link = await createLink(stack, alice.token, 'file', fileId, { password });
     const address = '203.0.113.52';
-    await awaitRoomInPasswordWindow();
+    standAtPasswordWindowStart(stack);
     const responses = await burst(stack.baseUrl, 8, (_, dispatcher) =>
       api(stack.baseUrl, 'POST', `/api/v1/public/links/${link.token}/unlock`, { body: { password }, headers: { 'x-forwarded-for': address }, dispatcher }),
     );

@@ -13,7 +13,8 @@ export async function up(db: Kysely<any>): Promise<void> {
       settings jsonb not null,
       secret_ciphertext text not null,
       secret_key_id text not null,
-      target_folder_id text not null references nodes(id),
+      -- No foreign key: purging the folder must not be blocked by a connector (its next job reports the folder gone).
+      target_folder_id text not null,
       exclude_patterns jsonb not null default '[]',
       conflict_resolution text not null check (conflict_resolution in ('overwrite', 'keep_both', 'skip', 'manual')),
       schedule jsonb,
