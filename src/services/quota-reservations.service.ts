@@ -2,42 +2,14 @@
 // while a session is open (`used + reserved + n <= limit`, one conditional UPDATE per subject), released
 // once on abort or expiry, and turned into the real charge at commit.
 import { sql, type Transaction } from 'kysely';
-import type { Database, Db, QuotaCharge } from '../db/database';
-import { ensureQuotaRows, QuotaExceededError } from './quota.service';
-
-type Executor = Db | Transaction<Database>;
-
-const levelRank = { partner: 0, tenant: 1, share: 2, group: 3, user: 4 } as const;
-
-/** Subjects in the fixed lock order every quota writer uses (partner, tenant, share, groups, user), without duplicates. */
-export function inLockOrder(subjects: QuotaCharge[]): QuotaCharge[] {
-  const unique = new Map(subjects.map((s) => [`${s.level}:${s.subject_id}`, s]));
-  return [...unique.values()].sort((a, b) => levelRank[a.level] - levelRank[b.level] || (a.subject_id < b.subject_id ? -1 : a.subject_id > b.subject_id ? 1 : 0));
-}
-
-async function exceeded(trx: Executor, subject: QuotaCharge): Promise<never> {
-  const row = await trx.selectFrom('quotas').selectAll().where('level', '=', subject.level).where('subject_id', '=', subject.subject_id).executeTakeFirstOrThrow();
-  throw new QuotaExceededError(subject.level, subject.subject_id, row.limit_bytes ?? 0, row.used_bytes);
-}
+import type { Database, QuotaCharge } from '../db/database';
+import { addWithinLimits, ensureQuotaRows, inLockOrder, quotaExceeded } from './quota.service';
 
 /**
  * Holds `bytes` on every subject inside the caller's transaction, or fails with 507 naming the binding
  * level. The row locks are held until commit, so parallel reservations cannot both pass a limit.
  */
-export async function reserve(trx: Transaction<Database>, tenantId: string, subjects: QuotaCharge[], bytes: number): Promise<void> {
-  await ensureQuotaRows(trx, tenantId, subjects);
-  for (const subject of inLockOrder(subjects)) {
-    const updated = await trx
-      .updateTable('quotas')
-      .set({ reserved_bytes: sql`reserved_bytes + ${bytes}` })
-      .where('level', '=', subject.level)
-      .where('subject_id', '=', subject.subject_id)
-      .where((eb) => eb.or([eb('limit_bytes', 'is', null), eb(sql`used_bytes + reserved_bytes + ${bytes}`, '<=', eb.ref('limit_bytes'))]))
-      .returning('reserved_bytes')
-      .executeTakeFirst();
-    if (!updated) await exceeded(trx, subject);
-  }
-}
+export const reserve = (trx: Transaction<Database>, tenantId: string, subjects: QuotaCharge[], bytes: number) => addWithinLimits(trx, tenantId, subjects, bytes, 'reserved_bytes');
 
 /** Gives reserved bytes back. Callers release only after a conditional status change proved they own the release. */
 export async function releaseReservations(trx: Transaction<Database>, releases: { subjects: QuotaCharge[]; bytes: number }[]): Promise<void> {
@@ -88,6 +60,6 @@ export async function chargeReserved(
     // Releasing alone never fails; charging must fit beside everyone else's reservations.
     if (add > 0) update = update.where((eb) => eb.or([eb('limit_bytes', 'is', null), eb(sql`used_bytes + ${add} + ${remaining}`, '<=', eb.ref('limit_bytes'))]));
     const updated = await update.returning('used_bytes').executeTakeFirst();
-    if (!updated) await exceeded(trx, subject);
+    if (!updated) await quotaExceeded(trx, subject);
   }
 }

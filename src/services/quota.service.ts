@@ -60,29 +60,42 @@ export async function assertFits(db: Db, tenantId: string, subjects: QuotaCharge
   }
 }
 
+const levelRank = { partner: 0, tenant: 1, share: 2, group: 3, user: 4 } as const;
+
+/** Subjects in the fixed lock order every quota writer uses (partner, tenant, share, groups, user), without duplicates. */
+export function inLockOrder(subjects: QuotaCharge[]): QuotaCharge[] {
+  const unique = new Map(subjects.map((s) => [`${s.level}:${s.subject_id}`, s]));
+  return [...unique.values()].sort((a, b) => levelRank[a.level] - levelRank[b.level] || (a.subject_id < b.subject_id ? -1 : a.subject_id > b.subject_id ? 1 : 0));
+}
+
+/** The 507 naming the level that refused, with its current figures. */
+export async function quotaExceeded(trx: Executor, subject: QuotaCharge): Promise<never> {
+  const row = await trx.selectFrom('quotas').selectAll().where('level', '=', subject.level).where('subject_id', '=', subject.subject_id).executeTakeFirstOrThrow();
+  throw new QuotaExceededError(subject.level, subject.subject_id, row.limit_bytes ?? 0, row.used_bytes);
+}
+
 /**
- * Adds `bytes` to every subject inside the caller's transaction. Each UPDATE only succeeds when the result
- * stays within the limit, and holds the row lock until commit: parallel commits cannot both pass a limit
- * only one of them fits.
+ * Adds `bytes` to one counter (`used_bytes` for a charge, `reserved_bytes` for an upload session's hold) of every
+ * subject inside the caller's transaction, in lock order. Each UPDATE only succeeds while `used + reserved +
+ * bytes <= limit` and holds the row lock until commit: parallel writers cannot both pass a limit only one fits.
  */
-export async function charge(trx: Transaction<Database>, tenantId: string, subjects: QuotaCharge[], bytes: number): Promise<void> {
+export async function addWithinLimits(trx: Transaction<Database>, tenantId: string, subjects: QuotaCharge[], bytes: number, counter: 'used_bytes' | 'reserved_bytes'): Promise<void> {
   await ensureQuotaRows(trx, tenantId, subjects);
-  for (const subject of subjects) {
+  for (const subject of inLockOrder(subjects)) {
     const updated = await trx
       .updateTable('quotas')
-      .set({ used_bytes: sql`used_bytes + ${bytes}` })
+      .set({ [counter]: sql`${sql.ref(counter)} + ${bytes}` })
       .where('level', '=', subject.level)
       .where('subject_id', '=', subject.subject_id)
-      // Open upload sessions' reserved bytes are spoken for (spec §6).
       .where((eb) => eb.or([eb('limit_bytes', 'is', null), eb(sql`used_bytes + reserved_bytes + ${bytes}`, '<=', eb.ref('limit_bytes'))]))
       .returning('used_bytes')
       .executeTakeFirst();
-    if (!updated) {
-      const row = await trx.selectFrom('quotas').selectAll().where('level', '=', subject.level).where('subject_id', '=', subject.subject_id).executeTakeFirstOrThrow();
-      throw new QuotaExceededError(subject.level, subject.subject_id, row.limit_bytes ?? 0, row.used_bytes);
-    }
+    if (!updated) await quotaExceeded(trx, subject);
   }
 }
+
+/** Charges `bytes` to every subject (see addWithinLimits). */
+export const charge = (trx: Transaction<Database>, tenantId: string, subjects: QuotaCharge[], bytes: number) => addWithinLimits(trx, tenantId, subjects, bytes, 'used_bytes');
 
 export async function refund(trx: Transaction<Database>, subjects: QuotaCharge[], bytes: number): Promise<void> {
   for (const subject of subjects) {

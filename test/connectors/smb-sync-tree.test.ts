@@ -3,6 +3,7 @@
 // source under overwrite, keep_both and manual.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { mkdir, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { api, createTestTenant, startTestStack, type TestStack } from '../helpers/stack';
@@ -24,7 +25,7 @@ describe('SMB connector: large tree and conflict policies', () => {
   }
 
   async function connector(sourcePath: string, body: Record<string, unknown> = {}): Promise<string> {
-    const folder = await api(stack.baseUrl, 'POST', `${V1}/folders`, { token: admin.token, body: { parent_id: admin.rootFolderId, name: `target ${sourcePath}` } });
+    const folder = await api(stack.baseUrl, 'POST', `${V1}/folders`, { token: admin.token, body: { parent_id: admin.rootFolderId, name: `target ${sourcePath} ${randomUUID().slice(0, 8)}` } });
     assert.equal(folder.status, 201, folder.text);
     const created = await api(stack.baseUrl, 'POST', `${V1}/smb-connectors`, {
       token: admin.token,
