@@ -172,6 +172,9 @@ export interface PageResult {
 
 class DirectoryTimeout extends Error {}
 
+/** Files of one page imported at once. */
+const importConcurrency = 4;
+
 function withDeadline<T>(promise: Promise<T>, deadline: number): Promise<T> {
   const remaining = deadline - Date.now();
   if (remaining <= 0) {
@@ -224,27 +227,26 @@ export async function syncPage(
   const subdirectories: string[] = [];
   const seen: string[] = [];
   let timedOut = false;
+  const fileEntries: SourceEntry[] = [];
   for (const entry of page.entries) {
-    if (excluded(entry)) {
-      counters.skipped += 1;
-      continue;
-    }
-    if (entry.kind === 'directory') {
-      // Subdirectories are walked with their own time budget, even when this directory ran out of its own.
-      subdirectories.push(entry.path);
-      continue;
-    }
-    if (timedOut) continue;
+    if (excluded(entry)) counters.skipped += 1;
+    // Subdirectories are walked with their own time budget, even when this directory runs out of its own.
+    else if (entry.kind === 'directory') subdirectories.push(entry.path);
+    else fileEntries.push(entry);
+  }
+  let stopped = false;
+  let failure: unknown;
+  const importOne = async (entry: SourceEntry): Promise<void> => {
+    if (timedOut || stopped || failure) return;
     if (shouldStop()) {
-      await markSeen(deps.db, connector.id, input.jobId, seen);
-      await counters.flush(true);
-      return { stopped: true, subdirectories: [], nextPageToken: null, deadline, items: 0 };
+      stopped = true;
+      return;
     }
     if (Date.now() > deadline) {
       // The rest of this directory's files are left alone (and spared by the trash pass); the job goes on.
       timedOut = true;
       await counters.error(input.directory, 'DIRECTORY_TIMEOUT', `directory took longer than ${connector.directory_timeout_seconds} s`);
-      continue;
+      return;
     }
     counters.scanned += 1;
     progress.scanned += 1;
@@ -266,12 +268,37 @@ export async function syncPage(
       }
     } catch (error) {
       // Credentials and reachability fail the whole page (the activity retries, then the job fails).
-      if (error instanceof SourceAuthError || error instanceof SourceUnreachableError) throw error;
-      if (!(error instanceof SourceEntryError) && !(error instanceof AppError)) throw error;
+      if (error instanceof SourceAuthError || error instanceof SourceUnreachableError || !(error instanceof SourceEntryError || error instanceof AppError)) {
+        failure ??= error;
+        return;
+      }
       progress.errors += 1;
-      await counters.error(entry.path, error instanceof AppError ? error.code : error.code, error.message);
+      await counters.error(entry.path, error.code, error.message);
     }
     await counters.flush();
+  };
+  // A few files at once (the SMB client multiplexes requests on its connection). Names equal by ScaiDrive's
+  // rule (NFC, case-insensitive) go through one lane in order, so two of them never race for one name.
+  const lanes = new Map<string, SourceEntry[]>();
+  for (const entry of fileEntries) {
+    const key = entry.name.normalize('NFC').toLowerCase();
+    lanes.set(key, [...(lanes.get(key) ?? []), entry]);
+  }
+  const queue = [...lanes.values()];
+  await Promise.all(
+    Array.from({ length: Math.min(importConcurrency, queue.length) }, async () => {
+      for (let lane = queue.shift(); lane; lane = queue.shift()) for (const entry of lane) await importOne(entry);
+    }),
+  );
+  if (failure) {
+    // What this page did commit is counted before the page fails (its retry finds those files unchanged).
+    await counters.flush(true).catch(() => undefined);
+    throw failure;
+  }
+  if (stopped) {
+    await markSeen(deps.db, connector.id, input.jobId, seen);
+    await counters.flush(true);
+    return { stopped: true, subdirectories: [], nextPageToken: null, deadline, items: 0 };
   }
   await markSeen(deps.db, connector.id, input.jobId, seen);
   await counters.flush(true);

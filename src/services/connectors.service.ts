@@ -5,7 +5,7 @@ import { sql } from 'kysely';
 import { ScheduleNotFoundError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Config } from '../config';
 import type { ConflictResolution, Connector, ConnectorJob, ConnectorJobTrigger, ConnectorKind, ConnectorSchedule, Db } from '../db/database';
-import { AppError, conflict, forbidden, notFound, serviceUnavailable } from '../errors';
+import { AppError, ValidationError, conflict, forbidden, notFound, serviceUnavailable } from '../errors';
 import { newId } from '../ids';
 import type { Logger } from '../logger';
 import type { TaskQueues } from '../temporal/task-queues';
@@ -66,28 +66,31 @@ export async function createSmbConnector(deps: ConnectorDeps, principal: Princip
   await accessNode(deps.db, principal, input.target_folder_id, 'write', { kind: 'folder' });
   const id = newId('connector');
   const sealed = sealSecret(deps.secretKey, id, { password: input.password });
-  const connector = await deps.db
-    .insertInto('connectors')
-    .values({
-      id,
-      tenant_id: principal.tenantId,
-      kind: 'smb',
-      name: input.name ?? `${input.host}/${input.share}`,
-      settings: JSON.stringify({ host: input.host, port: input.port ?? 445, share: input.share, path: input.path ?? '', domain: input.domain ?? null, username: input.username }),
-      secret_ciphertext: sealed.ciphertext,
-      secret_key_id: sealed.keyId,
-      target_folder_id: input.target_folder_id,
-      exclude_patterns: JSON.stringify(input.exclude_patterns ?? defaultExcludePatterns),
-      conflict_resolution: input.conflict_resolution ?? 'overwrite',
-      schedule: JSON.stringify(input.schedule ?? null),
-      directory_timeout_seconds: input.directory_timeout_seconds ?? defaultDirectoryTimeoutSeconds,
-      enabled: input.enabled ?? true,
-      created_by: createdBy,
-    })
-    .returningAll()
-    .executeTakeFirstOrThrow();
-  await syncSchedule(deps, connector);
-  return connector;
+  // The row commits only once its schedule exists (a schedule Temporal refuses leaves nothing behind).
+  return deps.db.transaction().execute(async (trx) => {
+    const connector = await trx
+      .insertInto('connectors')
+      .values({
+        id,
+        tenant_id: principal.tenantId,
+        kind: 'smb',
+        name: input.name ?? `${input.host}/${input.share}`,
+        settings: JSON.stringify({ host: input.host, port: input.port ?? 445, share: input.share, path: input.path ?? '', domain: input.domain ?? null, username: input.username }),
+        secret_ciphertext: sealed.ciphertext,
+        secret_key_id: sealed.keyId,
+        target_folder_id: input.target_folder_id,
+        exclude_patterns: JSON.stringify(input.exclude_patterns ?? defaultExcludePatterns),
+        conflict_resolution: input.conflict_resolution ?? 'overwrite',
+        schedule: JSON.stringify(input.schedule ?? null),
+        directory_timeout_seconds: input.directory_timeout_seconds ?? defaultDirectoryTimeoutSeconds,
+        enabled: input.enabled ?? true,
+        created_by: createdBy,
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await syncSchedule(deps, connector);
+    return connector;
+  });
 }
 
 /** A connector of this tenant and kind, else 404 (another tenant's id is indistinguishable from none). */
@@ -112,42 +115,45 @@ export async function updateSmbConnector(deps: ConnectorDeps, principal: Princip
   const settingChanges = Object.fromEntries(smbSettingKeys.filter((k) => changes[k] !== undefined).map((k) => [k, changes[k]]));
   // PATCH with a password rotates the secret: sealed anew under the current key (and its id).
   const sealed = changes.password !== undefined ? sealSecret(deps.secretKey, id, { password: changes.password }) : undefined;
-  const updated = await deps.db
-    .updateTable('connectors')
-    .set({
-      ...(Object.keys(settingChanges).length ? { settings: sql`settings || ${JSON.stringify(settingChanges)}::jsonb` } : {}),
-      ...(sealed ? { secret_ciphertext: sealed.ciphertext, secret_key_id: sealed.keyId } : {}),
-      ...(changes.name !== undefined ? { name: changes.name } : {}),
-      ...(changes.target_folder_id !== undefined ? { target_folder_id: changes.target_folder_id } : {}),
-      ...(changes.exclude_patterns !== undefined ? { exclude_patterns: JSON.stringify(changes.exclude_patterns) } : {}),
-      ...(changes.conflict_resolution !== undefined ? { conflict_resolution: changes.conflict_resolution } : {}),
-      ...(changes.schedule !== undefined ? { schedule: JSON.stringify(changes.schedule) } : {}),
-      ...(changes.directory_timeout_seconds !== undefined ? { directory_timeout_seconds: changes.directory_timeout_seconds } : {}),
-      ...(changes.enabled !== undefined ? { enabled: changes.enabled } : {}),
-      updated_at: sql`now()`,
-    })
-    .where('id', '=', id)
-    .where('tenant_id', '=', principal.tenantId)
-    .returningAll()
-    .executeTakeFirst();
-  if (!updated) throw notFound('Connector');
-  if (changes.schedule !== undefined || changes.enabled !== undefined) await syncSchedule(deps, updated);
-  return updated;
+  return deps.db.transaction().execute(async (trx) => {
+    const updated = await trx
+      .updateTable('connectors')
+      .set({
+        ...(Object.keys(settingChanges).length ? { settings: sql`settings || ${JSON.stringify(settingChanges)}::jsonb` } : {}),
+        ...(sealed ? { secret_ciphertext: sealed.ciphertext, secret_key_id: sealed.keyId } : {}),
+        ...(changes.name !== undefined ? { name: changes.name } : {}),
+        ...(changes.target_folder_id !== undefined ? { target_folder_id: changes.target_folder_id } : {}),
+        ...(changes.exclude_patterns !== undefined ? { exclude_patterns: JSON.stringify(changes.exclude_patterns) } : {}),
+        ...(changes.conflict_resolution !== undefined ? { conflict_resolution: changes.conflict_resolution } : {}),
+        ...(changes.schedule !== undefined ? { schedule: JSON.stringify(changes.schedule) } : {}),
+        ...(changes.directory_timeout_seconds !== undefined ? { directory_timeout_seconds: changes.directory_timeout_seconds } : {}),
+        ...(changes.enabled !== undefined ? { enabled: changes.enabled } : {}),
+        updated_at: sql`now()`,
+      })
+      .where('id', '=', id)
+      .where('tenant_id', '=', principal.tenantId)
+      .returningAll()
+      .executeTakeFirst();
+    if (!updated) throw notFound('Connector');
+    if (changes.schedule !== undefined || changes.enabled !== undefined) await syncSchedule(deps, updated);
+    return updated;
+  });
 }
 
 /** Deletes the connector: its active job is canceled first, its schedule removed, its history with it. */
 export async function deleteConnector(deps: ConnectorDeps, tenantId: string, kind: ConnectorKind, id: string): Promise<void> {
   const connector = await getConnector(deps.db, tenantId, kind, id);
-  const canceled = await deps.db
-    .updateTable('connector_jobs')
-    .set({ status: 'canceled', finished_at: sql`now()` })
-    .where('connector_id', '=', id)
-    .where('status', 'in', ['queued', 'running'])
-    .returning(['workflow_id'])
-    .execute();
+  // One transaction holding the connector row: a job inserted meanwhile waits on its foreign key and then
+  // finds the connector gone (404), so no job is started for a connector being deleted.
+  const canceled = await deps.db.transaction().execute(async (trx) => {
+    const locked = await trx.selectFrom('connectors').select('id').where('id', '=', id).where('tenant_id', '=', tenantId).forUpdate().executeTakeFirst();
+    if (!locked) throw notFound('Connector');
+    const jobs = await trx.selectFrom('connector_jobs').select('workflow_id').where('connector_id', '=', id).where('status', 'in', ['queued', 'running']).execute();
+    await trx.deleteFrom('connectors').where('id', '=', id).execute();
+    return jobs;
+  });
   for (const job of canceled) await cancelWorkflow(deps, job.workflow_id);
   await deleteSchedule(deps, connector.id);
-  await deps.db.deleteFrom('connectors').where('id', '=', id).where('tenant_id', '=', tenantId).execute();
 }
 
 /** The connector's secret, opened; a secret sealed under another key is a clear 409, not garbage. */
@@ -211,12 +217,18 @@ export interface JobDetail {
  */
 export async function insertJob(db: Db, connector: Pick<Connector, 'id' | 'tenant_id'>, trigger: ConnectorJobTrigger, createdBy: string | null, retryOf: string | null = null): Promise<ConnectorJob | undefined> {
   const id = newId('job');
-  const row = await sql<ConnectorJob>`
-    insert into connector_jobs (id, tenant_id, connector_id, trigger, retry_of, workflow_id, created_by)
-    values (${id}, ${connector.tenant_id}, ${connector.id}, ${trigger}, ${retryOf}, ${workflowIds.connectorSync(connector.id, id)}, ${createdBy})
-    on conflict (connector_id) where status in ('queued', 'running') do nothing
-    returning *`.execute(db);
-  return row.rows[0];
+  try {
+    const row = await sql<ConnectorJob>`
+      insert into connector_jobs (id, tenant_id, connector_id, trigger, retry_of, workflow_id, created_by)
+      values (${id}, ${connector.tenant_id}, ${connector.id}, ${trigger}, ${retryOf}, ${workflowIds.connectorSync(connector.id, id)}, ${createdBy})
+      on conflict (connector_id) where status in ('queued', 'running') do nothing
+      returning *`.execute(db);
+    return row.rows[0];
+  } catch (error) {
+    // The connector was deleted between our read and this insert (foreign key violation).
+    if ((error as { code?: string }).code === '23503') throw notFound('Connector');
+    throw error;
+  }
 }
 
 async function activeJobId(db: Db, connectorId: string): Promise<string | null> {
@@ -240,6 +252,7 @@ export async function startSync(deps: ConnectorDeps, connector: Connector, optio
   if (!job) {
     throw conflict('A sync of this connector is already queued or running', 'CONNECTOR_SYNC_RUNNING', { job_id: await activeJobId(deps.db, connector.id) });
   }
+  let runId: string;
   try {
     const handle = await deps.temporal.workflow.start(connectorSyncWorkflow, {
       workflowId: job.workflow_id,
@@ -249,15 +262,21 @@ export async function startSync(deps: ConnectorDeps, connector: Connector, optio
       memo: options.requestId ? { request_id: options.requestId } : undefined,
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
     });
-    const started = await deps.db.updateTable('connector_jobs').set({ run_id: handle.firstExecutionRunId }).where('id', '=', job.id).returningAll().executeTakeFirstOrThrow();
-    appendJobLog(deps.db, job.id, `job queued (trigger ${options.trigger})`).catch(() => undefined);
-    return started;
+    runId = handle.firstExecutionRunId;
   } catch (error) {
     // No workflow will ever run this job: fail it (conditionally) so the connector is free again.
     await failJob(deps.db, job.id, { code: 'WORKFLOW_START_FAILED', status: 503, detail: 'The sync workflow could not be started' });
     deps.logger.error({ err: error, job_id: job.id }, 'connector sync workflow start failed');
     throw serviceUnavailable('Temporal is unavailable: the sync could not be started');
   }
+  const started = await deps.db.updateTable('connector_jobs').set({ run_id: runId }).where('id', '=', job.id).returningAll().executeTakeFirst();
+  if (!started) {
+    // The connector (and this job with it) was deleted meanwhile: its workflow finds no job and ends; stop it now.
+    await cancelWorkflow(deps, job.workflow_id);
+    throw notFound('Connector');
+  }
+  await appendJobLog(deps.db, job.id, `job queued (trigger ${options.trigger})`).catch(() => undefined);
+  return started;
 }
 
 export type JobCursor = [createdAt: string, id: string];
@@ -377,9 +396,25 @@ export async function syncSchedule(deps: ConnectorDeps, connector: Connector): P
       await deps.temporal.schedule.create({ scheduleId: scheduleId(connector.id), spec, action, policies: { overlap: 'SKIP', catchupWindow: '1 minute' }, state: { paused: !connector.enabled } });
     }
   } catch (error) {
+    if (isInvalidArgument(error)) {
+      const field = connector.schedule && 'cron' in connector.schedule ? 'cron' : 'interval_seconds';
+      throw new ValidationError([{ loc: ['body', 'schedule', field], msg: `Temporal refused the schedule: ${(error as Error).message}`, type: 'value_error' }]);
+    }
     deps.logger.error({ err: error, connector_id: connector.id }, 'updating the connector schedule failed');
     throw serviceUnavailable('Temporal is unavailable: the connector schedule could not be updated');
   }
+}
+
+/**
+ * Temporal refused the spec itself: the schedule client rethrows gRPC INVALID_ARGUMENT as a TypeError
+ * ("Minute is not in range [0-59]"); a raw INVALID_ARGUMENT (code 3) may also sit in the cause chain.
+ */
+function isInvalidArgument(error: unknown): boolean {
+  if (error instanceof TypeError) return true;
+  for (let current = error as { code?: unknown; cause?: unknown } | undefined, depth = 0; current && depth < 5; current = current.cause as typeof current, depth++) {
+    if (current.code === 3) return true;
+  }
+  return false;
 }
 
 // ---- entry points of the routes (one call per request) ---------------------------------------------

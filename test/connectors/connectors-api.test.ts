@@ -105,6 +105,11 @@ describe('SMB connectors API', () => {
     assertError(await create({ host: 'smb://evil/x' }), 422, 'VALIDATION_ERROR');
     assertError(await create({ schedule: { cron: 'every day' } }), 422, 'VALIDATION_ERROR');
     assertError(await create({ schedule: { interval_seconds: 1 } }), 422, 'VALIDATION_ERROR');
+    // Well-formed but impossible: Temporal refuses it, and so do we (422, nothing created).
+    const impossible = await create({ name: 'impossible cron', schedule: { cron: '99 99 * * *' } });
+    assertError(impossible, 422, 'VALIDATION_ERROR');
+    assert.deepEqual(impossible.body.detail[0].loc, ['body', 'schedule', 'cron']);
+    assert.equal((await stack.services.db.selectFrom('connectors').select('id').where('name', '=', 'impossible cron').execute()).length, 0);
     assertError(await create({ exclude_patterns: 'not-a-list' }), 422, 'VALIDATION_ERROR');
     assertError(await create({ target_folder_id: 'fld_01ARZ3NDEKTSV4RRFFQ69G5FAV' }), 404, 'NOT_FOUND');
     assertError(await create({}, member.token), 403, 'FORBIDDEN');

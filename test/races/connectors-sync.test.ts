@@ -61,6 +61,18 @@ describe('connector job races', () => {
     assert.equal(described.status.name, 'RUNNING', 'its workflow was started');
   });
 
+  test('a delete racing 30 syncs: never a 5xx, and nothing of the connector is left', async () => {
+    const id = await newConnector();
+    const responses = await burst(stack.baseUrl, 31, (i, dispatcher) =>
+      api(stack.baseUrl, i === 15 ? 'DELETE' : 'POST', `${V1}/smb-connectors/${id}${i === 15 ? '' : '/sync'}`, { token: admin.token, dispatcher }),
+    );
+    assert.equal(responses[15]!.status, 204);
+    for (const r of responses) assert.ok([202, 204, 404, 409].includes(r.status), `${r.status} ${r.text}`);
+    assert.ok((statusCounts(responses)[202] ?? 0) <= 1, 'at most one job was started');
+    assert.equal((await stack.services.db.selectFrom('connectors').select('id').where('id', '=', id).execute()).length, 0);
+    assert.equal((await stack.services.db.selectFrom('connector_jobs').select('id').where('connector_id', '=', id).execute()).length, 0);
+  });
+
   test('30 parallel cancels: one 200, the rest 409, canceled once', async () => {
     const id = await newConnector();
     const sync = await api(stack.baseUrl, 'POST', `${V1}/smb-connectors/${id}/sync`, { token: admin.token });
