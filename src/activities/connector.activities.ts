@@ -95,6 +95,8 @@ export function createConnectorActivities(deps: ConnectorActivityDeps) {
       if (!target || target.deleted_at) {
         throw ApplicationFailure.create({ nonRetryable: true, type: connectorFailureTypes.targetGone, message: 'The target folder was deleted: choose another target_folder_id' });
       }
+      // A retried attempt never trusts the connection an earlier attempt used (it may have broken or hung).
+      if (Context.current().info.attempt > 1) await closeSource(input.jobId);
       try {
         const source = await sourceFor(input.jobId, context);
         const cancelled = Context.current().cancellationSignal;

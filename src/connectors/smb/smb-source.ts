@@ -1,6 +1,6 @@
 // The SMB source adapter: the connector platform's ConnectorSource on top of SmbClient, mapping the client's
 // errors to the platform's (rejected credentials → 401, unreachable → 502, one unreadable file → error row).
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { SmbClient, type SmbEntry } from './smb-client';
 import { SmbAccessDeniedError, SmbAuthError, SmbError, SmbNotFoundError, SmbProtocolError, SmbUnreachableError } from './smb-errors';
 import { SourceAuthError, SourceEntryError, SourceUnreachableError, type ConnectorSource, type SourceEntry, type SourcePage } from '../source';
@@ -86,11 +86,17 @@ export class SmbSource implements ConnectorSource {
   }
 
   async read(path: string): Promise<Readable> {
+    let stream: Readable;
     try {
-      return await this.client.read(joinPath(this.root, path));
+      stream = await this.client.read(joinPath(this.root, path));
     } catch (error) {
       throw mapError(error, path);
     }
+    // Errors in mid-stream (connection lost, access revoked) get the platform's meaning too.
+    const mapped = new PassThrough({ highWaterMark: 0 });
+    stream.on('error', (error) => mapped.destroy(mapError(error, path)));
+    mapped.on('close', () => stream.destroy());
+    return stream.pipe(mapped);
   }
 
   async close(): Promise<void> {
