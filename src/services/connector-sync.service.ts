@@ -10,7 +10,6 @@ import { AppError } from '../errors';
 import type { Logger } from '../logger';
 import type { BlobStorage } from '../storage/blob-storage';
 import { SourceAuthError, SourceEntryError, SourceUnreachableError, type ConnectorSource, type SourceEntry } from '../connectors/source';
-import { accessNode } from './access.service';
 import { sha256Hex, storeChunk } from './chunk-store';
 import { appendJobLog, insertJob } from './connectors.service';
 import type { Principal } from './principal';
@@ -537,7 +536,7 @@ export async function trashVanished(deps: SyncDeps, context: JobContext, heartbe
       const keep = node && node.current_version_id !== row.version_id && connector.conflict_resolution !== 'overwrite';
       if (node && !node.deleted_at && !keep) {
         try {
-          await trashNode(db, principal, await accessNode(db, principal, node.id, 'write', { kind: 'file' }));
+          await trashNode(db, principal, { id: node.id, kind: 'file' });
           deleted += 1;
         } catch (error) {
           if (!(error instanceof AppError)) throw error;

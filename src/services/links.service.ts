@@ -11,7 +11,7 @@ import { sql } from 'kysely';
 import type { Db, Link, Node, Version } from '../db/database';
 import { AppError, forbidden, gone, notFound } from '../errors';
 import { newId } from '../ids';
-import { accessNode, type NodeAccess } from './access.service';
+import { accessNode } from './access.service';
 import { addressMatcher } from './address-ranges';
 import { recordAudit } from './audit.service';
 import type { HashingGate } from './hashing-gate';
@@ -59,7 +59,8 @@ function auditDetails(link: Link): Record<string, unknown> {
   };
 }
 
-export async function createLink({ db, passwordHashing }: LinkServices, principal: Principal, access: NodeAccess, input: NewLink): Promise<{ link: Link; token: string }> {
+export async function createLink({ db, passwordHashing }: LinkServices, principal: Principal, target: { id: string; kind: Node['kind'] }, input: NewLink): Promise<{ link: Link; token: string }> {
+  const access = await accessNode(db, principal, target.id, 'manage', { kind: target.kind });
   const token = randomBytes(32).toString('base64url');
   const passwordHash = input.password ? await hashLinkPassword(passwordHashing, access.node.tenant_id, input.password) : null;
   return db.transaction().execute(async (trx) => {
@@ -87,8 +88,10 @@ export async function createLink({ db, passwordHashing }: LinkServices, principa
 }
 
 /** A node's links, newest first (revoked ones included: they are its history). */
-export async function listLinks(db: Db, nodeId: string, limit: number, beforeId?: string): Promise<Link[]> {
-  let query = db.selectFrom('links').selectAll().where('node_id', '=', nodeId).orderBy('id', 'desc').limit(limit + 1);
+/** A node's links, newest first, for a caller who may manage links on it. */
+export async function listLinks(db: Db, principal: Principal, target: { id: string; kind: Node['kind'] }, limit: number, beforeId?: string): Promise<Link[]> {
+  const { node } = await accessNode(db, principal, target.id, 'manage', { kind: target.kind });
+  let query = db.selectFrom('links').selectAll().where('node_id', '=', node.id).orderBy('id', 'desc').limit(limit + 1);
   if (beforeId) query = query.where('id', '<', beforeId);
   return query.execute();
 }

@@ -100,6 +100,18 @@ export function isChildrenCursor(value: unknown): value is ChildrenCursor {
 export const childrenCursorOf = (node: Node): ChildrenCursor => ({ key: node.name_key, id: node.id });
 
 /** Live children ordered by (name_key, id): stable, and an index walk however large the folder. */
+/** A node the caller names by id; its kind when the route says which (a folder route never touches a file). */
+export interface NodeTarget {
+  id: string;
+  kind?: Node['kind'];
+}
+
+/** A folder's live children for a caller who may read it (the listing below, after the access check). */
+export async function listFolder(db: Db, principal: Principal, folderId: string, limit: number, after?: ChildrenCursor): Promise<Node[]> {
+  await accessNode(db, principal, folderId, 'read', { kind: 'folder' });
+  return listChildren(db, folderId, limit, after);
+}
+
 export async function listChildren(db: Db, folderId: string, limit: number, after?: ChildrenCursor): Promise<Node[]> {
   let query = db.selectFrom('nodes').selectAll().where('parent_id', '=', folderId).where('deleted_at', 'is', null).orderBy('name_key').orderBy('id').limit(limit + 1);
   if (after) query = query.where(sql`(name_key, id)`, '>', sql`(${after.key}, ${after.id})`);
@@ -111,7 +123,8 @@ export async function listChildren(db: Db, folderId: string, limit: number, afte
  * "the target is not inside the folder" and the move see the same tree: two crossing moves cannot both pass
  * (the second gets 409 INVALID_MOVE) and no cycle can ever form.
  */
-export async function updateNode(db: Db, principal: Principal, access: NodeAccess, changes: { name?: string; parentId?: string }): Promise<Node> {
+export async function updateNode(db: Db, principal: Principal, target: NodeTarget, changes: { name?: string; parentId?: string }): Promise<Node> {
+  const access = await accessNode(db, principal, target.id, 'write', { kind: target.kind });
   if (!access.node.parent_id) throw forbidden('The root folder cannot be renamed or moved');
   const requestedName = changes.name !== undefined ? validName(changes.name) : undefined;
   assertNotLockedByOther(access.node, principal);
@@ -190,7 +203,8 @@ async function moveSpaceCharges(trx: Transaction<Database>, node: Node, targetSp
  * a folder or file added under it either committed before (and is trashed with it) or comes after and gets
  * 410 IN_TRASH.
  */
-export async function trashNode(db: Db, principal: Principal, access: NodeAccess): Promise<void> {
+export async function trashNode(db: Db, principal: Principal, target: NodeTarget): Promise<void> {
+  const access = await accessNode(db, principal, target.id, 'write', { kind: target.kind });
   if (!access.node.parent_id) throw forbidden('The root folder cannot be deleted');
   assertNotLockedByOther(access.node, principal);
   const actorId = userIdOf(principal);
@@ -221,7 +235,8 @@ export async function trashNode(db: Db, principal: Principal, access: NodeAccess
  * The trash row is re-checked under its row lock: of parallel restores and purges exactly one wins, the
  * others find it no longer in the trash (404).
  */
-export async function restoreNode(db: Db, principal: Principal, access: NodeAccess, onConflict: 'fail' | 'rename'): Promise<Node> {
+export async function restoreNode(db: Db, principal: Principal, nodeId: string, onConflict: 'fail' | 'rename'): Promise<Node> {
+  const access = await accessNode(db, principal, nodeId, 'write', { trashed: 'allow' });
   const { space } = access;
   if (!access.node.deleted_at || !access.node.trash_root) throw notFound('Trash item');
   return db.transaction().execute(async (trx) => {
@@ -289,14 +304,16 @@ export async function purgeTrashItem(db: Db, tenantId: string, nodeId: string, a
 }
 
 /** DELETE /trash/{id}: exactly one of parallel purges (or a purge and a restore) wins; the rest get 404. */
-export async function purgeNode(db: Db, principal: Principal, access: NodeAccess): Promise<void> {
+export async function purgeNode(db: Db, principal: Principal, nodeId: string): Promise<void> {
+  const access = await accessNode(db, principal, nodeId, 'write', { trashed: 'allow' });
   if (!access.node.deleted_at || !access.node.trash_root) throw notFound('Trash item');
   if (!(await purgeTrashItem(db, access.node.tenant_id, access.node.id, userIdOf(principal)))) throw notFound('Trash item');
 }
 
 export const lockDurationMs = 60 * 60 * 1000;
 
-export async function lockFile(db: Db, principal: Principal, access: NodeAccess): Promise<Node> {
+export async function lockFile(db: Db, principal: Principal, fileId: string): Promise<Node> {
+  const access = await accessNode(db, principal, fileId, 'write', { kind: 'file' });
   const userId = userIdOf(principal);
   if (!userId) throw forbidden('Only users can lock files');
   return db.transaction().execute(async (trx) => {

@@ -77,14 +77,13 @@ export function registerFileRoutes(router: Router, registry: OpenAPIRegistry): v
         errors: [409, 410, 423],
       },
       async (ctx, { principal, params, body }) => {
-        const access = await accessNode(ctx.deps.db, principal, params.id, 'write', { kind });
-        ctx.body = presentNode(await tree.updateNode(ctx.deps.db, principal, access, { name: body.name, parentId: body.parent_id }));
+        ctx.body = presentNode(await tree.updateNode(ctx.deps.db, principal, { id: params.id, kind }, { name: body.name, parentId: body.parent_id }));
       },
     );
     route(
       { method: 'delete', path: base, summary: `Move a ${kind} to the trash`, tag: 'files', access: 'authenticated', params: idParam, responses: { 204: { description: 'In the trash' } }, errors: [410, 423] },
       async (ctx, { principal, params }) => {
-        await tree.trashNode(ctx.deps.db, principal, await accessNode(ctx.deps.db, principal, params.id, 'write', { kind }));
+        await tree.trashNode(ctx.deps.db, principal, { id: params.id, kind });
         ctx.status = 204;
       },
     );
@@ -103,8 +102,7 @@ export function registerFileRoutes(router: Router, registry: OpenAPIRegistry): v
       errors: [410],
     },
     async (ctx, { principal, params, query }) => {
-      await accessNode(ctx.deps.db, principal, params.id, 'read', { kind: 'folder' });
-      const page = toPage(await tree.listChildren(ctx.deps.db, params.id, query.limit, decodeCursor(query.cursor, tree.isChildrenCursor)), query.limit, tree.childrenCursorOf);
+      const page = toPage(await tree.listFolder(ctx.deps.db, principal, params.id, query.limit, decodeCursor(query.cursor, tree.isChildrenCursor)), query.limit, tree.childrenCursorOf);
       ctx.body = { items: page.items.map(presentNode), next_cursor: page.next_cursor };
     },
   );
@@ -266,8 +264,7 @@ export function registerFileRoutes(router: Router, registry: OpenAPIRegistry): v
   route(
     { method: 'post', path: '/files/{id}/lock', summary: 'Lock a file for 1 hour (others get 423)', tag: 'files', access: 'authenticated', params: idParam, responses: { 200: { description: 'Locked', schema: nodeSchema } }, errors: [410, 423] },
     async (ctx, { principal, params }) => {
-      const access = await accessNode(ctx.deps.db, principal, params.id, 'write', { kind: 'file' });
-      ctx.body = presentNode(await tree.lockFile(ctx.deps.db, principal, access));
+      ctx.body = presentNode(await tree.lockFile(ctx.deps.db, principal, params.id));
     },
   );
 

@@ -9,7 +9,6 @@ import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import type { Link } from '../../db/database';
 import { ValidationError, notFound } from '../../errors';
 import { isId } from '../../ids';
-import { accessNode } from '../../services/access.service';
 import { isAddressRange } from '../../services/address-ranges';
 import * as links from '../../services/links.service';
 import {
@@ -120,8 +119,7 @@ export function registerLinkRoutes(router: Router, registry: OpenAPIRegistry): v
         errors: [410, 503],
       },
       async (ctx, { principal, params, body }) => {
-        const access = await accessNode(ctx.deps.db, principal, params.id, 'manage', { kind });
-        const { link, token } = await links.createLink(ctx.deps, principal, access, {
+        const { link, token } = await links.createLink(ctx.deps, principal, { id: params.id, kind }, {
           password: body.password,
           expiresAt: body.expires_at ? new Date(body.expires_at) : null,
           allowedIps: body.allowed_ips,
@@ -147,8 +145,7 @@ export function registerLinkRoutes(router: Router, registry: OpenAPIRegistry): v
         errors: [410],
       },
       async (ctx, { principal, params, query }) => {
-        const { node } = await accessNode(ctx.deps.db, principal, params.id, 'manage', { kind });
-        const rows = await links.listLinks(ctx.deps.db, node.id, query.limit, decodeCursor(query.cursor, isString));
+        const rows = await links.listLinks(ctx.deps.db, principal, { id: params.id, kind }, query.limit, decodeCursor(query.cursor, isString));
         const page = toPage(rows, query.limit, (link) => link.id);
         ctx.body = { items: page.items.map(presentLink), next_cursor: page.next_cursor };
       },

@@ -1,7 +1,6 @@
 // The trash (spec §5): list what the caller deleted in their spaces, restore, purge.
 import type Router from '@koa/router';
 import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
-import { accessNode } from '../../services/access.service';
 import { listTrash, trashCursorOf } from '../../services/trash.service';
 import * as tree from '../../services/tree.service';
 import { routeDefiner } from '../route';
@@ -46,15 +45,14 @@ export function registerTrashRoutes(router: Router, registry: OpenAPIRegistry): 
       errors: [409],
     },
     async (ctx, { principal, params, query }) => {
-      const access = await accessNode(ctx.deps.db, principal, params.id, 'write', { trashed: 'allow' });
-      ctx.body = presentNode(await tree.restoreNode(ctx.deps.db, principal, access, query.on_conflict));
+      ctx.body = presentNode(await tree.restoreNode(ctx.deps.db, principal, params.id, query.on_conflict));
     },
   );
 
   route(
     { method: 'delete', path: '/trash/{id}', summary: 'Purge a deleted item for good (refunds its quota)', tag: 'trash', access: 'authenticated', params: idParam, responses: { 204: { description: 'Purged' } }, errors: [404] },
     async (ctx, { principal, params }) => {
-      await tree.purgeNode(ctx.deps.db, principal, await accessNode(ctx.deps.db, principal, params.id, 'write', { trashed: 'allow' }));
+      await tree.purgeNode(ctx.deps.db, principal, params.id);
       ctx.status = 204;
     },
   );
