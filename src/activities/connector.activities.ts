@@ -16,9 +16,28 @@ import {
   markJobCanceled,
   syncPage,
   trashVanished,
-  type PageInput,
   type PageResult,
+  type PendingDirectory,
 } from '../services/connector-sync.service';
+
+export interface BatchInput {
+  jobId: string;
+  /** The walk's stack: the last entry is walked next. */
+  pending: PendingDirectory[];
+  /** Stop after about this many entries (the run's continue-as-new threshold); capped by batchLimits.items. */
+  maxItems?: number;
+}
+
+export interface BatchResult {
+  /** The job is no longer running (canceled, connector deleted): the workflow stops. */
+  stopped: boolean;
+  pending: PendingDirectory[];
+  /** Entries listed by this batch (continue-as-new counts them). */
+  items: number;
+}
+
+/** One batch walks until it has listed this many entries or run this long (whichever first). */
+const batchLimits = { items: 1000, milliseconds: 20_000 };
 
 export interface ConnectorActivityDeps {
   db: Db;
@@ -83,38 +102,57 @@ export function createConnectorActivities(deps: ConnectorActivityDeps) {
       return beginJob(deps.db, jobId, runId);
     },
 
-    /** One page of one directory; heartbeat details carry the directory, the file and the counts. */
-    async syncConnectorPage(input: PageInput): Promise<PageResult> {
-      const context = await loadRunningJob(deps.db, input.jobId);
-      if (!context) {
-        await closeSource(input.jobId);
-        return { stopped: true, subdirectories: [], nextPageToken: null, deadline: 0, items: 0 };
-      }
-      // A target folder deleted or purged since the connector was set up fails the job once, not every file.
-      const target = await deps.db.selectFrom('nodes').select(['deleted_at']).where('id', '=', context.connector.target_folder_id).executeTakeFirst();
-      if (!target || target.deleted_at) {
-        throw ApplicationFailure.create({ nonRetryable: true, type: connectorFailureTypes.targetGone, message: 'The target folder was deleted: choose another target_folder_id' });
-      }
+    /**
+     * Walks the pending directories page by page (depth first) for up to a batch's items or time, and returns
+     * what is left: one activity per batch, not per directory, keeps the workflow's history and round trips
+     * small. Heartbeat details carry the directory, the file and the counts. A retried batch starts again from
+     * its input (pages it already did find their files unchanged).
+     */
+    async syncConnectorBatch(input: BatchInput): Promise<BatchResult> {
+      const started = Date.now();
+      const pending = [...input.pending];
+      let items = 0;
       // A retried attempt never trusts the connection an earlier attempt used (it may have broken or hung).
       if (Context.current().info.attempt > 1) await closeSource(input.jobId);
-      try {
-        const source = await sourceFor(input.jobId, context);
-        const cancelled = Context.current().cancellationSignal;
-        return await syncPage(
-          deps,
-          context,
-          source,
-          input,
-          (progress) => {
-            if (!cancelled.aborted) heartbeat(progress);
-          },
-          () => cancelled.aborted,
-        );
-      } catch (error) {
-        // A broken connection is not reused by the retry.
-        await closeSource(input.jobId);
-        throw asFailure(error);
+      const maxItems = Math.min(input.maxItems ?? batchLimits.items, batchLimits.items);
+      while (pending.length > 0 && items < maxItems && Date.now() - started < batchLimits.milliseconds) {
+        const context = await loadRunningJob(deps.db, input.jobId);
+        if (!context) {
+          await closeSource(input.jobId);
+          return { stopped: true, pending: [], items };
+        }
+        // A target folder deleted or purged since the connector was set up fails the job once, not every file.
+        const target = await deps.db.selectFrom('nodes').select(['deleted_at']).where('id', '=', context.connector.target_folder_id).executeTakeFirst();
+        if (!target || target.deleted_at) {
+          throw ApplicationFailure.create({ nonRetryable: true, type: connectorFailureTypes.targetGone, message: 'The target folder was deleted: choose another target_folder_id' });
+        }
+        const next = pending.pop()!;
+        let page: PageResult;
+        try {
+          const source = await sourceFor(input.jobId, context);
+          const cancelled = Context.current().cancellationSignal;
+          page = await syncPage(
+            deps,
+            context,
+            source,
+            { jobId: input.jobId, directory: next.directory, pageToken: next.pageToken, deadline: next.deadline },
+            (progress) => {
+              if (!cancelled.aborted) heartbeat({ ...progress, pendingDirectories: pending.length });
+            },
+            () => cancelled.aborted,
+          );
+        } catch (error) {
+          // A broken connection is not reused by the retry.
+          await closeSource(input.jobId);
+          throw asFailure(error);
+        }
+        if (page.stopped) return { stopped: true, pending: [], items };
+        // Subdirectories below, the rest of this directory on top: a directory's pages run back to back.
+        for (const directory of [...page.subdirectories].reverse()) pending.push({ directory, pageToken: null });
+        if (page.nextPageToken) pending.push({ directory: next.directory, pageToken: page.nextPageToken, deadline: page.deadline });
+        items += page.items;
       }
+      return { stopped: false, pending, items };
     },
 
     async trashVanishedFiles(jobId: string): Promise<number> {

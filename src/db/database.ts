@@ -446,6 +446,7 @@ export type Invitation = Selectable<InvitationsTable>;
 export type Link = Selectable<LinksTable>;
 export type Connector = Selectable<ConnectorsTable>;
 export type ConnectorJob = Selectable<ConnectorJobsTable>;
+export type ConnectorImportState = Selectable<ConnectorImportStateTable>;
 
 export type Db = Kysely<Database>;
 

@@ -5,18 +5,20 @@ import { createHash } from 'node:crypto';
 import path from 'node:path/posix';
 import picomatch from 'picomatch';
 import { sql } from 'kysely';
-import type { Connector, ConnectorJob, Db, Node } from '../db/database';
-import { AppError } from '../errors';
+import type { Connector, ConnectorImportState, ConnectorJob, Db, Node, UploadSession } from '../db/database';
+import { AppError, payloadTooLarge } from '../errors';
 import type { Logger } from '../logger';
 import type { BlobStorage } from '../storage/blob-storage';
 import { SourceAuthError, SourceEntryError, SourceUnreachableError, type ConnectorSource, type SourceEntry } from '../connectors/source';
 import { sha256Hex, storeChunk } from './chunk-store';
+import { accessNode } from './access.service';
 import { appendJobLog, insertJob } from './connectors.service';
+import { getTenant } from './identity.service';
 import type { Principal } from './principal';
 import { releaseReservations } from './quota-reservations.service';
 import { findLiveSibling, createFolder, trashNode } from './tree.service';
 import { createUploadSession, defaultChunkSize } from './upload-sessions.service';
-import { commitVersion } from './versions.service';
+import { commitVersion, type StoredChunk } from './versions.service';
 
 export interface SyncDeps {
   db: Db;
@@ -152,6 +154,14 @@ export function excludeMatcher(patterns: string[]): (entry: { name: string; path
   return (entry) => isMatch(entry.name) || isMatch(entry.path);
 }
 
+/** A directory still to walk, and where its listing continues (null: from the start). */
+export interface PendingDirectory {
+  directory: string;
+  pageToken: string | null;
+  /** When the directory must be done (epoch ms), set by its first page. */
+  deadline?: number;
+}
+
 export interface PageInput {
   jobId: string;
   directory: string;
@@ -233,6 +243,8 @@ export async function syncPage(
     else if (entry.kind === 'directory') subdirectories.push(entry.path);
     else fileEntries.push(entry);
   }
+  // The import state of the whole page in one query: a run with nothing changed costs no query per file.
+  const states = await importStates(deps.db, connector.id, fileEntries.map((entry) => entry.path));
   let stopped = false;
   let failure: unknown;
   const importOne = async (entry: SourceEntry): Promise<void> => {
@@ -253,7 +265,7 @@ export async function syncPage(
     seen.push(entry.path);
     report(progress);
     try {
-      const outcome = await importEntry(deps, context, source, folders, entry, () => report(progress));
+      const outcome = await importEntry(deps, context, source, folders, entry, states.get(entry.path), () => report(progress));
       if (outcome.kind === 'added') counters.added += 1;
       if (outcome.kind === 'updated') counters.updated += 1;
       if (outcome.kind === 'skipped') counters.skipped += 1;
@@ -304,6 +316,12 @@ export async function syncPage(
   return { stopped: false, subdirectories, nextPageToken: timedOut ? null : page.nextPageToken, deadline, items: page.entries.length };
 }
 
+async function importStates(db: Db, connectorId: string, paths: string[]): Promise<Map<string, ConnectorImportState>> {
+  if (paths.length === 0) return new Map();
+  const rows = await db.selectFrom('connector_import_state').selectAll().where('connector_id', '=', connectorId).where('path', 'in', paths).execute();
+  return new Map(rows.map((row) => [row.path, row]));
+}
+
 async function markSeen(db: Db, connectorId: string, jobId: string, paths: string[]): Promise<void> {
   if (paths.length === 0) return;
   await db.updateTable('connector_import_state').set({ last_seen_job_id: jobId }).where('connector_id', '=', connectorId).where('path', 'in', paths).execute();
@@ -312,6 +330,8 @@ async function markSeen(db: Db, connectorId: string, jobId: string, paths: strin
 /** Finds or creates the ScaiDrive folder for a source directory under the target folder (cached per page). */
 class FolderResolver {
   private readonly cache = new Map<string, string>();
+  private readonly writable = new Map<string, Promise<void>>();
+  private maxFileSize: Promise<number> | undefined;
 
   constructor(
     private readonly db: Db,
@@ -341,6 +361,18 @@ class FolderResolver {
     this.cache.set(directory, folder.id);
     return folder.id;
   }
+
+  /** The connector's user may write into the folder (checked once per folder and page) and the size is allowed. */
+  async assertCanImport(folderId: string, size: number): Promise<void> {
+    this.maxFileSize ??= getTenant(this.db, this.principal.tenantId).then((tenant) => tenant.settings.max_file_size_bytes);
+    if (size > (await this.maxFileSize)) throw payloadTooLarge(`File of ${size} bytes exceeds the tenant's ${await this.maxFileSize}-byte limit`);
+    let writable = this.writable.get(folderId);
+    if (!writable) {
+      writable = accessNode(this.db, this.principal, folderId, 'write', { kind: 'folder' }).then(() => undefined);
+      this.writable.set(folderId, writable);
+    }
+    await writable;
+  }
 }
 
 type ImportOutcome = { kind: 'added' | 'updated'; bytes: number } | { kind: 'unchanged' | 'skipped' | 'conflict' };
@@ -357,10 +389,19 @@ function disambiguatedName(name: string, sourcePath: string): string {
   return `${name.slice(0, name.length - ext.length)} (${createHash('sha256').update(sourcePath).digest('hex').slice(0, 6)})${ext}`;
 }
 
-async function importEntry(deps: SyncDeps, context: JobContext, source: ConnectorSource, folders: FolderResolver, entry: SourceEntry, heartbeat: () => void): Promise<ImportOutcome> {
+async function importEntry(
+  deps: SyncDeps,
+  context: JobContext,
+  source: ConnectorSource,
+  folders: FolderResolver,
+  entry: SourceEntry,
+  known: ConnectorImportState | undefined,
+  heartbeat: () => void,
+): Promise<ImportOutcome> {
   const { db } = deps;
   const { connector } = context;
-  let state = await db.selectFrom('connector_import_state').selectAll().where('connector_id', '=', connector.id).where('path', '=', entry.path).executeTakeFirst();
+  // Only this job writes this connector's import state (one running job per connector), so the page's read holds.
+  let state = known;
   if (state?.pending_upload_id) state = await recoverPendingImport(db, connector.id, entry.path, state.pending_upload_id);
   const unchanged = state?.version_id && state.size === entry.size && state.mtime?.getTime() === entry.mtime.getTime();
   if (unchanged) return { kind: 'unchanged' };
@@ -391,7 +432,7 @@ async function importEntry(deps: SyncDeps, context: JobContext, source: Connecto
     }
     target = { parentId, name };
   }
-  const bytes = await streamImport(deps, context, source, entry, target, heartbeat);
+  const bytes = await streamImport(deps, context, source, folders, entry, target, heartbeat);
   return { kind: state?.version_id ? 'updated' : 'added', bytes };
 }
 
@@ -425,13 +466,18 @@ async function discardSession(db: Db, uploadId: string): Promise<void> {
 }
 
 /**
- * Streams one source file into chunks (one chunk buffered at a time) while hashing the whole, under an upload
- * session recorded in the import state before the first byte, then commits through commitVersion.
+ * Streams one source file into chunks (one chunk buffered at a time) while hashing the whole, then commits
+ * through commitVersion. A file that fits in one chunk (most of a file server) commits its chunk directly, its
+ * import state written in the commit's transaction, so a crash leaves either both or neither. A longer file
+ * gets an upload session from its second chunk on: the session holds the quota reservation and keeps the
+ * stored chunks referenced, and the import state records it first, so a crash mid-file is recovered (no
+ * second version) by the next attempt.
  */
 async function streamImport(
   deps: SyncDeps,
   context: JobContext,
   source: ConnectorSource,
+  folders: FolderResolver,
   entry: SourceEntry,
   target: { parentId: string; name: string; fileId?: string },
   heartbeat: () => void,
@@ -439,27 +485,37 @@ async function streamImport(
   const { db, storage } = deps;
   const { connector, principal } = context;
   if (principal.kind !== 'user') throw new Error('connector principal must be a user');
-  const session = await createUploadSession(db, principal, { parentId: target.parentId, name: target.name, size: entry.size });
-  await db
-    .insertInto('connector_import_state')
-    .values({ connector_id: connector.id, path: entry.path, tenant_id: connector.tenant_id, size: null, mtime: null, pending_upload_id: session.id, pending_size: entry.size, pending_mtime: entry.mtime, last_seen_job_id: context.job.id })
-    .onConflict((oc) => oc.columns(['connector_id', 'path']).doUpdateSet({ pending_upload_id: session.id, pending_size: entry.size, pending_mtime: entry.mtime, last_seen_job_id: context.job.id }))
-    .execute();
+  await folders.assertCanImport(target.parentId, entry.size);
+  const commitInput = { tenantId: connector.tenant_id, userId: principal.userId, parentId: target.parentId, name: target.name, fileId: target.fileId };
+  const importedState = (fileId: string, versionId: string) => ({ size: entry.size, mtime: entry.mtime, file_id: fileId, version_id: versionId, pending_upload_id: null, pending_size: null, pending_mtime: null });
+
+  let session: UploadSession | undefined;
+  /** From the second chunk on: a session recorded in the import state before its first chunk is stored. */
+  const openSession = async () => {
+    session = await createUploadSession(db, principal, { parentId: target.parentId, name: target.name, size: entry.size });
+    const pending = { pending_upload_id: session.id, pending_size: entry.size, pending_mtime: entry.mtime, last_seen_job_id: context.job.id };
+    await db
+      .insertInto('connector_import_state')
+      .values({ connector_id: connector.id, path: entry.path, tenant_id: connector.tenant_id, size: null, mtime: null, ...pending })
+      .onConflict((oc) => oc.columns(['connector_id', 'path']).doUpdateSet(pending))
+      .execute();
+    return session;
+  };
   try {
     const stream = await source.read(entry.path);
     const whole = createHash('sha256');
-    let index = 0;
     let total = 0;
     let buffered: Buffer[] = [];
     let bufferedBytes = 0;
+    const chunks: StoredChunk[] = [];
     const flush = async () => {
       const data = Buffer.concat(buffered, bufferedBytes);
       buffered = [];
       bufferedBytes = 0;
       const sha256 = sha256Hex(data);
       await storeChunk(db, storage, connector.tenant_id, sha256, data);
-      await db.insertInto('upload_chunks').values({ upload_id: session.id, index, tenant_id: connector.tenant_id, user_id: principal.userId, sha256, size: data.length }).execute();
-      index += 1;
+      if (session) await db.insertInto('upload_chunks').values({ upload_id: session.id, index: chunks.length, tenant_id: connector.tenant_id, user_id: principal.userId, sha256, size: data.length }).execute();
+      chunks.push({ sha256, size: data.length });
       heartbeat();
     };
     try {
@@ -468,11 +524,15 @@ async function streamImport(
         total += piece.length;
         whole.update(piece);
         while (piece.length > 0) {
+          if (bufferedBytes === defaultChunkSize) {
+            // More than one chunk: the session (and the first chunk's reference) before anything else is stored.
+            if (!session) await openSession();
+            await flush();
+          }
           const take = Math.min(piece.length, defaultChunkSize - bufferedBytes);
           buffered.push(piece.subarray(0, take));
           bufferedBytes += take;
           piece = piece.subarray(take);
-          if (bufferedBytes === defaultChunkSize) await flush();
         }
       }
     } finally {
@@ -480,27 +540,37 @@ async function streamImport(
     }
     if (bufferedBytes > 0) await flush();
     const checksum = whole.digest('hex');
-    await db.updateTable('upload_sessions').set({ size: total, chunk_count: index, status: 'finalizing' }).where('id', '=', session.id).where('status', '=', 'open').execute();
-    const committed = await commitVersion(db, {
-      tenantId: connector.tenant_id,
-      userId: principal.userId,
-      parentId: target.parentId,
-      name: target.name,
-      size: total,
-      checksumSha256: checksum,
-      source: { uploadId: session.id },
-      fileId: target.fileId,
-    });
+    if (!session) {
+      const committed = await commitVersion(db, {
+        ...commitInput,
+        size: total,
+        checksumSha256: checksum,
+        source: { chunks },
+        alongside: async (trx, { file, version }) => {
+          const state = { ...importedState(file.id, version.id), last_seen_job_id: context.job.id };
+          await trx
+            .insertInto('connector_import_state')
+            .values({ connector_id: connector.id, path: entry.path, tenant_id: connector.tenant_id, ...state })
+            .onConflict((oc) => oc.columns(['connector_id', 'path']).doUpdateSet(state))
+            .execute();
+        },
+      });
+      return committed.version.size;
+    }
+    const open: UploadSession = session;
+    await db.updateTable('upload_sessions').set({ size: total, chunk_count: chunks.length, status: 'finalizing' }).where('id', '=', open.id).where('status', '=', 'open').execute();
+    const committed = await commitVersion(db, { ...commitInput, size: total, checksumSha256: checksum, source: { uploadId: open.id } });
     await db
       .updateTable('connector_import_state')
-      .set({ size: entry.size, mtime: entry.mtime, file_id: committed.file.id, version_id: committed.version.id, pending_upload_id: null, pending_size: null, pending_mtime: null })
+      .set(importedState(committed.file.id, committed.version.id))
       .where('connector_id', '=', connector.id)
       .where('path', '=', entry.path)
-      .where('pending_upload_id', '=', session.id)
+      .where('pending_upload_id', '=', open.id)
       .execute();
     return total;
   } catch (error) {
-    await recoverPendingImport(db, connector.id, entry.path, session.id);
+    const open = session as UploadSession | undefined;
+    if (open) await recoverPendingImport(db, connector.id, entry.path, open.id);
     throw error;
   }
 }

@@ -16,39 +16,34 @@ type Executor = Db | Transaction<Database>;
  * locks them (partner, tenant, share, groups, user), so concurrent commits never deadlock.
  */
 export async function chargeSubjects(db: Executor, tenantId: string, userId: string, spaceId: string): Promise<QuotaCharge[]> {
-  const tenant = await db.selectFrom('tenants').select(['partner_id']).where('id', '=', tenantId).executeTakeFirstOrThrow();
-  const space = await db.selectFrom('spaces').select(['id', 'kind']).where('id', '=', spaceId).executeTakeFirstOrThrow();
-  // Only groups with a quota of their own are charged.
-  const groups = await db
-    .selectFrom('group_members')
-    .innerJoin('quotas', (join) => join.onRef('quotas.subject_id', '=', 'group_members.group_id').on('quotas.level', '=', 'group'))
-    .select('group_members.group_id')
-    .where('group_members.user_id', '=', userId)
-    .orderBy('group_members.group_id')
-    .execute();
+  // One round trip (every commit asks): the tenant's partner, the space's kind, and the user's groups that
+  // have a quota of their own (only those are charged).
+  const row = await sql<{ partner_id: string | null; space_kind: string; group_ids: string[] }>`
+    select t.partner_id, s.kind as space_kind,
+      array(select gm.group_id from group_members gm
+            join quotas q on q.subject_id = gm.group_id and q.level = 'group'
+            where gm.user_id = ${userId} order by gm.group_id) as group_ids
+    from tenants t, spaces s where t.id = ${tenantId} and s.id = ${spaceId}`.execute(db);
+  const found = row.rows[0];
+  if (!found) throw new Error(`chargeSubjects: tenant ${tenantId} or space ${spaceId} not found`);
   const subjects: QuotaCharge[] = [];
-  if (tenant.partner_id) subjects.push({ level: 'partner', subject_id: tenant.partner_id });
+  if (found.partner_id) subjects.push({ level: 'partner', subject_id: found.partner_id });
   subjects.push({ level: 'tenant', subject_id: tenantId });
-  if (space.kind === 'share') subjects.push({ level: 'share', subject_id: space.id });
-  for (const group of groups) subjects.push({ level: 'group', subject_id: group.group_id });
+  if (found.space_kind === 'share') subjects.push({ level: 'share', subject_id: spaceId });
+  for (const groupId of found.group_ids) subjects.push({ level: 'group', subject_id: groupId });
   subjects.push({ level: 'user', subject_id: userId });
   return subjects;
 }
 
+/** Creates missing quota rows (a user's with the tenant's default limit) in one statement. */
 export async function ensureQuotaRows(trx: Executor, tenantId: string, subjects: QuotaCharge[]): Promise<void> {
-  const settings = await trx.selectFrom('tenants').select('settings').where('id', '=', tenantId).executeTakeFirstOrThrow();
-  await trx
-    .insertInto('quotas')
-    .values(
-      subjects.map((s) => ({
-        tenant_id: tenantId,
-        level: s.level,
-        subject_id: s.subject_id,
-        limit_bytes: s.level === 'user' ? settings.settings.default_user_quota_bytes : null,
-      })),
-    )
-    .onConflict((oc) => oc.columns(['level', 'subject_id']).doNothing())
-    .execute();
+  if (subjects.length === 0) return;
+  const values = sql.join(subjects.map((s) => sql`(${s.level}, ${s.subject_id})`));
+  await sql`insert into quotas (tenant_id, level, subject_id, limit_bytes)
+    select t.id, v.level, v.subject_id, case when v.level = 'user' then (t.settings->>'default_user_quota_bytes')::bigint end
+    from (values ${values}) as v(level, subject_id) cross join tenants t
+    where t.id = ${tenantId}
+    on conflict (level, subject_id) do nothing`.execute(trx);
 }
 
 /** Fails with 507 when `bytes` more would not fit at some level (the early check at session creation). */

@@ -26,11 +26,19 @@ export interface CommitInput {
    * Where the chunk manifest comes from: an upload session's chunks, or an existing version's. With
    * `manifestSha256`, the session's manifest must still be the one that was hashed (409 otherwise).
    */
-  source: { uploadId: string; manifestSha256?: string | null } | { versionId: string };
+  source: { uploadId: string; manifestSha256?: string | null } | { versionId: string } | { chunks: StoredChunk[] };
   /** Commit into this existing file (version restore) instead of resolving by name. */
   fileId?: string;
   /** A live sibling of that name is a 409 instead of getting a new version (copy). */
   createOnly?: boolean;
+  /** Runs in the commit's transaction after the version exists: a caller's own record commits with it or not at all. */
+  alongside?: (trx: Transaction<Database>, committed: { file: Node; version: Version }) => Promise<void>;
+}
+
+/** A chunk already in the chunk store (written moments ago: the sweep spares chunks touched within its grace period). */
+export interface StoredChunk {
+  sha256: string;
+  size: number;
 }
 
 export interface CommitResult {
@@ -131,6 +139,7 @@ export async function commitVersion(db: Db, input: CommitInput): Promise<CommitR
       .returningAll()
       .executeTakeFirstOrThrow();
     await appendChange(trx, isNewFile ? 'created' : 'updated', file, { versionId, actorId: input.userId });
+    await input.alongside?.(trx, { file, version });
 
     if ('uploadId' in input.source) {
       // The version's manifest references the chunks from now on; the session's rows are no longer needed.
@@ -152,13 +161,25 @@ export function manifestFingerprint(table: 'version_chunks' | 'upload_chunks', c
 
 /** Copies the chunk manifest in SQL (never through the application: a 100 GiB file has 12,800 rows). */
 async function copyManifest(trx: Transaction<Database>, versionId: string, input: CommitInput): Promise<number> {
+  const { source } = input;
+  if ('chunks' in source) {
+    if (source.chunks.length === 0) return 0;
+    let offset = 0;
+    const rows = source.chunks.map((chunk, index) => {
+      const row = { version_id: versionId, index, tenant_id: input.tenantId, sha256: chunk.sha256, offset, size: chunk.size };
+      offset += chunk.size;
+      return row;
+    });
+    await trx.insertInto('version_chunks').values(rows).execute();
+    return rows.length;
+  }
   const result =
-    'uploadId' in input.source
+    'uploadId' in source
       ? await sql`insert into version_chunks (version_id, index, tenant_id, sha256, "offset", size)
           select ${versionId}, index, tenant_id, sha256, coalesce(sum(size) over (order by index rows between unbounded preceding and 1 preceding), 0), size
-          from upload_chunks where upload_id = ${input.source.uploadId}`.execute(trx)
+          from upload_chunks where upload_id = ${source.uploadId}`.execute(trx)
       : await sql`insert into version_chunks (version_id, index, tenant_id, sha256, "offset", size)
-          select ${versionId}, index, tenant_id, sha256, "offset", size from version_chunks where version_id = ${input.source.versionId}`.execute(trx);
+          select ${versionId}, index, tenant_id, sha256, "offset", size from version_chunks where version_id = ${source.versionId}`.execute(trx);
   return Number(result.numAffectedRows ?? 0);
 }
 

@@ -1,6 +1,6 @@
-// Connector sync (`connector-sync/{connector_id}/{job_id}`): walk the source directory by directory, page by
-// page (each page an activity that imports what changed), continue-as-new every N items so a huge share never
-// bloats one history, then trash what vanished and finish the job. Credentials rejected → job failed (401);
+// Connector sync (`connector-sync/{connector_id}/{job_id}`): walk the source depth first, page by page, in
+// batches (each an activity that lists pages and imports what changed, up to ~1000 entries or 20 s),
+// continue-as-new every N items so a huge share never bloats one history, then trash what vanished and finish the job. Credentials rejected → job failed (401);
 // source unreachable after the retries → failed (502). A scheduled firing runs `connectorScheduledSyncWorkflow`,
 // which creates the job and starts this workflow as an abandoned child.
 import {
@@ -14,20 +14,14 @@ import {
   startChild,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { ConnectorActivities } from '../activities/connector.activities';
+import type { BatchResult, ConnectorActivities } from '../activities/connector.activities';
+import type { PendingDirectory } from '../services/connector-sync.service';
 import { connectorBookkeeping, connectorPage } from '../temporal/activity-options';
 import { ScaiConnectorId, ScaiJobId, ScaiTenantId } from '../temporal/search-attributes';
 
-const { syncConnectorPage } = proxyActivities<ConnectorActivities>(connectorPage);
+const { syncConnectorBatch } = proxyActivities<ConnectorActivities>(connectorPage);
 const { beginConnectorJob, trashVanishedFiles, finishConnectorJob, failConnectorJob, cancelConnectorJob, createScheduledConnectorJob } =
   proxyActivities<ConnectorActivities>(connectorBookkeeping);
-
-/** A directory still to walk, and where its listing continues (null: from the start). */
-export interface PendingDirectory {
-  directory: string;
-  pageToken: string | null;
-  deadline?: number;
-}
 
 export interface ConnectorSyncInput {
   jobId: string;
@@ -49,20 +43,14 @@ const failureSemantics: Record<string, number> = { CONNECTOR_AUTH_FAILED: 401, C
 
 export async function connectorSyncWorkflow(input: ConnectorSyncInput): Promise<ConnectorSyncResult> {
   try {
-    let pending = input.pending;
-    if (!pending) {
-      if (!(await beginConnectorJob(input.jobId, workflowInfo().firstExecutionRunId))) return { jobId: input.jobId, status: 'canceled' };
-      pending = [{ directory: '', pageToken: null }];
-    }
+    if (!input.pending && !(await beginConnectorJob(input.jobId, workflowInfo().firstExecutionRunId))) return { jobId: input.jobId, status: 'canceled' };
+    let pending: PendingDirectory[] = input.pending ?? [{ directory: '', pageToken: null }];
     let items = 0;
     while (pending.length > 0) {
-      const next = pending.pop()!;
-      const page = await syncConnectorPage({ jobId: input.jobId, directory: next.directory, pageToken: next.pageToken, deadline: next.deadline });
-      if (page.stopped) return { jobId: input.jobId, status: null };
-      // Subdirectories below, the rest of this directory on top: a directory's pages run back to back.
-      for (const directory of [...page.subdirectories].reverse()) pending.push({ directory, pageToken: null });
-      if (page.nextPageToken) pending.push({ directory: next.directory, pageToken: page.nextPageToken, deadline: page.deadline });
-      items += page.items;
+      const batch: BatchResult = await syncConnectorBatch({ jobId: input.jobId, pending, maxItems: input.itemsPerRun - items });
+      if (batch.stopped) return { jobId: input.jobId, status: null };
+      pending = batch.pending;
+      items += batch.items;
       if (items >= input.itemsPerRun && pending.length > 0) {
         await continueAsNew<typeof connectorSyncWorkflow>({ ...input, pending });
       }

@@ -1,9 +1,9 @@
 // Larger trees and conflict policies against a real Samba: 2,000 files in nested folders (spaces, Unicode,
 // case-differing names) imported once and then found unchanged; a file changed both in ScaiDrive and at the
-// source under overwrite, keep_both and manual.
+// source under overwrite, keep_both and manual; a second Samba with `server signing = mandatory`.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { api, createTestTenant, startTestStack, type TestStack } from '../helpers/stack';
@@ -128,6 +128,46 @@ describe('SMB connector: large tree and conflict policies', () => {
     const versions = await db.selectFrom('versions').select('file_id').where('file_id', 'in', state.map((s) => s.file_id!)).execute();
     assert.equal(versions.length, 400, 'one version per file across the failed and the resumed job');
     assert.equal(resumed.files_added + failed.files_added, 400);
+  });
+
+  test('a server with server signing = mandatory: import and incremental run, every message signed', async () => {
+    const signed = await startSamba({ signing: 'mandatory' });
+    try {
+      const t = Math.floor(Date.now() / 1000) - 60;
+      const write = async (relative: string, data: string | Buffer, mtime = t) => {
+        const full = path.join(signed.shareDir, relative);
+        await mkdir(path.dirname(full), { recursive: true });
+        await writeFile(full, data);
+        await utimes(full, mtime, mtime);
+      };
+      const big = randomBytes(3 * 1024 * 1024 + 17); // several multi-credit reads, each signed
+      await write('report.bin', big);
+      for (let i = 0; i < 20; i++) await write(`notes/n ${i}.txt`, `note ${i}`);
+      const folder = await api(stack.baseUrl, 'POST', `${V1}/folders`, { token: admin.token, body: { parent_id: admin.rootFolderId, name: `signed ${randomUUID().slice(0, 8)}` } });
+      const created = await api(stack.baseUrl, 'POST', `${V1}/smb-connectors`, {
+        token: admin.token,
+        body: { host: signed.host, port: signed.port, share: signed.share, username: signed.username, password: signed.password, target_folder_id: folder.body.id },
+      });
+      assert.equal(created.status, 201, created.text);
+      const id = created.body.id;
+      assert.equal((await api(stack.baseUrl, 'POST', `${V1}/smb-connectors/${id}/test`, { token: admin.token })).status, 200);
+      const first = await syncAndWait(id);
+      assert.equal(first.status, 'succeeded', JSON.stringify({ ...first, stderr: undefined }));
+      assert.equal(first.files_added, 21);
+      const state = await stateOf(id);
+      const report = state.find((s) => s.path === 'report.bin')!;
+      const got = await download(stack, `${V1}/files/${report.file_id}/content`, { token: admin.token });
+      assert.equal(createHash('sha256').update(got.body).digest('hex'), createHash('sha256').update(big).digest('hex'));
+
+      await write('notes/n 3.txt', 'note 3, changed', t + 30);
+      const second = await syncAndWait(id);
+      assert.equal(second.status, 'succeeded');
+      assert.deepEqual([second.files_added, second.files_updated, second.files_deleted], [0, 1, 0]);
+      const changed = (await stateOf(id)).find((s) => s.path === 'notes/n 3.txt')!;
+      assert.equal(await text(changed.file_id!), 'note 3, changed');
+    } finally {
+      await signed.dispose();
+    }
   });
 
   for (const policy of ['overwrite', 'keep_both', 'manual'] as const) {
