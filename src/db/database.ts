@@ -398,6 +398,8 @@ export interface ConnectorImportStateTable {
   pending_upload_id: string | null;
   pending_size: number | null;
   pending_mtime: Date | null;
+  /** 'directory' rows track a mirrored folder (file_id is the folder's id). */
+  kind: Generated<'file' | 'directory'>;
 }
 
 export interface Database {

@@ -10,6 +10,7 @@ import * as uploadReservations from './migrations/2026_12_03_0002_upload_reserva
 import * as linkLimits from './migrations/2026_12_03_0003_link_limits';
 import * as identityLimits from './migrations/2026_12_03_0004_identity_limits';
 import * as connectors from './migrations/2026_12_03_0005_connectors';
+import * as connectorDirectories from './migrations/2026_12_03_0006_connector_directories';
 
 export const migrations: Record<string, Migration> = {
   '2026_11_22_0001_identity': identity,
@@ -20,6 +21,7 @@ export const migrations: Record<string, Migration> = {
   '2026_12_03_0003_link_limits': linkLimits,
   '2026_12_03_0004_identity_limits': identityLimits,
   '2026_12_03_0005_connectors': connectors,
+  '2026_12_03_0006_connector_directories': connectorDirectories,
 };
 
 export function createMigrator(db: Db): Migrator {

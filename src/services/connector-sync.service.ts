@@ -233,6 +233,14 @@ export async function syncPage(
     }
     throw error;
   }
+  if (input.pageToken === null && input.directory !== '') {
+    try {
+      await mirrorDirectory(deps.db, context, folders, input.directory);
+    } catch (error) {
+      if (!(error instanceof AppError)) throw error;
+      await counters.error(input.directory, error.code, error.detail);
+    }
+  }
   const subdirectories: string[] = [];
   const seen: string[] = [];
   let timedOut = false;
@@ -318,8 +326,22 @@ export async function syncPage(
 
 async function importStates(db: Db, connectorId: string, paths: string[]): Promise<Map<string, ConnectorImportState>> {
   if (paths.length === 0) return new Map();
-  const rows = await db.selectFrom('connector_import_state').selectAll().where('connector_id', '=', connectorId).where('path', 'in', paths).execute();
+  const rows = await db.selectFrom('connector_import_state').selectAll().where('connector_id', '=', connectorId).where('kind', '=', 'file').where('path', 'in', paths).execute();
   return new Map(rows.map((row) => [row.path, row]));
+}
+
+/**
+ * A listed source directory: its folder exists under the target (empty directories are mirrored too) and it
+ * is recorded as seen by this job, so the trash pass knows it did not vanish.
+ */
+async function mirrorDirectory(db: Db, context: JobContext, folders: FolderResolver, directory: string): Promise<void> {
+  const folderId = await folders.folderFor(directory);
+  const state = { kind: 'directory' as const, file_id: folderId, last_seen_job_id: context.job.id };
+  await db
+    .insertInto('connector_import_state')
+    .values({ connector_id: context.connector.id, path: directory, tenant_id: context.connector.tenant_id, ...state })
+    .onConflict((oc) => oc.columns(['connector_id', 'path']).doUpdateSet(state))
+    .execute();
 }
 
 async function markSeen(db: Db, connectorId: string, jobId: string, paths: string[]): Promise<void> {
@@ -493,7 +515,7 @@ async function streamImport(
   /** From the second chunk on: a session recorded in the import state before its first chunk is stored. */
   const openSession = async () => {
     session = await createUploadSession(db, principal, { parentId: target.parentId, name: target.name, size: entry.size });
-    const pending = { pending_upload_id: session.id, pending_size: entry.size, pending_mtime: entry.mtime, last_seen_job_id: context.job.id };
+    const pending = { kind: 'file' as const, pending_upload_id: session.id, pending_size: entry.size, pending_mtime: entry.mtime, last_seen_job_id: context.job.id };
     await db
       .insertInto('connector_import_state')
       .values({ connector_id: connector.id, path: entry.path, tenant_id: connector.tenant_id, size: null, mtime: null, ...pending })
@@ -547,7 +569,7 @@ async function streamImport(
         checksumSha256: checksum,
         source: { chunks },
         alongside: async (trx, { file, version }) => {
-          const state = { ...importedState(file.id, version.id), last_seen_job_id: context.job.id };
+          const state = { ...importedState(file.id, version.id), kind: 'file' as const, last_seen_job_id: context.job.id };
           await trx
             .insertInto('connector_import_state')
             .values({ connector_id: connector.id, path: entry.path, tenant_id: connector.tenant_id, ...state })
@@ -577,47 +599,72 @@ async function streamImport(
 
 /**
  * Moves files the import brought in and this job did not see at the source to the trash (a file a user has
- * changed since is kept unless conflict_resolution is overwrite). Directories this job could not list are
- * spared whole: their files were not seen, but they did not vanish.
+ * changed since is kept unless conflict_resolution is overwrite), then the folders of directories the source
+ * no longer has, deepest first, each only once it is empty (what a user put there keeps its folder).
+ * Directories this job could not list are spared whole: their entries were not seen, but they did not vanish.
  */
 export async function trashVanished(deps: SyncDeps, context: JobContext, heartbeat: (done: number) => void): Promise<number> {
   const { db } = deps;
   const { connector, job, principal } = context;
   const failed = await db.selectFrom('connector_job_errors').select('path').where('job_id', '=', job.id).where('code', 'in', ['DIRECTORY_TIMEOUT', 'DIRECTORY_FAILED']).execute();
   const spared = (p: string) => failed.some((f) => f.path === '' || p === f.path || p.startsWith(`${f.path}/`));
-  let deleted = 0;
-  let after = '';
-  for (;;) {
-    const rows = await db
-      .selectFrom('connector_import_state')
-      .selectAll()
-      .where('connector_id', '=', connector.id)
-      .where('path', '>', after)
-      .where((eb) => eb.or([eb('last_seen_job_id', 'is', null), eb('last_seen_job_id', '!=', job.id)]))
-      .orderBy('path')
-      .limit(200)
-      .execute();
-    if (rows.length === 0) break;
-    after = rows[rows.length - 1]!.path;
-    for (const row of rows) {
-      if (spared(row.path)) continue;
-      if (row.pending_upload_id) await recoverPendingImport(db, connector.id, row.path, row.pending_upload_id);
-      const node = row.file_id ? await db.selectFrom('nodes').selectAll().where('id', '=', row.file_id).executeTakeFirst() : undefined;
-      const keep = node && node.current_version_id !== row.version_id && connector.conflict_resolution !== 'overwrite';
-      if (node && !node.deleted_at && !keep) {
-        try {
-          await trashNode(db, principal, { id: node.id, kind: 'file' });
-          deleted += 1;
-        } catch (error) {
-          if (!(error instanceof AppError)) throw error;
-          // Already trashed or locked by a user: the record goes, the file stays as the user left it.
-          if (error.code !== 'IN_TRASH') await appendJobLog(db, job.id, `kept ${row.path}: ${error.code}`);
-        }
-      }
-      await db.deleteFrom('connector_import_state').where('connector_id', '=', connector.id).where('path', '=', row.path).execute();
-      heartbeat(deleted);
+  const forget = (row: ConnectorImportState) => db.deleteFrom('connector_import_state').where('connector_id', '=', connector.id).where('path', '=', row.path).execute();
+  const trash = async (row: ConnectorImportState, kind: 'file' | 'folder', options: { onlyIfEmpty?: boolean } = {}): Promise<boolean> => {
+    try {
+      await trashNode(db, principal, { id: row.file_id!, kind }, options);
+      return true;
+    } catch (error) {
+      if (!(error instanceof AppError)) throw error;
+      // Already trashed, gone, locked by a user or holding a user's files: the record goes, the item stays as the user left it.
+      if (!['IN_TRASH', 'NOT_FOUND'].includes(error.code)) await appendJobLog(db, job.id, `kept ${row.path}: ${error.code}`);
+      return false;
     }
+  };
+  let deleted = 0;
+  for await (const row of unseenRows(db, connector.id, job.id, 'file')) {
+    if (spared(row.path)) continue;
+    if (row.pending_upload_id) await recoverPendingImport(db, connector.id, row.path, row.pending_upload_id);
+    const node = row.file_id ? await db.selectFrom('nodes').selectAll().where('id', '=', row.file_id).executeTakeFirst() : undefined;
+    const keep = node && node.current_version_id !== row.version_id && connector.conflict_resolution !== 'overwrite';
+    if (node && !node.deleted_at && !keep && (await trash(row, 'file'))) deleted += 1;
+    await forget(row);
+    heartbeat(deleted);
   }
   if (deleted > 0) await db.updateTable('connector_jobs').set({ files_deleted: sql`files_deleted + ${deleted}` }).where('id', '=', job.id).execute();
+  let folders = 0;
+  for await (const row of unseenRows(db, connector.id, job.id, 'directory')) {
+    if (spared(row.path)) continue;
+    const node = row.file_id ? await db.selectFrom('nodes').select(['deleted_at']).where('id', '=', row.file_id).executeTakeFirst() : undefined;
+    if (node && !node.deleted_at && (await trash(row, 'folder', { onlyIfEmpty: true }))) folders += 1;
+    await forget(row);
+  }
+  if (folders > 0) await appendJobLog(db, job.id, `moved ${folders} folder(s) of vanished directories to the trash`);
   return deleted;
+}
+
+/**
+ * The connector's import-state rows of one kind that `jobId` did not see, in pages: files in path order,
+ * directories deepest first (in byte order a directory's path sorts before everything under it, so descending
+ * order puts children first). Rows are deleted as they are handled, so each page starts after the last one seen.
+ */
+async function* unseenRows(db: Db, connectorId: string, jobId: string, kind: 'file' | 'directory'): AsyncGenerator<ConnectorImportState> {
+  const descending = kind === 'directory';
+  // Byte order, where a path always sorts before its extensions (a language collation need not guarantee it).
+  const byteOrder = sql<string>`path collate "C"`;
+  let after: string | undefined;
+  for (;;) {
+    let query = db
+      .selectFrom('connector_import_state')
+      .selectAll()
+      .where('connector_id', '=', connectorId)
+      .where('kind', '=', kind)
+      .where((eb) => eb.or([eb('last_seen_job_id', 'is', null), eb('last_seen_job_id', '!=', jobId)]))
+      .orderBy(byteOrder, descending ? 'desc' : 'asc')
+      .limit(200);
+    if (after !== undefined) query = query.where(byteOrder, descending ? '<' : '>', after);
+    const rows = await query.execute();
+    if (rows.length === 0) return;
+    after = rows[rows.length - 1]!.path;
+    yield* rows;
+  }
 }

@@ -236,6 +236,25 @@ async function activeJobId(db: Db, connectorId: string): Promise<string | null> 
   return row?.id ?? null;
 }
 
+/**
+ * Fails the connector's active job when its workflow is closed (terminated, timed out, or ended without
+ * writing the job's outcome). A job whose workflow is not found yet is being started: it stays.
+ */
+async function failOrphanedJob(deps: ConnectorDeps, connectorId: string): Promise<boolean> {
+  const active = await deps.db.selectFrom('connector_jobs').select(['id', 'workflow_id']).where('connector_id', '=', connectorId).where('status', 'in', ['queued', 'running']).executeTakeFirst();
+  if (!active) return true;
+  let status: string;
+  try {
+    status = (await deps.temporal.workflow.getHandle(active.workflow_id).describe()).status.name;
+  } catch (error) {
+    // Not started yet, or Temporal cannot say: the job stays (the caller answers 409 naming it).
+    if (!(error instanceof WorkflowNotFoundError)) deps.logger.warn({ err: error, job_id: active.id }, 'describing the active job\'s workflow failed');
+    return false;
+  }
+  if (status === 'RUNNING' || status === 'CONTINUED_AS_NEW') return false;
+  return failJob(deps.db, active.id, { code: 'CONNECTOR_WORKFLOW_CLOSED', status: 500, detail: `The job's workflow ended as ${status.toLowerCase()} without finishing the job` });
+}
+
 export interface StartSyncOptions {
   trigger: 'manual' | 'retry';
   createdBy: string | null;
@@ -248,7 +267,10 @@ export interface StartSyncOptions {
 /** Starts a sync job (202) or answers 409 CONNECTOR_SYNC_RUNNING naming the active job. */
 export async function startSync(deps: ConnectorDeps, connector: Connector, options: StartSyncOptions): Promise<ConnectorJob> {
   if (!connector.enabled) throw conflict('The connector is disabled: enable it (PATCH {"enabled": true}) to sync', 'CONNECTOR_DISABLED');
-  const job = await insertJob(deps.db, connector, options.trigger, options.createdBy, options.retryOf ?? null);
+  let job = await insertJob(deps.db, connector, options.trigger, options.createdBy, options.retryOf ?? null);
+  // An active job whose workflow was closed outside ScaiDrive (terminated in the Temporal UI) would block the
+  // connector forever: it is failed, and this request gets its job after all.
+  if (!job && (await failOrphanedJob(deps, connector.id))) job = await insertJob(deps.db, connector, options.trigger, options.createdBy, options.retryOf ?? null);
   if (!job) {
     throw conflict('A sync of this connector is already queued or running', 'CONNECTOR_SYNC_RUNNING', { job_id: await activeJobId(deps.db, connector.id) });
   }

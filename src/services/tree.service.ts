@@ -203,7 +203,7 @@ async function moveSpaceCharges(trx: Transaction<Database>, node: Node, targetSp
  * a folder or file added under it either committed before (and is trashed with it) or comes after and gets
  * 410 IN_TRASH.
  */
-export async function trashNode(db: Db, principal: Principal, target: NodeTarget): Promise<void> {
+export async function trashNode(db: Db, principal: Principal, target: NodeTarget, options: { onlyIfEmpty?: boolean } = {}): Promise<void> {
   const access = await accessNode(db, principal, target.id, 'write', { kind: target.kind });
   if (!access.node.parent_id) throw forbidden('The root folder cannot be deleted');
   assertNotLockedByOther(access.node, principal);
@@ -214,6 +214,11 @@ export async function trashNode(db: Db, principal: Principal, target: NodeTarget
     if (!node) throw notFound(access.node.kind === 'folder' ? 'Folder' : 'File');
     if (node.deleted_at) throw gone('The item is already in the trash', 'IN_TRASH');
     assertNotLockedByOther(node, principal);
+    if (options.onlyIfEmpty && node.kind === 'folder') {
+      // Under the exclusive tree lock nothing can be created in it meanwhile: "empty" holds until the commit.
+      const child = await trx.selectFrom('nodes').select('id').where('parent_id', '=', node.id).where('deleted_at', 'is', null).limit(1).executeTakeFirst();
+      if (child) throw conflict('The folder is not empty', 'FOLDER_NOT_EMPTY');
+    }
     if (node.kind === 'folder') {
       // Deleting a folder writes to everything in it: a file someone else locked blocks it.
       const locked = await sql<Node>`${subtreeCte(node.id, { liveOnly: true })}

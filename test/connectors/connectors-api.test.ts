@@ -215,6 +215,26 @@ describe('SMB connectors API', () => {
     assert.equal(failed.error_count, 0);
   });
 
+  test('a job whose workflow was terminated in Temporal does not block the connector: the next sync fails it and starts', async () => {
+    const created = await create();
+    const id = created.body.id;
+    const first = await api(stack.baseUrl, 'POST', `${V1}/smb-connectors/${id}/sync`, { token: admin.token });
+    assert.equal(first.status, 202, first.text);
+    // While it is active, a second sync is 409 naming it.
+    const busy = await api(stack.baseUrl, 'POST', `${V1}/smb-connectors/${id}/sync`, { token: admin.token });
+    assertError(busy, 409, 'CONNECTOR_SYNC_RUNNING');
+    assert.equal(busy.body.details.job_id, first.body.job.id);
+    await stack.services.temporal.workflow.getHandle(first.body.job.workflow_id).terminate('operator stopped it');
+
+    const second = await api(stack.baseUrl, 'POST', `${V1}/smb-connectors/${id}/sync`, { token: admin.token });
+    assert.equal(second.status, 202, second.text);
+    assert.notEqual(second.body.job.id, first.body.job.id);
+    const orphan = await api(stack.baseUrl, 'GET', `${V1}/smb-connectors/${id}/jobs/${first.body.job.id}`, { token: admin.token });
+    assert.equal(orphan.body.status, 'failed');
+    assert.equal(orphan.body.error.code, 'CONNECTOR_WORKFLOW_CLOSED');
+    assert.match(orphan.body.error.detail, /terminated/);
+  });
+
   test('schedule: a Temporal Schedule per connector, paused with the connector, firing jobs', async () => {
     const created = await create({ schedule: { interval_seconds: 10 } });
     assert.equal(created.status, 201, created.text);

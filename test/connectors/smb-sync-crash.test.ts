@@ -110,7 +110,7 @@ describe('connector sync survives a worker crash', () => {
     assert.equal(done.body.status, 'succeeded', done.text);
     assert.notEqual((await handle.describe()).runId, job.run_id, 'the job continued as new');
 
-    const state = await db.selectFrom('connector_import_state').selectAll().where('connector_id', '=', connector.id).execute();
+    const state = await db.selectFrom('connector_import_state').selectAll().where('connector_id', '=', connector.id).where('kind', '=', 'file').execute();
     assert.equal(state.length, sizes.size);
     assert.ok(state.every((s) => s.version_id && !s.pending_upload_id));
     const fileIds = state.map((s) => s.file_id!);

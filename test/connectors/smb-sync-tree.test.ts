@@ -47,7 +47,7 @@ describe('SMB connector: large tree and conflict policies', () => {
     }
   }
 
-  const stateOf = (id: string) => stack.services.db.selectFrom('connector_import_state').selectAll().where('connector_id', '=', id).execute();
+  const stateOf = (id: string) => stack.services.db.selectFrom('connector_import_state').selectAll().where('connector_id', '=', id).where('kind', '=', 'file').execute();
   const text = async (fileId: string) => (await download(stack, `${V1}/files/${fileId}/content`, { token: admin.token })).body.toString();
 
   before(async () => {

@@ -46,7 +46,7 @@ describe('SMB connector sync against Samba', () => {
 
   /** Source path → imported file id, from the import state. */
   async function imported(id = connectorId): Promise<Map<string, { fileId: string; versionId: string }>> {
-    const rows = await stack.services.db.selectFrom('connector_import_state').selectAll().where('connector_id', '=', id).execute();
+    const rows = await stack.services.db.selectFrom('connector_import_state').selectAll().where('connector_id', '=', id).where('kind', '=', 'file').execute();
     return new Map(rows.map((r) => [r.path, { fileId: r.file_id!, versionId: r.version_id! }]));
   }
 
@@ -114,6 +114,7 @@ describe('SMB connector sync against Samba', () => {
 
   test('incremental: add, change, rename, delete at the source; a run with nothing changed imports nothing', async () => {
     const before = await imported();
+    const folderOf = async (fileId: string) => (await stack.services.db.selectFrom('nodes').select('parent_id').where('id', '=', fileId).executeTakeFirstOrThrow()).parent_id!;
     const t = Math.floor(Date.now() / 1000);
     await put('a.txt', Buffer.from('alpha, changed'), t);
     await put('new/fresh.txt', Buffer.from('fresh'), t);
@@ -122,22 +123,42 @@ describe('SMB connector sync against Samba', () => {
     files.delete('b.txt');
     await rm(path.join(samba.shareDir, 'nested/deep/deeper/x.bin'));
     files.delete('nested/deep/deeper/x.bin');
+    // A whole directory tree removed at the source; an empty directory added.
+    await rm(path.join(samba.shareDir, 'nested/deep'), { recursive: true });
+    await mkdir(path.join(samba.shareDir, 'empty at source'));
+    // A directory removed at the source whose folder holds a user's own file: the folder stays for that file.
+    const unicodeFolder = await folderOf(before.get('dir with space/Übersicht – 2024.txt')!.fileId);
+    assert.equal((await uploadDirect(stack, admin.token, unicodeFolder, 'my notes.txt', Buffer.from('mine'))).status, 201);
+    await rm(path.join(samba.shareDir, 'dir with space'), { recursive: true });
+    files.delete('dir with space/Übersicht – 2024.txt');
+    const { db } = stack.services;
+    const deeper = await folderOf(before.get('nested/deep/deeper/x.bin')!.fileId);
+    const deep = await folderOf(deeper);
+    const nested = await folderOf(deep);
 
     const job = await syncAndWait();
     assert.equal(job.status, 'succeeded', JSON.stringify(job));
     assert.equal(job.files_added, 2, 'fresh.txt and b-renamed.txt');
     assert.equal(job.files_updated, 1, 'a.txt');
-    assert.equal(job.files_deleted, 2, 'b.txt and x.bin');
+    assert.equal(job.files_deleted, 3, 'b.txt, x.bin and Übersicht – 2024.txt');
     const after = await imported();
     assert.deepEqual([...after.keys()].sort(), [...files.keys()].sort());
     assert.equal(after.get('a.txt')!.fileId, before.get('a.txt')!.fileId, 'a change is a new version of the same file');
     assert.equal((await contentOf(after.get('a.txt')!.fileId)).toString(), 'alpha, changed');
     const versions = await stack.services.db.selectFrom('versions').select('id').where('file_id', '=', after.get('a.txt')!.fileId).execute();
     assert.equal(versions.length, 2);
-    for (const gone of ['b.txt', 'nested/deep/deeper/x.bin']) {
+    for (const gone of ['b.txt', 'nested/deep/deeper/x.bin', 'dir with space/Übersicht – 2024.txt']) {
       const node = await stack.services.db.selectFrom('nodes').select('deleted_at').where('id', '=', before.get(gone)!.fileId).executeTakeFirstOrThrow();
       assert.ok(node.deleted_at, `${gone} is in the trash`);
     }
+    // The vanished directories' folders went to the trash; the parent that still exists at the source stayed.
+    const liveness = async (id: string) => Boolean((await db.selectFrom('nodes').select('deleted_at').where('id', '=', id).executeTakeFirstOrThrow()).deleted_at);
+    assert.deepEqual([await liveness(deeper), await liveness(deep), await liveness(nested)], [true, true, false]);
+    assert.equal(await liveness(unicodeFolder), false, 'the folder holding a user\'s file stays');
+    assert.match(job.stderr, /kept dir with space: FOLDER_NOT_EMPTY/);
+    // The empty source directory is mirrored as an empty folder under the target.
+    const empty = await db.selectFrom('nodes').select(['id', 'kind']).where('parent_id', '=', admin.rootFolderId).where('name', '=', 'empty at source').where('deleted_at', 'is', null).executeTakeFirst();
+    assert.equal(empty?.kind, 'folder');
 
     const versionCount = async () => Number((await stack.services.db.selectFrom('versions').select((eb) => eb.fn.countAll().as('n')).where('tenant_id', '=', (await stack.services.db.selectFrom('connectors').select('tenant_id').where('id', '=', connectorId).executeTakeFirstOrThrow()).tenant_id).executeTakeFirstOrThrow()).n);
     const versionsBefore = await versionCount();

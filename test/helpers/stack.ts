@@ -41,7 +41,8 @@ export async function testEnv(overrides: Partial<Record<ConfigVariable, string>>
   const dataDir = await mkdtemp(path.join(harness.dataDir, 'stack-'));
   return {
     SCAIDRIVE_ENV: 'test',
-    SCAIDRIVE_LOG_LEVEL: 'silent',
+    // TEST_LOG_LEVEL=debug shows the stacks' own log lines when diagnosing a test.
+    SCAIDRIVE_LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     SCAIDRIVE_DATABASE_URL: harness.databaseUrl,
     SCAIDRIVE_DATABASE_POOL_SIZE: '10',
     SCAIDRIVE_TEMPORAL_ADDRESS: harness.temporalAddress,

@@ -22,16 +22,18 @@ describe('connector job races', () => {
   let stack: TestStack;
   let admin: TestUser;
   let port: number;
+  let tenantId: string;
 
   before(async () => {
     // No workers: jobs stay queued, so every request of a burst meets an active job.
     stack = await startTestStack();
-    const tenantId = (await createTestTenant(stack)).id;
+    tenantId = (await createTestTenant(stack)).id;
     admin = await newUser(stack, tenantId, 'admin', { admin: true });
     port = await closedPort();
   });
   after(async () => {
-    const jobs = await stack.services.db.selectFrom('connector_jobs').select('workflow_id').execute();
+    // Only this file's jobs: other test files share the database and run their own connector jobs meanwhile.
+    const jobs = await stack.services.db.selectFrom('connector_jobs').select('workflow_id').where('tenant_id', '=', tenantId).execute();
     for (const { workflow_id } of jobs) await stack.services.temporal.workflow.getHandle(workflow_id).terminate('test cleanup').catch(() => undefined);
     await stack.close();
   });
