@@ -4,12 +4,16 @@
 // (paused with the connector, firing a job) and the job's workflow found by ScaiConnectorId.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import net from 'node:net';
-import { api, createTestTenant, startTestStack, type TestStack } from '../helpers/stack';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { api, createTestTenant, harness, startTestStack, type TestStack } from '../helpers/stack';
 import { newUser, type TestUser } from '../helpers/files';
 import { assertError } from '../helpers/assertions';
 
 const V1 = '/api/v1';
+const run = promisify(execFile);
 const password = 'Sup3r-Secret-Passw0rd!';
 
 /** A loopback port nothing listens on (bound, then released): connections to it are refused at once. */
@@ -167,6 +171,10 @@ describe('SMB connectors API', () => {
       for await (const wf of stack.services.temporal.workflow.list({ query: `ScaiConnectorId="${id}" AND ScaiJobId="${first.id}"` })) if (wf.workflowId === first.workflow_id) return wf;
       return undefined;
     });
+    // And the admin's own command finds it: the Temporal CLI with the README's query.
+    const cli = await run(path.join(harness.toolsDir, 'temporal'), ['workflow', 'list', '--address', stack.config.temporal.address, '--query', `ScaiConnectorId="${id}"`, '--output', 'json']);
+    const listed = JSON.parse(cli.stdout.trim() || '[]') as { execution?: { workflowId?: string } }[];
+    assert.ok(listed.some((wf) => wf.execution?.workflowId === first.workflow_id), cli.stdout.slice(0, 500));
 
     assertError(await api(stack.baseUrl, 'POST', `${V1}/smb-connectors/${id}/jobs/${first.id}/cancel`, { token: admin.token }), 409, 'CONNECTOR_JOB_FINISHED');
     const retry = await api(stack.baseUrl, 'POST', `${V1}/smb-connectors/${id}/jobs/${first.id}/retry`, { token: admin.token });
