@@ -12,6 +12,7 @@ import { startTemporalDevServer } from '../src/temporal/dev-server';
 import { startMinio } from '../src/storage/minio-server';
 import { waitForTemporal } from '../src/temporal/client';
 import { testPorts } from '../test/helpers/ports';
+import { createTestCertificates } from '../test/helpers/test-ca';
 
 const toolsDir = process.env.SCAIDRIVE_TOOLS_DIR ?? path.join(os.homedir(), '.cache', 'scaidrive', 'bin');
 const databaseUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/scaidrive_test';
@@ -92,6 +93,9 @@ async function main(): Promise<number> {
     const db = createDb(databaseUrl, { poolSize: 2 });
     await migrateToLatest(db);
     await db.destroy();
+    // HTTPS fakes (Microsoft Graph) use a certificate of a CA made for this run, trusted by every test process.
+    const tlsDir = path.join(dataDir, 'tls');
+    const certificates = await createTestCertificates(tlsDir);
     process.stdout.write(`harness: services ready in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
 
     let files = await findTestFiles(path.resolve('test'));
@@ -106,6 +110,8 @@ async function main(): Promise<number> {
           TEST_DATABASE_URL: databaseUrl,
           TEST_TEMPORAL_ADDRESS: `127.0.0.1:${testPorts.temporal}`,
           TEST_DATA_DIR: dataDir,
+          TEST_TLS_DIR: tlsDir,
+          NODE_EXTRA_CA_CERTS: certificates.caFile,
           TEST_TOOLS_DIR: toolsDir,
           TEST_S3_ENDPOINT: `http://127.0.0.1:${testPorts.minio}`,
           TEST_S3_ACCESS_KEY_ID: minioCredentials.accessKeyId,
