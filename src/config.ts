@@ -57,6 +57,9 @@ const variables = {
   SCAIDRIVE_S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
   SCAIDRIVE_S3_FORCE_PATH_STYLE: boolean.default(true),
   SCAIDRIVE_WEAVIATE_URL: httpUrl.optional(),
+  // Microsoft's endpoints for SharePoint connectors; other values for sovereign clouds (and the test fake).
+  SCAIDRIVE_GRAPH_AUTHORITY_URL: url('https').default('https://login.microsoftonline.com'),
+  SCAIDRIVE_GRAPH_URL: url('https').default('https://graph.microsoft.com'),
   SCAIDRIVE_REDIS_URL: url('redis', 'rediss').optional(),
   SCAIDRIVE_RATE_LIMIT_USER_PER_MINUTE: z.coerce.number().int().min(1).default(1000),
   SCAIDRIVE_RATE_LIMIT_API_KEY_PER_MINUTE: z.coerce.number().int().min(1).default(1000),
@@ -108,6 +111,8 @@ export interface Config {
     | { driver: 's3'; endpoint?: string; region: string; bucket: string; accessKeyId?: string; secretAccessKey?: string; forcePathStyle: boolean };
   weaviateUrl?: string;
   redisUrl?: string;
+  /** The Microsoft identity platform and Graph, for SharePoint connectors. */
+  graph: { authority: string; graphUrl: string };
   /** Requests per minute (spec §12; Box's published per-user limit is 1000/min). */
   rateLimits: { userPerMinute: number; apiKeyPerMinute: number; tenantPerMinute: number };
   maxJsonBodyBytes: number;
@@ -205,6 +210,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     storage,
     weaviateUrl: v.SCAIDRIVE_WEAVIATE_URL,
     redisUrl: v.SCAIDRIVE_REDIS_URL,
+    graph: { authority: v.SCAIDRIVE_GRAPH_AUTHORITY_URL.replace(/\/$/, ''), graphUrl: v.SCAIDRIVE_GRAPH_URL.replace(/\/$/, '') },
     rateLimits: {
       userPerMinute: v.SCAIDRIVE_RATE_LIMIT_USER_PER_MINUTE,
       apiKeyPerMinute: v.SCAIDRIVE_RATE_LIMIT_API_KEY_PER_MINUTE,

@@ -1,6 +1,7 @@
 // Activities of the connector-sync workflow. Each is idempotent: a retried page re-lists and finds imported
 // files unchanged (or recovers an import cut short), and job transitions are conditional UPDATEs.
 import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
+import type { Config } from '../config';
 import type { Db } from '../db/database';
 import type { Logger } from '../logger';
 import type { BlobStorage } from '../storage/blob-storage';
@@ -40,6 +41,7 @@ export interface BatchResult {
 const batchLimits = { items: 1000, milliseconds: 20_000 };
 
 export interface ConnectorActivityDeps {
+  config: Pick<Config, 'graph'>;
   db: Db;
   storage: BlobStorage;
   logger: Logger;
@@ -82,7 +84,17 @@ export function createConnectorActivities(deps: ConnectorActivityDeps) {
       if (error instanceof AppError) throw ApplicationFailure.create({ nonRetryable: true, type: connectorFailureTypes.secret, message: error.detail });
       throw error;
     }
-    const source = await openSource(context.connector.kind, context.connector.settings, secret);
+    const source = await openSource(context.connector.kind, context.connector.settings, secret, {
+      graph: deps.config.graph,
+      // Waiting out a source's throttling (Retry-After) keeps the current activity alive.
+      onWait: (waitMs, status) => {
+        try {
+          heartbeat({ phase: 'throttled by the source', status, wait_ms: waitMs });
+        } catch {
+          // not inside an activity (nothing to keep alive)
+        }
+      },
+    });
     const timer = setTimeout(() => void closeSource(jobId), 60_000);
     timer.unref();
     openSources.set(jobId, { source, timer });

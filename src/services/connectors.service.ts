@@ -33,15 +33,9 @@ export const defaultDirectoryTimeoutSeconds = 300;
 /** Items one workflow run handles before it continues as new (a million-file share never bloats one history). */
 export const defaultItemsPerRun = 2000;
 
-export interface SmbConnectorInput {
+/** What every kind of connector has (spec §10: "Both: …"). */
+export interface CommonConnectorInput {
   name?: string;
-  host: string;
-  port?: number;
-  share: string;
-  path?: string;
-  domain?: string | null;
-  username: string;
-  password: string;
   target_folder_id: string;
   exclude_patterns?: string[];
   conflict_resolution?: ConflictResolution;
@@ -50,9 +44,31 @@ export interface SmbConnectorInput {
   enabled?: boolean;
 }
 
+export interface SmbConnectorInput extends CommonConnectorInput {
+  host: string;
+  port?: number;
+  share: string;
+  path?: string;
+  domain?: string | null;
+  username: string;
+  password: string;
+}
+
 export type SmbConnectorChanges = Partial<SmbConnectorInput>;
 
+export interface SharePointConnectorInput extends CommonConnectorInput {
+  azure_tenant_id: string;
+  azure_client_id: string;
+  azure_client_secret: string;
+  site: string;
+  drive?: string | null;
+  folder?: string;
+}
+
+export type SharePointConnectorChanges = Partial<SharePointConnectorInput>;
+
 const smbSettingKeys = ['host', 'port', 'share', 'path', 'domain', 'username'] as const;
+const sharePointSettingKeys = ['azure_tenant_id', 'azure_client_id', 'site', 'drive', 'folder'] as const;
 
 /** Connectors commit imported files as the admin who created them, so a user token is needed. */
 function creatorOf(principal: Principal): string {
@@ -61,11 +77,30 @@ function creatorOf(principal: Principal): string {
 }
 
 export async function createSmbConnector(deps: ConnectorDeps, principal: Principal, input: SmbConnectorInput): Promise<Connector> {
+  const settings = { host: input.host, port: input.port ?? 445, share: input.share, path: input.path ?? '', domain: input.domain ?? null, username: input.username };
+  return insertConnector(deps, principal, 'smb', input, settings, { password: input.password }, `${input.host}/${input.share}`);
+}
+
+export async function createSharePointConnector(deps: ConnectorDeps, principal: Principal, input: SharePointConnectorInput): Promise<Connector> {
+  const settings = { azure_tenant_id: input.azure_tenant_id, azure_client_id: input.azure_client_id, site: input.site, drive: input.drive ?? null, folder: input.folder ?? '' };
+  const name = `${input.site.replace(/^https:\/\//i, '')}${input.folder ? `/${input.folder.replace(/^\/+/, '')}` : ''}`;
+  return insertConnector(deps, principal, 'sharepoint', input, settings, { client_secret: input.azure_client_secret }, name);
+}
+
+async function insertConnector(
+  deps: ConnectorDeps,
+  principal: Principal,
+  kind: ConnectorKind,
+  input: CommonConnectorInput,
+  settings: Record<string, unknown>,
+  secret: Record<string, string>,
+  defaultName: string,
+): Promise<Connector> {
   const createdBy = creatorOf(principal);
   // The creator must be able to write where the imports go (checked again by every commit).
   await accessNode(deps.db, principal, input.target_folder_id, 'write', { kind: 'folder' });
   const id = newId('connector');
-  const sealed = sealSecret(deps.secretKey, id, { password: input.password });
+  const sealed = sealSecret(deps.secretKey, id, secret);
   // The row commits only once its schedule exists (a schedule Temporal refuses leaves nothing behind).
   return deps.db.transaction().execute(async (trx) => {
     const connector = await trx
@@ -73,9 +108,9 @@ export async function createSmbConnector(deps: ConnectorDeps, principal: Princip
       .values({
         id,
         tenant_id: principal.tenantId,
-        kind: 'smb',
-        name: input.name ?? `${input.host}/${input.share}`,
-        settings: JSON.stringify({ host: input.host, port: input.port ?? 445, share: input.share, path: input.path ?? '', domain: input.domain ?? null, username: input.username }),
+        kind,
+        name: input.name ?? defaultName.slice(0, 255),
+        settings: JSON.stringify(settings),
         secret_ciphertext: sealed.ciphertext,
         secret_key_id: sealed.keyId,
         target_folder_id: input.target_folder_id,
@@ -108,13 +143,31 @@ export async function listConnectors(db: Db, tenantId: string, kind: ConnectorKi
 }
 
 export async function updateSmbConnector(deps: ConnectorDeps, principal: Principal, id: string, changes: SmbConnectorChanges): Promise<Connector> {
-  const current = await getConnector(deps.db, principal.tenantId, 'smb', id);
+  const settingChanges = Object.fromEntries(smbSettingKeys.filter((k) => changes[k] !== undefined).map((k) => [k, changes[k]]));
+  return patchConnector(deps, principal, 'smb', id, changes, settingChanges, changes.password !== undefined ? { password: changes.password } : undefined);
+}
+
+/** PATCH with azure_client_secret rotates the secret (the seed's fix for an expired Azure client secret). */
+export async function updateSharePointConnector(deps: ConnectorDeps, principal: Principal, id: string, changes: SharePointConnectorChanges): Promise<Connector> {
+  const settingChanges = Object.fromEntries(sharePointSettingKeys.filter((k) => changes[k] !== undefined).map((k) => [k, changes[k]]));
+  return patchConnector(deps, principal, 'sharepoint', id, changes, settingChanges, changes.azure_client_secret !== undefined ? { client_secret: changes.azure_client_secret } : undefined);
+}
+
+async function patchConnector(
+  deps: ConnectorDeps,
+  principal: Principal,
+  kind: ConnectorKind,
+  id: string,
+  changes: Partial<CommonConnectorInput>,
+  settingChanges: Record<string, unknown>,
+  secret: Record<string, string> | undefined,
+): Promise<Connector> {
+  const current = await getConnector(deps.db, principal.tenantId, kind, id);
   if (changes.target_folder_id !== undefined && changes.target_folder_id !== current.target_folder_id) {
     await accessNode(deps.db, principal, changes.target_folder_id, 'write', { kind: 'folder' });
   }
-  const settingChanges = Object.fromEntries(smbSettingKeys.filter((k) => changes[k] !== undefined).map((k) => [k, changes[k]]));
-  // PATCH with a password rotates the secret: sealed anew under the current key (and its id).
-  const sealed = changes.password !== undefined ? sealSecret(deps.secretKey, id, { password: changes.password }) : undefined;
+  // A new secret is sealed anew under the current key (and its id).
+  const sealed = secret ? sealSecret(deps.secretKey, id, secret) : undefined;
   return deps.db.transaction().execute(async (trx) => {
     const updated = await trx
       .updateTable('connectors')
@@ -132,6 +185,7 @@ export async function updateSmbConnector(deps: ConnectorDeps, principal: Princip
       })
       .where('id', '=', id)
       .where('tenant_id', '=', principal.tenantId)
+      .where('kind', '=', kind)
       .returningAll()
       .executeTakeFirst();
     if (!updated) throw notFound('Connector');
@@ -176,7 +230,7 @@ export async function testConnector(deps: ConnectorDeps, tenantId: string, kind:
   const started = Date.now();
   let timer: NodeJS.Timeout | undefined;
   const attempt = (async () => {
-    const source = await openSource(connector.kind, connector.settings, secret, testTimeoutMs);
+    const source = await openSource(connector.kind, connector.settings, secret, { timeoutMs: testTimeoutMs, graph: deps.config.graph });
     try {
       await source.test();
     } finally {

@@ -6,43 +6,25 @@ import { iso } from './time';
 
 const scheduleSchema = z.union([z.object({ cron: z.string() }), z.object({ interval_seconds: z.number().int() })]).nullable();
 
-export const smbConnectorSchema = z
-  .object({
-    id: z.string(),
-    kind: z.literal('smb'),
-    name: z.string(),
-    host: z.string(),
-    port: z.number().int(),
-    share: z.string(),
-    path: z.string(),
-    domain: z.string().nullable(),
-    username: z.string(),
-    has_password: z.boolean(),
-    target_folder_id: z.string(),
-    exclude_patterns: z.array(z.string()),
-    conflict_resolution: z.enum(['overwrite', 'keep_both', 'skip', 'manual']),
-    schedule: scheduleSchema,
-    directory_timeout_seconds: z.number().int(),
-    enabled: z.boolean(),
-    created_by: z.string(),
-    created_at: z.string(),
-    updated_at: z.string(),
-  })
-  .openapi('SmbConnector');
+const commonFields = {
+  id: z.string(),
+  name: z.string(),
+  target_folder_id: z.string(),
+  exclude_patterns: z.array(z.string()),
+  conflict_resolution: z.enum(['overwrite', 'keep_both', 'skip', 'manual']),
+  schedule: scheduleSchema,
+  directory_timeout_seconds: z.number().int(),
+  enabled: z.boolean(),
+  created_by: z.string(),
+  created_at: z.string(),
+  updated_at: z.string(),
+};
 
-export function presentSmbConnector(connector: Connector) {
-  const settings = connector.settings as { host: string; port: number; share: string; path: string; domain: string | null; username: string };
+/** The fields every kind shares. */
+function presentCommon(connector: Connector) {
   return {
     id: connector.id,
-    kind: 'smb' as const,
     name: connector.name,
-    host: settings.host,
-    port: settings.port,
-    share: settings.share,
-    path: settings.path,
-    domain: settings.domain ?? null,
-    username: settings.username,
-    has_password: connector.secret_ciphertext.length > 0,
     target_folder_id: connector.target_folder_id,
     exclude_patterns: connector.exclude_patterns,
     conflict_resolution: connector.conflict_resolution,
@@ -52,6 +34,62 @@ export function presentSmbConnector(connector: Connector) {
     created_by: connector.created_by,
     created_at: iso(connector.created_at),
     updated_at: iso(connector.updated_at),
+  };
+}
+
+export const smbConnectorSchema = z
+  .object({
+    ...commonFields,
+    kind: z.literal('smb'),
+    host: z.string(),
+    port: z.number().int(),
+    share: z.string(),
+    path: z.string(),
+    domain: z.string().nullable(),
+    username: z.string(),
+    has_password: z.boolean(),
+  })
+  .openapi('SmbConnector');
+
+export function presentSmbConnector(connector: Connector) {
+  const settings = connector.settings as { host: string; port: number; share: string; path: string; domain: string | null; username: string };
+  return {
+    ...presentCommon(connector),
+    kind: 'smb' as const,
+    host: settings.host,
+    port: settings.port,
+    share: settings.share,
+    path: settings.path,
+    domain: settings.domain ?? null,
+    username: settings.username,
+    has_password: connector.secret_ciphertext.length > 0,
+  };
+}
+
+export const sharePointConnectorSchema = z
+  .object({
+    ...commonFields,
+    kind: z.literal('sharepoint'),
+    azure_tenant_id: z.string(),
+    azure_client_id: z.string(),
+    has_client_secret: z.boolean(),
+    site: z.string(),
+    drive: z.string().nullable(),
+    folder: z.string(),
+  })
+  .openapi('SharePointConnector');
+
+export function presentSharePointConnector(connector: Connector) {
+  const settings = connector.settings as { azure_tenant_id: string; azure_client_id: string; site: string; drive: string | null; folder: string };
+  return {
+    ...presentCommon(connector),
+    kind: 'sharepoint' as const,
+    azure_tenant_id: settings.azure_tenant_id,
+    azure_client_id: settings.azure_client_id,
+    has_client_secret: connector.secret_ciphertext.length > 0,
+    site: settings.site,
+    drive: settings.drive ?? null,
+    folder: settings.folder ?? '',
   };
 }
 
