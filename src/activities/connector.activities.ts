@@ -6,8 +6,9 @@ import type { Db } from '../db/database';
 import type { Logger } from '../logger';
 import type { BlobStorage } from '../storage/blob-storage';
 import { openSource } from '../connectors';
-import { SourceAuthError, SourceUnreachableError, type ConnectorSource } from '../connectors/source';
-import { connectorSecret, failJob } from '../services/connectors.service';
+import { SourceAuthError, SourceResyncRequiredError, SourceUnreachableError, type ConnectorSource } from '../connectors/source';
+import { syncChangesPage } from '../services/connector-delta.service';
+import { appendJobLog, connectorSecret, failJob } from '../services/connectors.service';
 import { AppError } from '../errors';
 import {
   beginJob,
@@ -15,8 +16,11 @@ import {
   finishJob,
   loadRunningJob,
   markJobCanceled,
+  saveSyncCursor,
   syncPage,
+  syncPlan,
   trashVanished,
+  type SyncPlan,
   type PageResult,
   type PendingDirectory,
 } from '../services/connector-sync.service';
@@ -35,6 +39,23 @@ export interface BatchResult {
   pending: PendingDirectory[];
   /** Entries listed by this batch (continue-as-new counts them). */
   items: number;
+}
+
+export interface ChangesBatchInput {
+  jobId: string;
+  /** null: a full enumeration from the start; else a page link or the last run's resume cursor. */
+  cursor: string | null;
+  maxItems?: number;
+}
+
+export interface ChangesBatchResult {
+  stopped: boolean;
+  /** Where the enumeration continues; null when it reached its end (then resumeCursor is set) or must restart. */
+  cursor: string | null;
+  resumeCursor: string | null;
+  items: number;
+  /** The cursor expired: start again with a full enumeration. */
+  resync: boolean;
 }
 
 /** One batch walks until it has listed this many entries or run this long (whichever first). */
@@ -167,14 +188,61 @@ export function createConnectorActivities(deps: ConnectorActivityDeps) {
       return { stopped: false, pending, items };
     },
 
+    /** How this job reads its source: a directory walk, or the change feed from the stored cursor. */
+    async connectorSyncPlan(jobId: string): Promise<SyncPlan | null> {
+      const context = await loadRunningJob(deps.db, jobId);
+      return context ? syncPlan(context.connector) : null;
+    },
+
+    /**
+     * Pages of the source's change feed from `cursor` for up to a batch's items or time. A cursor the source no
+     * longer accepts comes back as `resync` (the workflow starts a full enumeration).
+     */
+    async syncConnectorChanges(input: ChangesBatchInput): Promise<ChangesBatchResult> {
+      const started = Date.now();
+      let cursor = input.cursor;
+      let items = 0;
+      if (Context.current().info.attempt > 1) await closeSource(input.jobId);
+      const maxItems = Math.min(input.maxItems ?? batchLimits.items, batchLimits.items);
+      for (;;) {
+        const context = await loadRunningJob(deps.db, input.jobId);
+        if (!context) {
+          await closeSource(input.jobId);
+          return { stopped: true, cursor: null, resumeCursor: null, items, resync: false };
+        }
+        let page;
+        try {
+          const source = await sourceFor(input.jobId, context);
+          const cancelled = Context.current().cancellationSignal;
+          page = await syncChangesPage(deps, context, source, cursor, (progress) => {
+            if (!cancelled.aborted) heartbeat({ ...progress, items });
+          }, () => cancelled.aborted);
+        } catch (error) {
+          if (error instanceof SourceResyncRequiredError) {
+            await appendJobLog(deps.db, input.jobId, 'the source asked for a full resync (its change cursor expired): enumerating everything again');
+            return { stopped: false, cursor: null, resumeCursor: null, items, resync: true };
+          }
+          await closeSource(input.jobId);
+          throw asFailure(error);
+        }
+        if (page.stopped) return { stopped: true, cursor: null, resumeCursor: null, items, resync: false };
+        items += page.items;
+        if (page.resumeCursor || !page.nextPage) return { stopped: false, cursor: null, resumeCursor: page.resumeCursor, items, resync: false };
+        cursor = page.nextPage;
+        if (items >= maxItems || Date.now() - started >= batchLimits.milliseconds) return { stopped: false, cursor, resumeCursor: null, items, resync: false };
+      }
+    },
+
     async trashVanishedFiles(jobId: string): Promise<number> {
       const context = await loadRunningJob(deps.db, jobId);
       if (!context) return 0;
       return trashVanished(deps, context, (done) => heartbeat({ phase: 'trash vanished files', deleted: done }));
     },
 
-    async finishConnectorJob(jobId: string): Promise<string | null> {
+    /** Ends the job; a change-feed job also keeps where the next run continues (only when nothing failed). */
+    async finishConnectorJob(jobId: string, resumeCursor?: string | null): Promise<string | null> {
       await closeSource(jobId);
+      if (resumeCursor) await saveSyncCursor(deps.db, jobId, resumeCursor);
       return finishJob(deps.db, jobId);
     },
 

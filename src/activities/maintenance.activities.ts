@@ -76,10 +76,11 @@ export function createMaintenanceActivities(deps: { db: Db; storage: BlobStorage
       }
     },
 
-    /** Deletes change-log entries older than each tenant's changelog_retention_days. */
-    async pruneChangeLog(): Promise<number> {
+    /** Deletes change-log entries older than each tenant's changelog_retention_days (only `tenantId`'s when given). */
+    async pruneChangeLog(tenantId?: string): Promise<number> {
       const result = await sql`delete from change_log cl using tenants t
-        where t.id = cl.tenant_id and cl.at < now() - make_interval(days => (t.settings->>'changelog_retention_days')::int)`.execute(deps.db);
+        where t.id = cl.tenant_id and cl.at < now() - make_interval(days => (t.settings->>'changelog_retention_days')::int)
+          ${tenantId ? sql`and t.id = ${tenantId}` : sql``}`.execute(deps.db);
       return Number(result.numAffectedRows ?? 0);
     },
 

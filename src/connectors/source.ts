@@ -10,6 +10,31 @@ export interface SourceEntry {
   kind: 'file' | 'directory';
   size: number;
   mtime: Date;
+  /** Delta-fed sources: the item's id (stable across renames and moves) and its content version. */
+  id?: string;
+  version?: string;
+}
+
+/** One item of a source's change feed (delta-fed sources such as SharePoint). */
+export interface SourceChange {
+  id: string;
+  /** The parent's id at the source; null for an item directly in the connector's root folder. */
+  parentId: string | null;
+  name: string;
+  kind: 'file' | 'directory';
+  size: number;
+  mtime: Date;
+  /** Changes exactly when the content changes (SharePoint's cTag). */
+  version: string;
+  deleted: boolean;
+}
+
+export interface ChangePage {
+  changes: SourceChange[];
+  /** Where the next page of this enumeration is; null on its last page. */
+  nextPage: string | null;
+  /** On the last page: where the next run continues (opaque; may be long). */
+  resumeCursor: string | null;
 }
 
 export interface SourcePage {
@@ -26,6 +51,12 @@ export interface ConnectorSource {
   stat(path: string): Promise<SourceEntry>;
   /** The file's bytes as a stream: never the whole file in memory. */
   read(path: string): Promise<Readable>;
+  /**
+   * Delta-fed sources: one page of the change feed from `cursor` (null: a full enumeration from the start;
+   * else a page link or the last run's resume cursor). Parents come before their children.
+   * Throws SourceResyncRequiredError when the cursor is no longer valid.
+   */
+  changes?(cursor: string | null): Promise<ChangePage>;
   close(): Promise<void>;
 }
 
@@ -55,5 +86,13 @@ export class SourceEntryError extends Error {
   ) {
     super(message);
     this.name = 'SourceEntryError';
+  }
+}
+
+/** The change feed's cursor expired (Graph's 410 resyncRequired): enumerate everything again. */
+export class SourceResyncRequiredError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SourceResyncRequiredError';
   }
 }

@@ -339,6 +339,8 @@ export interface ConnectorsTable {
   created_by: string;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
+  /** Delta-fed sources: where the change feed continues (set when a job imported everything up to it). */
+  sync_cursor: Generated<string | null>;
 }
 
 export type ConnectorJobStatus = 'queued' | 'running' | 'succeeded' | 'partially_failed' | 'failed' | 'canceled';
@@ -400,6 +402,10 @@ export interface ConnectorImportStateTable {
   pending_mtime: Date | null;
   /** 'directory' rows track a mirrored folder (file_id is the folder's id). */
   kind: Generated<'file' | 'directory'>;
+  /** Delta-fed sources: the item's id at the source (stable across renames and moves) and its content version. */
+  source_id: string | null;
+  source_version: string | null;
+  pending_source_version: string | null;
 }
 
 export interface Database {

@@ -11,6 +11,7 @@ import * as linkLimits from './migrations/2026_12_03_0003_link_limits';
 import * as identityLimits from './migrations/2026_12_03_0004_identity_limits';
 import * as connectors from './migrations/2026_12_03_0005_connectors';
 import * as connectorDirectories from './migrations/2026_12_03_0006_connector_directories';
+import * as connectorDelta from './migrations/2026_12_03_0007_connector_delta';
 
 export const migrations: Record<string, Migration> = {
   '2026_11_22_0001_identity': identity,
@@ -22,6 +23,7 @@ export const migrations: Record<string, Migration> = {
   '2026_12_03_0004_identity_limits': identityLimits,
   '2026_12_03_0005_connectors': connectors,
   '2026_12_03_0006_connector_directories': connectorDirectories,
+  '2026_12_03_0007_connector_delta': connectorDelta,
 };
 
 export function createMigrator(db: Db): Migrator {

@@ -53,6 +53,25 @@ export async function loadRunningJob(db: Db, jobId: string): Promise<JobContext 
   return { job, connector, principal };
 }
 
+/** How a job reads its source: SharePoint has a change feed (Graph delta); SMB is walked directory by directory. */
+export type SyncPlan = { mode: 'walk' } | { mode: 'changes'; cursor: string | null };
+
+const changeFeedKinds = new Set(['sharepoint']);
+
+export function syncPlan(connector: Connector): SyncPlan {
+  return changeFeedKinds.has(connector.kind) ? { mode: 'changes', cursor: connector.sync_cursor } : { mode: 'walk' };
+}
+
+/**
+ * Keeps where the connector's change feed continues — only when the job recorded no error, so files that
+ * failed are offered again by the next run (which finds the rest unchanged).
+ */
+export async function saveSyncCursor(db: Db, jobId: string, cursor: string): Promise<boolean> {
+  const saved = await sql`update connectors c set sync_cursor = ${cursor}
+    from connector_jobs j where j.id = ${jobId} and j.connector_id = c.id and j.status = 'running' and j.error_count = 0`.execute(db);
+  return Number(saved.numAffectedRows ?? 0) > 0;
+}
+
 /** queued → running (one conditional UPDATE). A retried call finds it running already; anything else stops the run. */
 export async function beginJob(db: Db, jobId: string, runId: string): Promise<boolean> {
   const begun = await db
@@ -103,7 +122,7 @@ export async function createScheduledJob(db: Db, connectorId: string): Promise<{
 }
 
 /** Counts that are added to the job row in batches while a page runs (so they move while the job runs). */
-class JobCounters {
+export class JobCounters {
   scanned = 0;
   added = 0;
   updated = 0;
@@ -350,7 +369,7 @@ async function markSeen(db: Db, connectorId: string, jobId: string, paths: strin
 }
 
 /** Finds or creates the ScaiDrive folder for a source directory under the target folder (cached per page). */
-class FolderResolver {
+export class FolderResolver {
   private readonly cache = new Map<string, string>();
   private readonly writable = new Map<string, Promise<void>>();
   private maxFileSize: Promise<number> | undefined;
@@ -400,7 +419,7 @@ class FolderResolver {
 type ImportOutcome = { kind: 'added' | 'updated'; bytes: number } | { kind: 'unchanged' | 'skipped' | 'conflict' };
 
 /** "report (from source).pdf": the keep_both name for the source's copy of a file changed on both sides. */
-function keepBothName(name: string): string {
+export function keepBothName(name: string): string {
   const ext = path.extname(name);
   return `${name.slice(0, name.length - ext.length)} (from source)${ext}`;
 }
@@ -462,19 +481,19 @@ async function importEntry(
  * An import cut short (worker killed): if its commit happened, the state is completed from the session (no
  * second version); otherwise the half-written session is discarded and its reservation released.
  */
-async function recoverPendingImport(db: Db, connectorId: string, sourcePath: string, uploadId: string) {
+export async function recoverPendingImport(db: Db, connectorId: string, sourcePath: string, uploadId: string) {
   const session = await db.selectFrom('upload_sessions').selectAll().where('id', '=', uploadId).executeTakeFirst();
   if (session?.status === 'completed' && session.version_id) {
     await db
       .updateTable('connector_import_state')
-      .set({ size: sql`pending_size`, mtime: sql`pending_mtime`, file_id: session.file_id, version_id: session.version_id, pending_upload_id: null, pending_size: null, pending_mtime: null })
+      .set({ size: sql`pending_size`, mtime: sql`pending_mtime`, source_version: sql`pending_source_version`, file_id: session.file_id, version_id: session.version_id, pending_upload_id: null, pending_size: null, pending_mtime: null, pending_source_version: null })
       .where('connector_id', '=', connectorId)
       .where('path', '=', sourcePath)
       .where('pending_upload_id', '=', uploadId)
       .execute();
   } else {
     await discardSession(db, uploadId);
-    await db.updateTable('connector_import_state').set({ pending_upload_id: null, pending_size: null, pending_mtime: null }).where('connector_id', '=', connectorId).where('path', '=', sourcePath).where('pending_upload_id', '=', uploadId).execute();
+    await db.updateTable('connector_import_state').set({ pending_upload_id: null, pending_size: null, pending_mtime: null, pending_source_version: null }).where('connector_id', '=', connectorId).where('path', '=', sourcePath).where('pending_upload_id', '=', uploadId).execute();
   }
   return db.selectFrom('connector_import_state').selectAll().where('connector_id', '=', connectorId).where('path', '=', sourcePath).executeTakeFirst();
 }
@@ -495,7 +514,7 @@ async function discardSession(db: Db, uploadId: string): Promise<void> {
  * stored chunks referenced, and the import state records it first, so a crash mid-file is recovered (no
  * second version) by the next attempt.
  */
-async function streamImport(
+export async function streamImport(
   deps: SyncDeps,
   context: JobContext,
   source: ConnectorSource,
@@ -509,13 +528,15 @@ async function streamImport(
   if (principal.kind !== 'user') throw new Error('connector principal must be a user');
   await folders.assertCanImport(target.parentId, entry.size);
   const commitInput = { tenantId: connector.tenant_id, userId: principal.userId, parentId: target.parentId, name: target.name, fileId: target.fileId };
-  const importedState = (fileId: string, versionId: string) => ({ size: entry.size, mtime: entry.mtime, file_id: fileId, version_id: versionId, pending_upload_id: null, pending_size: null, pending_mtime: null });
+  // Delta-fed sources also record the item's id and content version (SMB entries have neither).
+  const sourceIdentity = { source_id: entry.id ?? null, source_version: entry.version ?? null };
+  const importedState = (fileId: string, versionId: string) => ({ size: entry.size, mtime: entry.mtime, file_id: fileId, version_id: versionId, pending_upload_id: null, pending_size: null, pending_mtime: null, pending_source_version: null, ...sourceIdentity });
 
   let session: UploadSession | undefined;
   /** From the second chunk on: a session recorded in the import state before its first chunk is stored. */
   const openSession = async () => {
     session = await createUploadSession(db, principal, { parentId: target.parentId, name: target.name, size: entry.size });
-    const pending = { kind: 'file' as const, pending_upload_id: session.id, pending_size: entry.size, pending_mtime: entry.mtime, last_seen_job_id: context.job.id };
+    const pending = { kind: 'file' as const, pending_upload_id: session.id, pending_size: entry.size, pending_mtime: entry.mtime, last_seen_job_id: context.job.id, source_id: entry.id ?? null, pending_source_version: entry.version ?? null };
     await db
       .insertInto('connector_import_state')
       .values({ connector_id: connector.id, path: entry.path, tenant_id: connector.tenant_id, size: null, mtime: null, ...pending })

@@ -9,8 +9,8 @@ const activities = proxyActivities<MaintenanceActivities>(maintenancePass);
 export interface TrashCleanupInput {
   /** How long an unreferenced chunk must stay untouched before the sweep removes it. */
   chunkGraceSeconds?: number;
-  /** Sweep only this tenant's chunks (an operator's targeted run); every tenant's when absent. */
-  chunkTenantId?: string;
+  /** Sweep only this tenant's chunks and prune only its change log (an operator's targeted run); every tenant's when absent. */
+  tenantId?: string;
 }
 
 export interface TrashCleanupResult {
@@ -24,7 +24,7 @@ export async function trashCleanupWorkflow(input: TrashCleanupInput = {}): Promi
   const trashPurged = await activities.purgeExpiredTrash(200);
   // Sessions first: an expired session's chunks become unreferenced and can be swept in the same run.
   const sessionsExpired = await activities.expireUploadSessions();
-  const chunksSwept = await activities.sweepUnreferencedChunks(input.chunkGraceSeconds ?? 3600, 200, input.chunkTenantId);
-  const changesPruned = await activities.pruneChangeLog();
+  const chunksSwept = await activities.sweepUnreferencedChunks(input.chunkGraceSeconds ?? 3600, 200, input.tenantId);
+  const changesPruned = await activities.pruneChangeLog(input.tenantId);
   return { trashPurged, sessionsExpired, chunksSwept, changesPruned };
 }

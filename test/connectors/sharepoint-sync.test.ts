@@ -1,7 +1,8 @@
 // SharePoint connectors through the HTTP API against the HTTPS Graph fake (issue #10): CRUD with the client
 // secret sealed and never returned, the test endpoint (200; Azure's refusal → 401 saying why), an initial
-// import of a 1k-item nested folder, an incremental run after changes at the source (only changed files are
-// downloaded), throttling waited out, and an expired secret → job failed (401), PATCH a new secret, retry → ok.
+// import of a 1k-item nested folder through the delta feed, incremental runs from the kept delta link (only
+// changed files are downloaded; renames and moves move the same file or folder), a 410 resync, throttling waited
+// out, and an expired secret → job failed (401), PATCH a new secret, retry → ok.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -131,6 +132,53 @@ describe('SharePoint connectors through the API (Graph fake over HTTPS)', () => 
     assert.equal(fake.contentRequests - downloadsMid, 2, 'only the new and the changed file were downloaded');
     const changed = (await importedFiles()).get('area 1/übung 1/doc 5.txt')!;
     assert.equal((await download(stack, `${V1}/files/${changed.file_id}/content`, { token: admin.token })).body.toString(), 'changed');
+  });
+
+  test('renames and moves at the source move the same ScaiDrive file or folder, with no download', async () => {
+    const { db } = stack.services;
+    const before = await importedFiles();
+    const renamed = before.get('area 0/übung 0/doc 1.txt')!;
+    const moved = before.get('area 0/übung 0/doc 2.txt')!;
+    const inFolder = before.get('area 2/übung 2/doc 9.txt')!;
+    fake.move('Projects/area 0/übung 0/doc 1.txt', 'Projects/area 0/übung 0/doc 1 (final).txt');
+    fake.move('Projects/area 0/übung 0/doc 2.txt', 'Projects/area 1/doc 2.txt');
+    fake.move('Projects/area 2/übung 2', 'Projects/area 2/Übung zwei');
+    const downloads = fake.contentRequests;
+    const job = await syncAndWait();
+    assert.equal(job.status, 'succeeded', JSON.stringify({ ...job, stderr: job.stderr?.slice(-800) }));
+    assert.deepEqual([job.files_added, job.files_updated, job.files_deleted], [0, 0, 0]);
+    assert.equal(fake.contentRequests - downloads, 0, 'nothing downloaded');
+    const node = (id: string) => db.selectFrom('nodes').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+    assert.equal((await node(renamed.file_id!)).name, 'doc 1 (final).txt');
+    const movedNode = await node(moved.file_id!);
+    assert.equal((await node(movedNode.parent_id!)).name, 'area 1');
+    const folderNode = await node((await node(inFolder.file_id!)).parent_id!);
+    assert.equal(folderNode.name, 'Übung zwei', 'the folder was renamed, its files stayed in it');
+    assert.equal(folderNode.deleted_at, null);
+    const after = await importedFiles();
+    assert.equal(after.get('area 0/übung 0/doc 1 (final).txt')?.file_id, renamed.file_id);
+    assert.equal(after.get('area 1/doc 2.txt')?.file_id, moved.file_id);
+    assert.equal(after.get('area 2/Übung zwei/doc 9.txt')?.file_id, inFolder.file_id, 'paths under a renamed folder follow it');
+    const versions = await db.selectFrom('versions').select('id').where('file_id', 'in', [renamed.file_id!, moved.file_id!, inFolder.file_id!]).execute();
+    assert.equal(versions.length, 3, 'no new versions');
+    const cursor = await db.selectFrom('connectors').select('sync_cursor').where('id', '=', connectorId).executeTakeFirstOrThrow();
+    assert.match(cursor.sync_cursor ?? '', /\/delta\?token=/, 'the delta link is kept for the next run');
+  });
+
+  test('an expired delta link (410 resyncRequired): a full enumeration that downloads nothing unchanged and trashes what vanished', async () => {
+    const before = await importedFiles();
+    const gone = before.get('area 3/übung 0/doc 3.txt')!;
+    fake.remove('Projects/area 3/übung 0/doc 3.txt');
+    fake.expireDeltaLinks();
+    const downloads = fake.contentRequests;
+    const job = await syncAndWait();
+    assert.equal(job.status, 'succeeded', JSON.stringify({ ...job, stderr: job.stderr?.slice(-800) }));
+    assert.match(job.stderr, /full resync/);
+    assert.deepEqual([job.files_added, job.files_updated, job.files_deleted], [0, 0, 1]);
+    assert.equal(fake.contentRequests - downloads, 0, 'unchanged files keep their versions, nothing is downloaded');
+    const trashed = await stack.services.db.selectFrom('nodes').select('deleted_at').where('id', '=', gone.file_id!).executeTakeFirstOrThrow();
+    assert.ok(trashed.deleted_at, 'the file deleted while the link was invalid went to the trash');
+    assert.equal((await importedFiles()).size, before.size - 1);
   });
 
   test('throttled by Graph (429 with Retry-After): the job waits it out and succeeds', async () => {

@@ -94,7 +94,7 @@ describe('upload finalization failure path', () => {
     await stack.services.temporal.workflow.execute(trashCleanupWorkflow, {
       taskQueue: stack.services.taskQueues.maintenance,
       workflowId: `test-cleanup-${randomUUID()}`,
-      args: [{ chunkGraceSeconds: 120, chunkTenantId: tenantId }],
+      args: [{ chunkGraceSeconds: 120, tenantId }],
     });
     for (const chunk of [chunks[0]!, chunks[2]!]) assert.equal(await stack.services.storage.head(chunkKey(tenantId, sha256(chunk))), null, 'swept');
   });

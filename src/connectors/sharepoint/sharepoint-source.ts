@@ -6,7 +6,7 @@
 // (pre-authenticated: no bearer token is sent there) with a Range resume when the connection drops mid-file.
 import { Readable } from 'node:stream';
 import { Client, GraphError, HTTPMessageHandler, AuthenticationHandler } from '@microsoft/microsoft-graph-client';
-import { SourceAuthError, SourceEntryError, SourceUnreachableError, type ConnectorSource, type SourceEntry, type SourcePage } from '../source';
+import { SourceAuthError, SourceEntryError, SourceResyncRequiredError, SourceUnreachableError, type ChangePage, type ConnectorSource, type SourceEntry, type SourcePage } from '../source';
 import { GraphTokenSource } from './graph-token';
 import { ThrottleHandler } from './throttle-handler';
 
@@ -61,12 +61,7 @@ export interface DeltaPage {
 }
 
 /** The delta link is no longer valid (Graph's 410 `resyncRequired`): start a full enumeration again. */
-export class DeltaResyncRequiredError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'DeltaResyncRequiredError';
-  }
-}
+export class DeltaResyncRequiredError extends SourceResyncRequiredError {}
 
 const encodePath = (path: string) => path.split('/').filter(Boolean).map(encodeURIComponent).join('/');
 
@@ -100,6 +95,8 @@ export class SharePointSource implements ConnectorSource {
     readonly driveId: string,
     /** The connector's folder inside the drive ('' = root). */
     readonly folder: string,
+    /** That folder's item id (its children's parentReference.id). */
+    readonly rootItemId: string,
     private readonly requestTimeoutMs: number,
   ) {}
 
@@ -127,7 +124,16 @@ export class SharePointSource implements ConnectorSource {
     const timeoutMs = options.requestTimeoutMs ?? 30_000;
     const siteId = await SharePointSource.resolveSite(client, settings.site);
     const driveId = await SharePointSource.resolveDrive(client, siteId, settings.drive ?? null);
-    return new SharePointSource(client, siteId, driveId, normalizeFolder(settings.folder), timeoutMs);
+    const folder = normalizeFolder(settings.folder);
+    let rootItemId: string;
+    try {
+      rootItemId = ((await client.api(folder ? `/drives/${driveId}/root:/${encodePath(folder)}:` : `/drives/${driveId}/root`).select('id').get()) as { id: string }).id;
+    } catch (error) {
+      const mapped = mapGraphError(error, `folder /${folder}`);
+      // A folder that does not exist is a setting to fix, like a wrong site: no retry helps.
+      throw mapped instanceof SourceEntryError ? new SourceAuthError(`The folder /${folder} does not exist in the document library`) : mapped;
+    }
+    return new SharePointSource(client, siteId, driveId, folder, rootItemId, timeoutMs);
   }
 
   private static async resolveSite(client: Client, site: string): Promise<string> {
@@ -218,6 +224,24 @@ export class SharePointSource implements ConnectorSource {
     } catch (error) {
       throw mapGraphError(error, `the delta feed of /${this.folder}`);
     }
+  }
+
+  /** The delta feed as the platform's change pages: ids, parents by id (delta carries no paths), versions by cTag. */
+  async changes(cursor: string | null): Promise<ChangePage> {
+    const page = await this.delta(cursor);
+    const changes = page.items
+      .filter((item) => item.id !== this.rootItemId && !item.root)
+      .map((item) => ({
+        id: item.id,
+        parentId: !item.parentReference?.id || item.parentReference.id === this.rootItemId ? null : item.parentReference.id,
+        name: item.name ?? item.id,
+        kind: item.folder ? ('directory' as const) : ('file' as const),
+        size: Number(item.size ?? 0),
+        mtime: new Date(item.lastModifiedDateTime ?? 0),
+        version: item.cTag ?? item.eTag ?? '',
+        deleted: Boolean(item.deleted),
+      }));
+    return { changes, nextPage: page.nextLink, resumeCursor: page.deltaLink };
   }
 
   /** A file's download URL, fresh (they expire after about an hour). */
