@@ -3,13 +3,13 @@
 // to the bytes imported. The run continues-as-new every N items; the worker's log lines never carry the secret.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { api, createTestTenant, startTestStack, type TestStack } from '../helpers/stack';
 import { newUser, type TestUser } from '../helpers/files';
 import { startSamba, type SambaServer } from '../helpers/samba';
+import { startConnectorWorker, type WorkerProcess } from '../helpers/worker-process';
 import { getConnector, startSync } from '../../src/services/connectors.service';
 
 const V1 = '/api/v1';
@@ -19,8 +19,13 @@ describe('connector sync survives a worker crash', () => {
   let samba: SambaServer;
   let admin: TestUser;
   let tenantId: string;
-  const workers: ChildProcess[] = [];
+  const workers: WorkerProcess[] = [];
   const logs: Buffer[] = [];
+  const startWorkerProcess = async () => {
+    const worker = await startConnectorWorker(stack, logs);
+    workers.push(worker);
+    return worker;
+  };
 
   before(async () => {
     samba = await startSamba();
@@ -29,44 +34,10 @@ describe('connector sync survives a worker crash', () => {
     admin = await newUser(stack, tenantId, 'admin', { admin: true });
   });
   after(async () => {
-    for (const worker of workers) if (worker.exitCode === null && worker.signalCode === null) worker.kill('SIGKILL');
+    for (const worker of workers) await worker.kill('SIGKILL');
     await stack?.close();
     await samba?.dispose();
   });
-
-  /** A real `scaidrive worker --queue connectors` process on the stack's database, data dir (same secret key) and queues. */
-  async function startWorkerProcess(): Promise<ChildProcess> {
-    const config = stack.config;
-    const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('SCAIDRIVE_')));
-    const worker = spawn(process.execPath, [path.resolve('bin/scaidrive.mjs'), 'worker', '--queue', 'connectors'], {
-      env: {
-        ...env,
-        SCAIDRIVE_ENV: 'test',
-        SCAIDRIVE_LOG_LEVEL: 'debug',
-        SCAIDRIVE_PORT: '0',
-        SCAIDRIVE_DATABASE_URL: config.database.url,
-        SCAIDRIVE_TEMPORAL_ADDRESS: config.temporal.address,
-        SCAIDRIVE_TEMPORAL_TASK_QUEUE_PREFIX: config.temporal.taskQueuePrefix,
-        SCAIDRIVE_DATA_DIR: config.dataDir,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    worker.stdout!.on('data', (chunk: Buffer) => logs.push(chunk));
-    worker.stderr!.on('data', (chunk: Buffer) => logs.push(chunk));
-    workers.push(worker);
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const queue = await stack.services.temporal.workflowService.describeTaskQueue({
-        namespace: config.temporal.namespace,
-        taskQueue: { name: stack.services.taskQueues.connectors },
-        taskQueueType: 1,
-      });
-      if ((queue.pollers ?? []).some((p) => p.lastAccessTime && Number(p.lastAccessTime.seconds) * 1000 > Date.now() - 2000) && worker.exitCode === null) return worker;
-      if (worker.exitCode !== null) throw new Error(`worker exited with ${worker.exitCode}: ${Buffer.concat(logs).toString().slice(-2000)}`);
-      if (Date.now() > deadline) throw new Error('worker did not start polling');
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
 
   test('kill -9 mid-import, restart: the job resumes, one version per file, quota exact', async () => {
     const sizes = new Map<string, number>();
@@ -97,8 +68,7 @@ describe('connector sync survives a worker crash', () => {
       if (Date.now() > deadline) assert.fail('the import never got going');
       await new Promise((r) => setTimeout(r, 20));
     }
-    worker.kill('SIGKILL');
-    await new Promise((resolve) => worker.once('exit', resolve));
+    await worker.kill('SIGKILL');
     const midway = await db.selectFrom('connector_jobs').selectAll().where('id', '=', job.id).executeTakeFirstOrThrow();
     assert.equal(midway.status, 'running', 'killed mid-job');
     assert.ok(midway.files_added < sizes.size, 'not done when killed');
@@ -121,9 +91,8 @@ describe('connector sync survives a worker crash', () => {
     const leftover = await db.selectFrom('upload_sessions').select('id').where('user_id', '=', admin.userId).where('status', '!=', 'completed').execute();
     assert.equal(leftover.length, 0, 'the interrupted session was discarded');
 
-    worker.kill('SIGTERM');
-    await new Promise((resolve) => worker.once('exit', resolve));
-    const text = Buffer.concat(logs).toString();
+    await worker.kill('SIGTERM');
+    const text = worker.output();
     assert.ok(text.includes(connector.id) || text.includes('activity completed'), 'the worker logged');
     assert.ok(!text.includes(samba.password), 'the secret never appears in a log line');
   });
