@@ -57,6 +57,8 @@ export interface ConnectorSource {
    * Throws SourceResyncRequiredError when the cursor is no longer valid.
    */
   changes?(cursor: string | null): Promise<ChangePage>;
+  /** Delta-fed sources: a file's bytes by its id (a path may be ambiguous or already stale). */
+  readItem?(id: string, what: string): Promise<Readable>;
   close(): Promise<void>;
 }
 

@@ -141,13 +141,23 @@ export async function syncChangesPage(
       if (row) rows.set(change.id, row);
     }
   }
-  const files = page.changes.filter((c) => c.kind === 'file' && !c.deleted);
+  // Names equal by ScaiDrive's rule (NFC, case-insensitive) in one folder go through one lane in order, so two
+  // of them never race for one name (the second then meets the first and follows conflict_resolution).
+  const lanes = new Map<string, SourceChange[]>();
+  for (const change of page.changes.filter((c) => c.kind === 'file' && !c.deleted)) {
+    const key = `${change.parentId ?? ''}/${change.name.normalize('NFC').toLowerCase()}`;
+    lanes.set(key, [...(lanes.get(key) ?? []), change]);
+  }
+  const queue = [...lanes.values()];
   let stopped = false;
   await Promise.all(
-    Array.from({ length: Math.min(importConcurrency, files.length) }, async () => {
-      for (let change = files.shift(); change && !stopped; change = files.shift()) {
-        if (shouldStop()) stopped = true;
-        else await handle(change);
+    Array.from({ length: Math.min(importConcurrency, queue.length) }, async () => {
+      for (let lane = queue.shift(); lane && !stopped; lane = queue.shift()) {
+        for (const change of lane) {
+          if (shouldStop()) stopped = true;
+          if (stopped) break;
+          await handle(change);
+        }
       }
     }),
   );

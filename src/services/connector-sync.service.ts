@@ -545,7 +545,7 @@ export async function streamImport(
     return session;
   };
   try {
-    const stream = await source.read(entry.path);
+    const stream = entry.id && source.readItem ? await source.readItem(entry.id, entry.path) : await source.read(entry.path);
     const whole = createHash('sha256');
     let total = 0;
     let buffered: Buffer[] = [];

@@ -181,6 +181,37 @@ describe('SharePoint connectors through the API (Graph fake over HTTPS)', () => 
     assert.equal((await importedFiles()).size, before.size - 1);
   });
 
+  test('a connection reset mid-download is resumed with a Range: the import is byte-exact', async () => {
+    const data = randomBytes(2 * 1024 * 1024 + 3);
+    fake.put('Projects/area 0/reset.bin', data);
+    fake.resetDownloadOnce('Projects/area 0/reset.bin', 512 * 1024);
+    const downloads = fake.contentRequests;
+    const job = await syncAndWait();
+    assert.equal(job.status, 'succeeded', JSON.stringify({ ...job, stderr: job.stderr?.slice(-800) }));
+    assert.equal(fake.contentRequests - downloads, 2, 'the broken download and its resumption');
+    const row = (await importedFiles()).get('area 0/reset.bin')!;
+    assert.equal(sha256((await download(stack, `${V1}/files/${row.file_id}/content`, { token: admin.token })).body), sha256(data));
+  });
+
+  test('names differing only in case in one folder follow conflict_resolution (keep_both keeps both)', async () => {
+    const folder = await api(stack.baseUrl, 'POST', `${V1}/folders`, { token: admin.token, body: { parent_id: admin.rootFolderId, name: 'cases target' } });
+    const created = await api(stack.baseUrl, 'POST', `${V1}/sharepoint-connectors`, {
+      token: admin.token,
+      body: { azure_tenant_id: fake.tenantId, azure_client_id: fake.clientId, azure_client_secret: fake.clientSecret, site: fake.siteUrl, folder: 'Cases', target_folder_id: folder.body.id, conflict_resolution: 'keep_both' },
+    });
+    assert.equal(created.status, 201, created.text);
+    fake.put('Cases/Report.txt', Buffer.from('upper'));
+    fake.put('Cases/report.txt', Buffer.from('lower'));
+    const job = await syncAndWait(created.body.id);
+    assert.equal(job.status, 'succeeded', JSON.stringify({ ...job, stderr: job.stderr?.slice(-800) }));
+    assert.equal(job.files_added, 2);
+    const children = await stack.services.db.selectFrom('nodes').select(['id', 'name']).where('parent_id', '=', folder.body.id).where('deleted_at', 'is', null).orderBy('name').execute();
+    assert.equal(children.length, 2, JSON.stringify(children));
+    const texts = await Promise.all(children.map(async (c) => (await download(stack, `${V1}/files/${c.id}/content`, { token: admin.token })).body.toString()));
+    assert.deepEqual(texts.sort(), ['lower', 'upper']);
+    assert.ok(children.some((c) => / \(from source\)\.txt$/.test(c.name)), 'the second one was kept beside the first');
+  });
+
   test('throttled by Graph (429 with Retry-After): the job waits it out and succeeds', async () => {
     fake.put('Projects/area 0/after throttle.txt', Buffer.from('t'));
     fake.throttleNext(3, 1, 429);

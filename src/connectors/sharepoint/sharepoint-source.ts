@@ -260,6 +260,17 @@ export class SharePointSource implements ConnectorSource {
     return this.readUrl(await this.downloadUrl(path), path);
   }
 
+  async readItem(id: string, what: string): Promise<Readable> {
+    let url: string | undefined;
+    try {
+      url = ((await this.client.api(`/drives/${this.driveId}/items/${encodeURIComponent(id)}`).select('id,@microsoft.graph.downloadUrl').get()) as DriveItem)['@microsoft.graph.downloadUrl'];
+    } catch (error) {
+      throw mapGraphError(error, `/${what}`);
+    }
+    if (!url) throw new SourceEntryError('SOURCE_READ_FAILED', `/${what}: not a file`);
+    return this.readUrl(url, what);
+  }
+
   /**
    * Streams a download URL (pre-authenticated: no Authorization header goes there). When the connection
    * drops mid-file, the rest is requested with a Range from the first byte not yet delivered (3 times at most),
