@@ -91,6 +91,8 @@ export interface BenchStackOptions {
    * `<dir>/worker` when they stop (profiling slows them down: not for the reported figures).
    */
   cpuProfileDir?: string;
+  /** Extra environment of the API and the worker (e.g. SCAIDRIVE_GRAPH_URL, NODE_EXTRA_CA_CERTS for a fake). */
+  env?: Record<string, string>;
   /** Progress lines go here. */
   log: (line: string) => void;
 }
@@ -247,6 +249,7 @@ export async function startBenchStack(options: BenchStackOptions, cleanup: Clean
     SCAIDRIVE_S3_FORCE_PATH_STYLE: 'true',
     SCAIDRIVE_LOG_LEVEL: 'warn',
     SCAIDRIVE_WORKFLOW_WAIT_SECONDS: '300',
+    ...options.env,
   });
 
   log(`starting the API (${apiUrl}) and the workers as their own processes`);

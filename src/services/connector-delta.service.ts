@@ -113,15 +113,15 @@ export async function syncChangesPage(
     report(progress);
     try {
       const outcome = await applyFile(deps, context, source, folders, entry, place, known, () => report(progress));
-      if (outcome === 'added') counters.added += 1;
-      if (outcome === 'updated') counters.updated += 1;
       if (outcome === 'skipped') counters.skipped += 1;
       if (outcome === 'conflict') {
         progress.errors += 1;
         await counters.error(path, 'CONFLICT', 'changed in ScaiDrive and at the source (conflict_resolution manual)');
       }
-      if (typeof outcome === 'number') {
-        counters.bytes += outcome;
+      if (typeof outcome === 'object') {
+        if (outcome.kind === 'added') counters.added += 1;
+        else counters.updated += 1;
+        counters.bytes += outcome.bytes;
         progress.imported += 1;
       }
     } catch (error) {
@@ -228,7 +228,7 @@ async function applyDirectory(deps: SyncDeps, context: JobContext, change: Sourc
     .execute();
 }
 
-type FileOutcome = number | 'added' | 'updated' | 'unchanged' | 'skipped' | 'conflict';
+type FileOutcome = { kind: 'added' | 'updated'; bytes: number } | 'unchanged' | 'skipped' | 'conflict';
 
 /**
  * A file at the source: moved/renamed with the source (no download), and its content imported only when
@@ -266,8 +266,7 @@ async function applyFile(
     if (changedHere && connector.conflict_resolution === 'skip') return 'skipped';
     if (changedHere && connector.conflict_resolution === 'manual') return 'conflict';
     const target = changedHere && connector.conflict_resolution === 'keep_both' ? { parentId: node.parent_id!, name: keepBothName(node.name) } : { parentId: node.parent_id!, name: node.name, fileId: node.id };
-    await streamImport(deps, context, source, folders, entry, target, heartbeat);
-    return 'updated';
+    return { kind: 'updated', bytes: await streamImport(deps, context, source, folders, entry, target, heartbeat) };
   }
   // New to ScaiDrive (or its file was deleted there): imported into the mirrored folder.
   let name = entry.name;
@@ -278,8 +277,7 @@ async function applyFile(
     if (connector.conflict_resolution === 'keep_both') name = keepBothName(name);
   }
   if (row) await db.deleteFrom('connector_import_state').where('connector_id', '=', connector.id).where('path', '=', row.path).execute();
-  await streamImport(deps, context, source, folders, entry, { parentId: place.folderId, name }, heartbeat);
-  return 'added';
+  return { kind: 'added', bytes: await streamImport(deps, context, source, folders, entry, { parentId: place.folderId, name }, heartbeat) };
 }
 
 /** A deleted item: an imported file to the trash (unless a user changed it), a folder once empty; its rows go. Returns files trashed. */

@@ -533,6 +533,7 @@ export async function streamImport(
   const importedState = (fileId: string, versionId: string) => ({ size: entry.size, mtime: entry.mtime, file_id: fileId, version_id: versionId, pending_upload_id: null, pending_size: null, pending_mtime: null, pending_source_version: null, ...sourceIdentity });
 
   let session: UploadSession | undefined;
+  let storing: Promise<void> | undefined;
   /** From the second chunk on: a session recorded in the import state before its first chunk is stored. */
   const openSession = async () => {
     session = await createUploadSession(db, principal, { parentId: target.parentId, name: target.name, size: entry.size });
@@ -551,15 +552,25 @@ export async function streamImport(
     let buffered: Buffer[] = [];
     let bufferedBytes = 0;
     const chunks: StoredChunk[] = [];
+    let chunkCount = 0;
+    // One chunk is stored while the next one is read (two chunks in memory at most): the source and the
+    // storage work at the same time instead of taking turns.
     const flush = async () => {
       const data = Buffer.concat(buffered, bufferedBytes);
       buffered = [];
       bufferedBytes = 0;
-      const sha256 = sha256Hex(data);
-      await storeChunk(db, storage, connector.tenant_id, sha256, data);
-      if (session) await db.insertInto('upload_chunks').values({ upload_id: session.id, index: chunks.length, tenant_id: connector.tenant_id, user_id: principal.userId, sha256, size: data.length }).execute();
-      chunks.push({ sha256, size: data.length });
-      heartbeat();
+      if (storing) await storing;
+      const index = chunkCount++;
+      const uploadId = session?.id;
+      storing = (async () => {
+        const sha256 = sha256Hex(data);
+        await storeChunk(db, storage, connector.tenant_id, sha256, data);
+        if (uploadId) await db.insertInto('upload_chunks').values({ upload_id: uploadId, index, tenant_id: connector.tenant_id, user_id: principal.userId, sha256, size: data.length }).execute();
+        chunks[index] = { sha256, size: data.length };
+        heartbeat();
+      })();
+      // Awaited by the next flush or at the end; never an unhandled rejection meanwhile.
+      storing.catch(() => undefined);
     };
     try {
       for await (const part of stream as AsyncIterable<Buffer>) {
@@ -582,6 +593,7 @@ export async function streamImport(
       stream.destroy();
     }
     if (bufferedBytes > 0) await flush();
+    if (storing) await storing;
     const checksum = whole.digest('hex');
     if (!session) {
       const committed = await commitVersion(db, {
@@ -601,7 +613,7 @@ export async function streamImport(
       return committed.version.size;
     }
     const open: UploadSession = session;
-    await db.updateTable('upload_sessions').set({ size: total, chunk_count: chunks.length, status: 'finalizing' }).where('id', '=', open.id).where('status', '=', 'open').execute();
+    await db.updateTable('upload_sessions').set({ size: total, chunk_count: chunkCount, status: 'finalizing' }).where('id', '=', open.id).where('status', '=', 'open').execute();
     const committed = await commitVersion(db, { ...commitInput, size: total, checksumSha256: checksum, source: { uploadId: open.id } });
     await db
       .updateTable('connector_import_state')
@@ -612,6 +624,8 @@ export async function streamImport(
       .execute();
     return total;
   } catch (error) {
+    // A chunk still being stored finishes (or fails) before the half-written session is discarded.
+    await (storing as Promise<void> | undefined)?.catch(() => undefined);
     const open = session as UploadSession | undefined;
     if (open) await recoverPendingImport(db, connector.id, entry.path, open.id);
     throw error;
