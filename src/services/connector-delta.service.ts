@@ -14,6 +14,7 @@ import {
   keepBothName,
   recoverPendingImport,
   streamImport,
+  trackedTarget,
   type JobContext,
   type SyncDeps,
   type SyncProgress,
@@ -262,10 +263,8 @@ async function applyFile(
       row = { ...row, path: entry.path };
     }
     if (row.source_version === entry.version) return 'unchanged';
-    const changedHere = node.current_version_id !== row.version_id;
-    if (changedHere && connector.conflict_resolution === 'skip') return 'skipped';
-    if (changedHere && connector.conflict_resolution === 'manual') return 'conflict';
-    const target = changedHere && connector.conflict_resolution === 'keep_both' ? { parentId: node.parent_id!, name: keepBothName(node.name) } : { parentId: node.parent_id!, name: node.name, fileId: node.id };
+    const target = trackedTarget(connector.conflict_resolution, node, row.version_id);
+    if (target === 'skipped' || target === 'conflict') return target;
     return { kind: 'updated', bytes: await streamImport(deps, context, source, folders, entry, target, heartbeat) };
   }
   // New to ScaiDrive (or its file was deleted there): imported into the mirrored folder.

@@ -419,6 +419,19 @@ export class FolderResolver {
 type ImportOutcome = { kind: 'added' | 'updated'; bytes: number } | { kind: 'unchanged' | 'skipped' | 'conflict' };
 
 /** "report (from source).pdf": the keep_both name for the source's copy of a file changed on both sides. */
+/**
+ * Where a source's new bytes for a file imported before go: a new version of that file, or — when a user
+ * changed it in ScaiDrive since the import (its current version is not the imported one) — what the
+ * connector's conflict_resolution says: skip it, report a conflict, keep both, or overwrite.
+ */
+export function trackedTarget(policy: Connector['conflict_resolution'], tracked: Node, importedVersionId: string | null): { parentId: string; name: string; fileId?: string } | 'skipped' | 'conflict' {
+  const changedHere = tracked.current_version_id !== importedVersionId;
+  if (changedHere && policy === 'skip') return 'skipped';
+  if (changedHere && policy === 'manual') return 'conflict';
+  if (changedHere && policy === 'keep_both') return { parentId: tracked.parent_id!, name: keepBothName(tracked.name) };
+  return { parentId: tracked.parent_id!, name: tracked.name, fileId: tracked.id };
+}
+
 export function keepBothName(name: string): string {
   const ext = path.extname(name);
   return `${name.slice(0, name.length - ext.length)} (from source)${ext}`;
@@ -451,14 +464,9 @@ async function importEntry(
   let target: { parentId: string; name: string; fileId?: string } | undefined;
   const tracked: Node | undefined = state?.file_id ? await db.selectFrom('nodes').selectAll().where('id', '=', state.file_id).executeTakeFirst() : undefined;
   if (tracked && !tracked.deleted_at && tracked.parent_id) {
-    const changedHere = tracked.current_version_id !== state?.version_id;
-    if (changedHere) {
-      if (connector.conflict_resolution === 'skip') return { kind: 'skipped' };
-      if (connector.conflict_resolution === 'manual') return { kind: 'conflict' };
-    }
-    target = changedHere && connector.conflict_resolution === 'keep_both'
-      ? { parentId: tracked.parent_id, name: keepBothName(tracked.name) }
-      : { parentId: tracked.parent_id, name: tracked.name, fileId: tracked.id };
+    const resolved = trackedTarget(connector.conflict_resolution, tracked, state?.version_id ?? null);
+    if (resolved === 'skipped' || resolved === 'conflict') return { kind: resolved };
+    target = resolved;
   } else {
     const parentId = await folders.folderFor(entry.path.includes('/') ? entry.path.slice(0, entry.path.lastIndexOf('/')) : '');
     let name = entry.name;

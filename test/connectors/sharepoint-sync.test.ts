@@ -99,7 +99,7 @@ describe('SharePoint connectors through the API (Graph fake over HTTPS)', () => 
     const contents = new Map<string, Buffer>();
     for (let a = 0; a < 4; a++) {
       for (let b = 0; b < 5; b++) {
-        for (let f = 0; f < 48; f++) {
+        for (let f = 0; f < 50; f++) {
           const relative = `area ${a}/übung ${b}/doc ${f}.txt`;
           const data = f === 0 ? randomBytes(200_000) : Buffer.from(`${a}/${b}/${f}`);
           fake.put(`Projects/${relative}`, data);
