@@ -178,6 +178,8 @@ async function statesById(db: Db, connectorId: string, ids: string[]): Promise<M
 
 /** An excluded directory is remembered (no folder; a path no source can have, `:` being invalid in names) so its children are skipped, not reported as orphans. */
 async function recordExcludedDirectory(db: Db, context: JobContext, change: SourceChange): Promise<void> {
+  // A folder mirrored before and excluded now (the patterns changed): its old record gives way (the folder stays).
+  await db.deleteFrom('connector_import_state').where('connector_id', '=', context.connector.id).where('source_id', '=', change.id).where('file_id', 'is not', null).execute();
   await db
     .insertInto('connector_import_state')
     .values({ connector_id: context.connector.id, path: `:excluded:/${change.id}`, tenant_id: context.connector.tenant_id, kind: 'directory', source_id: change.id, file_id: null, last_seen_job_id: context.job.id })

@@ -181,6 +181,18 @@ describe('SharePoint connectors through the API (Graph fake over HTTPS)', () => 
     assert.equal((await importedFiles()).size, before.size - 1);
   });
 
+  test('an excluded folder: its files are skipped, not reported as orphans', async () => {
+    fake.put('Projects/area 1/~$scratch/notes.txt', Buffer.from('temp'));
+    fake.put('Projects/area 1/~$scratch/deeper/more.txt', Buffer.from('temp'));
+    const job = await syncAndWait();
+    assert.equal(job.status, 'succeeded', JSON.stringify({ ...job, stderr: job.stderr?.slice(-800) }));
+    assert.equal(job.error_count, 0);
+    assert.equal(job.files_added, 0);
+    assert.equal(job.files_skipped, 2);
+    const folder = await stack.services.db.selectFrom('nodes').select('id').where('name', '=', '~$scratch').where('deleted_at', 'is', null).executeTakeFirst();
+    assert.equal(folder, undefined, 'no folder for an excluded directory');
+  });
+
   test('a connection reset mid-download is resumed with a Range: the import is byte-exact', async () => {
     const data = randomBytes(2 * 1024 * 1024 + 3);
     fake.put('Projects/area 0/reset.bin', data);
