@@ -10,6 +10,7 @@ import { dropDatabase, ensureDatabase } from '../src/db/ensure-database';
 import { migrateToLatest } from '../src/db/migrator';
 import { startTemporalDevServer } from '../src/temporal/dev-server';
 import { startMinio } from '../src/storage/minio-server';
+import { startWeaviate } from '../src/search/weaviate-server';
 import { waitForTemporal } from '../src/temporal/client';
 import { testPorts } from '../test/helpers/ports';
 import { createTestCertificates } from '../test/helpers/test-ca';
@@ -81,6 +82,16 @@ async function main(): Promise<number> {
           rootPassword: minioCredentials.secretAccessKey,
         }),
       ).then(register),
+      timed(
+        'Weaviate',
+        startWeaviate({
+          binary: path.join(toolsDir, 'weaviate-server'),
+          dataDir: path.join(dataDir, 'weaviate'),
+          host: '127.0.0.1',
+          port: testPorts.weaviate,
+          grpcPort: testPorts.weaviateGrpc,
+        }),
+      ).then(register),
     ]);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
@@ -113,6 +124,8 @@ async function main(): Promise<number> {
           TEST_TLS_DIR: tlsDir,
           NODE_EXTRA_CA_CERTS: certificates.caFile,
           TEST_TOOLS_DIR: toolsDir,
+          TEST_WEAVIATE_URL: `http://127.0.0.1:${testPorts.weaviate}`,
+          TEST_WEAVIATE_GRPC_PORT: String(testPorts.weaviateGrpc),
           TEST_S3_ENDPOINT: `http://127.0.0.1:${testPorts.minio}`,
           TEST_S3_ACCESS_KEY_ID: minioCredentials.accessKeyId,
           TEST_S3_SECRET_ACCESS_KEY: minioCredentials.secretAccessKey,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what ScaiDrive needs on a fresh machine, idempotently and quietly when everything is there:
-# npm dependencies, and the Temporal CLI and MinIO built with `go install` into a cache outside the clone.
+# npm dependencies, and the Temporal CLI, MinIO and Weaviate built with `go install` into a cache outside the clone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +20,7 @@ fi
 declare -A modules=(
   [temporal]="github.com/temporalio/cli/cmd/temporal@v1.5.1"
   [minio]="github.com/minio/minio@latest"
+  [weaviate-server]="github.com/weaviate/weaviate/cmd/weaviate-server@v1.39.0"
 )
 pids=()
 for tool in "${!modules[@]}"; do

@@ -57,6 +57,7 @@ const variables = {
   SCAIDRIVE_S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
   SCAIDRIVE_S3_FORCE_PATH_STYLE: boolean.default(true),
   SCAIDRIVE_WEAVIATE_URL: httpUrl.optional(),
+  SCAIDRIVE_WEAVIATE_GRPC_PORT: z.coerce.number().int().min(1).max(65535).default(50051),
   // Microsoft's endpoints for SharePoint connectors; other values for sovereign clouds (and the test fake).
   SCAIDRIVE_GRAPH_AUTHORITY_URL: url('https').default('https://login.microsoftonline.com'),
   SCAIDRIVE_GRAPH_URL: url('https').default('https://graph.microsoft.com'),
@@ -110,6 +111,8 @@ export interface Config {
     | { driver: 'filesystem'; path: string }
     | { driver: 's3'; endpoint?: string; region: string; bucket: string; accessKeyId?: string; secretAccessKey?: string; forcePathStyle: boolean };
   weaviateUrl?: string;
+  /** Weaviate's gRPC port (weaviate-client v3 queries and writes over gRPC), on the URL's host. */
+  weaviateGrpcPort: number;
   redisUrl?: string;
   /** The Microsoft identity platform and Graph, for SharePoint connectors. */
   graph: { authority: string; graphUrl: string };
@@ -208,7 +211,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     },
     secretKey: v.SCAIDRIVE_SECRET_KEY,
     storage,
-    weaviateUrl: v.SCAIDRIVE_WEAVIATE_URL,
+    weaviateUrl: v.SCAIDRIVE_WEAVIATE_URL?.replace(/\/$/, ''),
+    weaviateGrpcPort: v.SCAIDRIVE_WEAVIATE_GRPC_PORT,
     redisUrl: v.SCAIDRIVE_REDIS_URL,
     graph: { authority: v.SCAIDRIVE_GRAPH_AUTHORITY_URL.replace(/\/$/, ''), graphUrl: v.SCAIDRIVE_GRAPH_URL.replace(/\/$/, '') },
     rateLimits: {

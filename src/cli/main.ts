@@ -13,6 +13,7 @@ import { DevIssuerKeyMissing, loadDevIssuer, type DevIssuer } from '../auth/dev-
 import { createDb, type Db } from '../db/database';
 import { taskQueueKinds, type TaskQueueKind } from '../temporal/task-queues';
 import { isPortOpen, startTemporalDevServer } from '../temporal/dev-server';
+import { startWeaviate } from '../search/weaviate-server';
 import { waitForTemporal } from '../temporal/client';
 import { ensureSchedules } from '../temporal/schedules';
 import { formatDoctorTable, runDoctor } from './doctor';
@@ -34,7 +35,13 @@ Commands:
  * `dev`'s defaults for the commands a developer runs next to a dev stack (dev, dev-token, migrate,
  * create-tenant, doctor): SCAIDRIVE_ENV=development unless set. `api` and `worker` keep production's default.
  */
-const devDefaults = () => ({ SCAIDRIVE_ENV: process.env.SCAIDRIVE_ENV ?? 'development' });
+/** `scaidrive dev`'s local Weaviate; other commands in development find it there too (doctor, workers). */
+const devWeaviateUrl = 'http://127.0.0.1:8080';
+const devDefaults = () => {
+  const env = process.env.SCAIDRIVE_ENV ?? 'development';
+  // Overrides win over the environment in loadConfig: keep what the caller set.
+  return { SCAIDRIVE_ENV: env, ...(env === 'development' ? { SCAIDRIVE_WEAVIATE_URL: process.env.SCAIDRIVE_WEAVIATE_URL || devWeaviateUrl } : {}) };
+};
 
 /** For commands that need only the database: no issuer, secret, Temporal or storage is asked for. */
 async function withDatabase<T>(run: (db: Db, config: Config) => Promise<T>): Promise<T> {
@@ -98,8 +105,13 @@ async function tokenLines(services: Services, tenantId: string): Promise<string[
 }
 
 async function dev(): Promise<void> {
+  // Without SCAIDRIVE_WEAVIATE_URL, dev runs a local Weaviate next to Temporal (or uses the one already there).
   const config = loadConfig(process.env, devDefaults());
   await mkdir(config.dataDir, { recursive: true });
+  let weaviateServer: ChildProcess | undefined;
+  if (config.weaviateUrl === devWeaviateUrl && !(await isPortOpen('127.0.0.1', 8080))) {
+    weaviateServer = await startWeaviate({ binary: path.join(config.toolsDir, 'weaviate-server'), dataDir: path.join(config.dataDir, 'weaviate'), host: '127.0.0.1', port: 8080, grpcPort: config.weaviateGrpcPort });
+  }
   const [host, portText] = config.temporal.address.split(':') as [string, string];
   let temporalServer: ChildProcess | undefined;
   if (!(await isPortOpen(host, Number(portText)))) {
@@ -125,6 +137,7 @@ async function dev(): Promise<void> {
       `  API          ${config.publicUrl}/api/v1   (ready: ${config.publicUrl}/api/v1/health/ready)`,
       `  Swagger UI   ${config.publicUrl}/api/docs`,
       `  Temporal UI  ${config.temporal.uiUrl}`,
+      `  Weaviate     ${config.weaviateUrl} (gRPC ${config.weaviateGrpcPort})`,
       `  Dev tenant   ${tenantId}`,
       ...(await tokenLines(services, tenantId)),
       '',
@@ -135,6 +148,7 @@ async function dev(): Promise<void> {
     await workers.shutdown();
     await services.close();
     temporalServer?.kill('SIGTERM');
+    weaviateServer?.kill('SIGTERM');
     process.exit(0);
   };
   process.once('SIGINT', () => void stop());

@@ -186,6 +186,9 @@ describe('scaidrive dev with a real identity issuer', () => {
       SCAIDRIVE_DATABASE_URL: harness.databaseUrl,
       // The harness's Temporal already listens there, so dev does not start one of its own.
       SCAIDRIVE_TEMPORAL_ADDRESS: harness.temporalAddress,
+      // And its Weaviate: dev starts no local one when SCAIDRIVE_WEAVIATE_URL is set.
+      SCAIDRIVE_WEAVIATE_URL: harness.weaviateUrl,
+      SCAIDRIVE_WEAVIATE_GRPC_PORT: String(harness.weaviateGrpcPort),
       SCAIDRIVE_TEMPORAL_TASK_QUEUE_PREFIX: `cli-dev-${randomUUID().slice(0, 8)}`,
       SCAIDRIVE_DATA_DIR: await mkdtemp(path.join(harness.dataDir, 'dev-')),
       SCAIDRIVE_TOOLS_DIR: harness.toolsDir,

@@ -7,4 +7,7 @@ export const testPorts = {
   temporalUi: 18233 + offset,
   minio: 19000 + offset,
   minioConsole: 19001 + offset,
+  /** Weaviate's HTTP port; its cluster ports are the next five (see weaviateClusterPorts). */
+  weaviate: 19080 + offset,
+  weaviateGrpc: 19090 + offset,
 };

@@ -34,6 +34,12 @@ export const harness = {
   get toolsDir() {
     return required('TEST_TOOLS_DIR');
   },
+  get weaviateUrl() {
+    return required('TEST_WEAVIATE_URL');
+  },
+  get weaviateGrpcPort() {
+    return Number(required('TEST_WEAVIATE_GRPC_PORT'));
+  },
 };
 
 /** The environment a test stack runs with; each call gets its own data dir and task-queue prefix. */
