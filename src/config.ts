@@ -58,6 +58,13 @@ const variables = {
   SCAIDRIVE_S3_FORCE_PATH_STYLE: boolean.default(true),
   SCAIDRIVE_WEAVIATE_URL: httpUrl.optional(),
   SCAIDRIVE_WEAVIATE_GRPC_PORT: z.coerce.number().int().min(1).max(65535).default(50051),
+  SCAIDRIVE_EMBEDDING_PROVIDER: z.enum(['local', 'openai']).default('local'),
+  SCAIDRIVE_EMBEDDING_URL: httpUrl.optional(),
+  SCAIDRIVE_EMBEDDING_API_KEY: z.string().min(1).optional(),
+  SCAIDRIVE_EMBEDDING_MODEL: z.string().min(1).max(200).optional(),
+  SCAIDRIVE_EMBEDDING_DIMENSIONS: z.coerce.number().int().min(2).max(8192).optional(),
+  SCAIDRIVE_EMBEDDING_FALLBACK_URL: httpUrl.optional(),
+  SCAIDRIVE_EMBEDDING_FALLBACK_API_KEY: z.string().min(1).optional(),
   // Microsoft's endpoints for SharePoint connectors; other values for sovereign clouds (and the test fake).
   SCAIDRIVE_GRAPH_AUTHORITY_URL: url('https').default('https://login.microsoftonline.com'),
   SCAIDRIVE_GRAPH_URL: url('https').default('https://graph.microsoft.com'),
@@ -114,6 +121,10 @@ export interface Config {
   /** Weaviate's gRPC port (weaviate-client v3 queries and writes over gRPC), on the URL's host. */
   weaviateGrpcPort: number;
   redisUrl?: string;
+  /** Who turns passages into vectors: the local lexical provider, or an OpenAI-compatible endpoint (+ a failover). */
+  embedding:
+    | { provider: 'local'; dimensions: number }
+    | { provider: 'openai'; url: string; apiKey?: string; model: string; dimensions: number; fallback?: { url: string; apiKey?: string } };
   /** The Microsoft identity platform and Graph, for SharePoint connectors. */
   graph: { authority: string; graphUrl: string };
   /** Requests per minute (spec §12; Box's published per-user limit is 1000/min). */
@@ -159,6 +170,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   }
   if (serverSecrets && v.SCAIDRIVE_ENV === 'production' && !v.SCAIDRIVE_SECRET_KEY) {
     throw new ConfigError('SCAIDRIVE_SECRET_KEY is required in production (signs download URLs, encrypts connector secrets)');
+  }
+  if (v.SCAIDRIVE_EMBEDDING_PROVIDER === 'openai') {
+    const needed = (['SCAIDRIVE_EMBEDDING_URL', 'SCAIDRIVE_EMBEDDING_MODEL', 'SCAIDRIVE_EMBEDDING_DIMENSIONS'] as const).find((k) => v[k] === undefined);
+    if (needed) throw new ConfigError(`Invalid value for ${needed}: required when SCAIDRIVE_EMBEDDING_PROVIDER=openai`);
+  }
+  if (v.SCAIDRIVE_EMBEDDING_FALLBACK_URL && v.SCAIDRIVE_EMBEDDING_PROVIDER !== 'openai') {
+    throw new ConfigError('Invalid value for SCAIDRIVE_EMBEDDING_FALLBACK_URL: a failover endpoint needs SCAIDRIVE_EMBEDDING_PROVIDER=openai');
   }
   if (v.SCAIDRIVE_JWT_ISSUER && !v.SCAIDRIVE_SCAIKEY_URL) {
     throw new ConfigError('SCAIDRIVE_JWT_ISSUER needs SCAIDRIVE_SCAIKEY_URL (where the JWKS is found)');
@@ -214,6 +232,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     weaviateUrl: v.SCAIDRIVE_WEAVIATE_URL?.replace(/\/$/, ''),
     weaviateGrpcPort: v.SCAIDRIVE_WEAVIATE_GRPC_PORT,
     redisUrl: v.SCAIDRIVE_REDIS_URL,
+    embedding:
+      v.SCAIDRIVE_EMBEDDING_PROVIDER === 'openai'
+        ? {
+            provider: 'openai',
+            url: v.SCAIDRIVE_EMBEDDING_URL!,
+            apiKey: v.SCAIDRIVE_EMBEDDING_API_KEY,
+            model: v.SCAIDRIVE_EMBEDDING_MODEL!,
+            dimensions: v.SCAIDRIVE_EMBEDDING_DIMENSIONS!,
+            fallback: v.SCAIDRIVE_EMBEDDING_FALLBACK_URL ? { url: v.SCAIDRIVE_EMBEDDING_FALLBACK_URL, apiKey: v.SCAIDRIVE_EMBEDDING_FALLBACK_API_KEY ?? v.SCAIDRIVE_EMBEDDING_API_KEY } : undefined,
+          }
+        : { provider: 'local', dimensions: v.SCAIDRIVE_EMBEDDING_DIMENSIONS ?? 256 },
     graph: { authority: v.SCAIDRIVE_GRAPH_AUTHORITY_URL.replace(/\/$/, ''), graphUrl: v.SCAIDRIVE_GRAPH_URL.replace(/\/$/, '') },
     rateLimits: {
       userPerMinute: v.SCAIDRIVE_RATE_LIMIT_USER_PER_MINUTE,
