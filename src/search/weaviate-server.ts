@@ -3,10 +3,11 @@
 // vectors), anonymous access on loopback only. Every port it opens is derived from the HTTP port, so several
 // instances (dev, tests, a benchmark) run side by side.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { isPortOpen } from '../temporal/dev-server';
+import { watchProcess } from '../process-watch';
 
 export interface WeaviateServerOptions {
   binary: string;
@@ -35,7 +36,6 @@ export async function startWeaviate(options: WeaviateServerOptions): Promise<Chi
   }
   await mkdir(dataDir, { recursive: true });
   const logFile = options.logFile ?? path.join(dataDir, 'weaviate.log');
-  const log = createWriteStream(logFile, { flags: 'a' });
   const child = spawn(binary, ['--scheme', 'http', '--host', host, '--port', String(port)], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
@@ -58,23 +58,15 @@ export async function startWeaviate(options: WeaviateServerOptions): Promise<Chi
       QUERY_DEFAULTS_LIMIT: '25',
     },
   });
-  child.stdout!.pipe(log);
-  child.stderr!.pipe(log);
-  let outputTail = '';
-  const keepTail = (chunk: Buffer) => (outputTail = (outputTail + chunk.toString('utf8')).slice(-2_000));
-  child.stdout!.on('data', keepTail);
-  child.stderr!.on('data', keepTail);
-  let spawnError: Error | undefined;
-  child.once('error', (error) => (spawnError = error));
-  const exited = () => spawnError !== undefined || child.exitCode !== null || child.signalCode !== null;
+  const watched = watchProcess(child, logFile);
 
   const readyUrl = `http://${host}:${port}/v1/.well-known/ready`;
   const deadline = Date.now() + timeoutMs;
   let lastProblem = 'no answer';
   while (Date.now() < deadline) {
-    if (exited()) {
-      const how = spawnError?.message ?? (child.exitCode !== null ? `code ${child.exitCode}` : child.signalCode);
-      throw new Error(`Weaviate exited (${how}) before it was ready on ${host}:${port}; log: ${logFile}\n${outputTail.trim().split('\n').slice(-6).join('\n')}`);
+    if (watched.exited()) {
+      const how = watched.spawnError?.message ?? (child.exitCode !== null ? `code ${child.exitCode}` : child.signalCode);
+      throw new Error(`Weaviate exited (${how}) before it was ready on ${host}:${port}; log: ${logFile}\n${watched.lastLines()}`);
     }
     try {
       const response = await fetch(readyUrl, { signal: AbortSignal.timeout(2_000) });

@@ -1,9 +1,10 @@
 // Starts a local MinIO server (S3-compatible blob store) on its own ports and waits until it is healthy.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { isPortOpen, waitForPort } from '../temporal/dev-server';
+import { watchProcess } from '../process-watch';
 
 export interface MinioServerOptions {
   binary: string;
@@ -30,7 +31,6 @@ export async function startMinio(options: MinioServerOptions): Promise<ChildProc
   const logFile = options.logFile ?? path.join(dataDir, 'minio.log');
   await mkdir(path.dirname(logFile), { recursive: true });
 
-  const log = createWriteStream(logFile, { flags: 'a' });
   const child = spawn(binary, ['server', dataDir, '--address', `${host}:${port}`, '--console-address', `${host}:${consolePort}`], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
@@ -41,22 +41,14 @@ export async function startMinio(options: MinioServerOptions): Promise<ChildProc
       MINIO_UPDATE: 'off',
     },
   });
-  child.stdout!.pipe(log);
-  child.stderr!.pipe(log);
-  // The last bit of output, quoted when MinIO dies during start-up (its reason is usually a FATAL line there).
-  let outputTail = '';
-  const keepTail = (chunk: Buffer) => (outputTail = (outputTail + chunk.toString('utf8')).slice(-2_000));
-  child.stdout!.on('data', keepTail);
-  child.stderr!.on('data', keepTail);
-  let spawnError: Error | undefined;
-  child.once('error', (error) => (spawnError = error));
+  const watched = watchProcess(child, logFile);
   const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
-  const hasExited = () => spawnError !== undefined || child.exitCode !== null || child.signalCode !== null;
+  const hasExited = () => watched.exited();
   const exitError = async () => {
-    if (spawnError) return new Error(`MinIO failed to start (${binary}): ${spawnError.message}`);
+    if (watched.spawnError) return new Error(`MinIO failed to start (${binary}): ${watched.spawnError.message}`);
     await Promise.race([closed, new Promise((r) => setTimeout(r, 1_000))]);
     const how = child.exitCode !== null ? `code ${child.exitCode}` : child.signalCode;
-    const lastLines = outputTail.trim().split('\n').slice(-6).join('\n');
+    const lastLines = watched.lastLines();
     return new Error(`MinIO exited (${how}) before it was healthy on ${host}:${port}; log: ${logFile}${lastLines ? `\n${lastLines}` : ''}`);
   };
 
