@@ -58,6 +58,23 @@ export interface ChangesBatchResult {
   resync: boolean;
 }
 
+/** Where a retried batch picks up: the state after the last page its previous attempt finished. */
+interface WalkCheckpoint {
+  pending: PendingDirectory[];
+  items: number;
+}
+
+interface ChangesCheckpoint {
+  cursor: string | null;
+  items: number;
+}
+
+/** The checkpoint in the previous attempt's last heartbeat (Temporal hands it to the retry), if any. */
+function checkpointOf<T>(): T | undefined {
+  const details = Context.current().info.heartbeatDetails as { checkpoint?: T } | undefined;
+  return details?.checkpoint;
+}
+
 /** One batch walks until it has listed this many entries or run this long (whichever first). */
 const batchLimits = { items: 1000, milliseconds: 20_000 };
 
@@ -143,8 +160,12 @@ export function createConnectorActivities(deps: ConnectorActivityDeps) {
      */
     async syncConnectorBatch(input: BatchInput): Promise<BatchResult> {
       const started = Date.now();
-      const pending = [...input.pending];
-      let items = 0;
+      // A retried attempt picks up after the last page the previous attempt finished (its heartbeat checkpoint).
+      const resumed = checkpointOf<WalkCheckpoint>();
+      const pending = [...(resumed?.pending ?? input.pending)];
+      let items = resumed?.items ?? 0;
+      let checkpoint: WalkCheckpoint = { pending: [...pending], items };
+      if (resumed) await appendJobLog(deps.db, input.jobId, `attempt ${Context.current().info.attempt}: resumed after the last finished page (${pending.length} directories to go)`);
       // A retried attempt never trusts the connection an earlier attempt used (it may have broken or hung).
       if (Context.current().info.attempt > 1) await closeSource(input.jobId);
       const maxItems = Math.min(input.maxItems ?? batchLimits.items, batchLimits.items);
@@ -170,7 +191,7 @@ export function createConnectorActivities(deps: ConnectorActivityDeps) {
             source,
             { jobId: input.jobId, directory: next.directory, pageToken: next.pageToken, deadline: next.deadline },
             (progress) => {
-              if (!cancelled.aborted) heartbeat({ ...progress, pendingDirectories: pending.length });
+              if (!cancelled.aborted) heartbeat({ ...progress, pendingDirectories: pending.length, checkpoint });
             },
             () => cancelled.aborted,
           );
@@ -184,6 +205,8 @@ export function createConnectorActivities(deps: ConnectorActivityDeps) {
         for (const directory of [...page.subdirectories].reverse()) pending.push({ directory, pageToken: null });
         if (page.nextPageToken) pending.push({ directory: next.directory, pageToken: page.nextPageToken, deadline: page.deadline });
         items += page.items;
+        checkpoint = { pending: [...pending], items };
+        if (!Context.current().cancellationSignal.aborted) heartbeat({ directory: next.directory || '/', pendingDirectories: pending.length, checkpoint });
       }
       return { stopped: false, pending, items };
     },
@@ -200,8 +223,12 @@ export function createConnectorActivities(deps: ConnectorActivityDeps) {
      */
     async syncConnectorChanges(input: ChangesBatchInput): Promise<ChangesBatchResult> {
       const started = Date.now();
-      let cursor = input.cursor;
-      let items = 0;
+      // A retried attempt picks up after the last page the previous attempt finished (its heartbeat checkpoint).
+      const resumed = checkpointOf<ChangesCheckpoint>();
+      let cursor = resumed ? resumed.cursor : input.cursor;
+      let items = resumed?.items ?? 0;
+      let checkpoint: ChangesCheckpoint = { cursor, items };
+      if (resumed) await appendJobLog(deps.db, input.jobId, `attempt ${Context.current().info.attempt}: resumed after the last finished page of the change feed`);
       if (Context.current().info.attempt > 1) await closeSource(input.jobId);
       const maxItems = Math.min(input.maxItems ?? batchLimits.items, batchLimits.items);
       for (;;) {
@@ -215,7 +242,7 @@ export function createConnectorActivities(deps: ConnectorActivityDeps) {
           const source = await sourceFor(input.jobId, context);
           const cancelled = Context.current().cancellationSignal;
           page = await syncChangesPage(deps, context, source, cursor, (progress) => {
-            if (!cancelled.aborted) heartbeat({ ...progress, items });
+            if (!cancelled.aborted) heartbeat({ ...progress, items, checkpoint });
           }, () => cancelled.aborted);
         } catch (error) {
           if (error instanceof SourceResyncRequiredError) {
@@ -229,6 +256,8 @@ export function createConnectorActivities(deps: ConnectorActivityDeps) {
         items += page.items;
         if (page.resumeCursor || !page.nextPage) return { stopped: false, cursor: null, resumeCursor: page.resumeCursor, items, resync: false };
         cursor = page.nextPage;
+        checkpoint = { cursor, items };
+        if (!Context.current().cancellationSignal.aborted) heartbeat({ items, checkpoint });
         if (items >= maxItems || Date.now() - started >= batchLimits.milliseconds) return { stopped: false, cursor, resumeCursor: null, items, resync: false };
       }
     },
