@@ -388,6 +388,24 @@ export interface ConnectorJobLogTable {
 }
 
 /** Per connector and source path: what was imported last, and an import in flight. */
+export type SearchStatus = 'pending' | 'extracting' | 'embedding' | 'indexed' | 'unsupported' | 'failed';
+
+/** Per version: its search index status and extracted text (vectors live in Weaviate). */
+export interface SearchDocumentsTable {
+  version_id: string;
+  tenant_id: string;
+  file_id: string;
+  status: Generated<SearchStatus>;
+  reason: string | null;
+  format: string | null;
+  text: string | null;
+  truncated: Generated<boolean>;
+  passages: Generated<number>;
+  vector_space: string | null;
+  tsv: GeneratedAlways<string>;
+  updated_at: Generated<Date>;
+}
+
 export interface ConnectorImportStateTable {
   connector_id: string;
   path: string;
@@ -439,6 +457,7 @@ export interface Database {
   connector_job_errors: ConnectorJobErrorsTable;
   connector_job_log: ConnectorJobLogTable;
   connector_import_state: ConnectorImportStateTable;
+  search_documents: SearchDocumentsTable;
 }
 
 export type Tenant = Selectable<TenantsTable>;

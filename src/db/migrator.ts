@@ -12,6 +12,7 @@ import * as identityLimits from './migrations/2026_12_03_0004_identity_limits';
 import * as connectors from './migrations/2026_12_03_0005_connectors';
 import * as connectorDirectories from './migrations/2026_12_03_0006_connector_directories';
 import * as connectorDelta from './migrations/2026_12_03_0007_connector_delta';
+import * as searchDocuments from './migrations/2026_12_03_0008_search_documents';
 
 export const migrations: Record<string, Migration> = {
   '2026_11_22_0001_identity': identity,
@@ -24,6 +25,7 @@ export const migrations: Record<string, Migration> = {
   '2026_12_03_0005_connectors': connectors,
   '2026_12_03_0006_connector_directories': connectorDirectories,
   '2026_12_03_0007_connector_delta': connectorDelta,
+  '2026_12_03_0008_search_documents': searchDocuments,
 };
 
 export function createMigrator(db: Db): Migrator {

@@ -33,6 +33,11 @@ export interface PassageStoreOptions {
   grpcPort: number;
 }
 
+/** An empty id in a filter reaches Weaviate as a null and fails there obscurely ("unknown value type <nil>"). */
+function required(values: Record<string, string | undefined>): void {
+  for (const [name, value] of Object.entries(values)) if (typeof value !== 'string' || value === '') throw new TypeError(`${name} is required`);
+}
+
 export class PassageStore {
   private readonly knownTenants = new Set<string>();
   private collectionReady: Promise<void> | undefined;
@@ -92,6 +97,7 @@ export class PassageStore {
 
   /** The collection scoped to one ScaiDrive tenant (its Weaviate tenant created on first use). */
   private async forTenant(tenantId: string): Promise<Collection<PassageProperties, typeof passageCollection>> {
+    required({ tenantId });
     await this.ensureCollection();
     const collection = this.client.collections.use<typeof passageCollection, PassageProperties>(passageCollection);
     if (!this.knownTenants.has(tenantId)) {
@@ -120,11 +126,20 @@ export class PassageStore {
 
   /** Removes every passage of a file (all versions), or of one version when given. Returns how many went. */
   async deleteFile(tenantId: string, fileId: string, versionId?: string): Promise<number> {
+    required({ fileId });
     const collection = await this.forTenant(tenantId);
     const byFile = collection.filter.byProperty('file_id').equal(fileId);
     const where = versionId ? Filters.and(byFile, collection.filter.byProperty('version_id').equal(versionId)) : byFile;
     const result = await collection.data.deleteMany(where);
     return result.successful;
+  }
+
+  /** Removes a file's passages of every version but `keepVersionId` (after that version's passages are in). */
+  async deleteOtherVersions(tenantId: string, fileId: string, keepVersionId: string): Promise<number> {
+    required({ fileId, keepVersionId });
+    const collection = await this.forTenant(tenantId);
+    const where = Filters.and(collection.filter.byProperty('file_id').equal(fileId), collection.filter.byProperty('version_id').notEqual(keepVersionId));
+    return (await collection.data.deleteMany(where)).successful;
   }
 
   /** Nearest passages to `vector` within the given spaces (the caller's readable spaces, checked by ScaiDrive). */
@@ -141,6 +156,7 @@ export class PassageStore {
 
   /** Passages of a file (tests and diagnostics). */
   async passagesOf(tenantId: string, fileId: string): Promise<PassageHit[]> {
+    required({ fileId });
     const collection = await this.forTenant(tenantId);
     const result = await collection.query.fetchObjects({ filters: collection.filter.byProperty('file_id').equal(fileId), limit: 10_000 });
     return result.objects.map((o) => ({ id: o.uuid, distance: undefined, properties: o.properties }));
