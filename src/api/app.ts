@@ -55,11 +55,6 @@ export function createApp(deps: AppDeps) {
 /** Starts an HTTP server for the app; malformed requests and oversized headers get our error shape too. */
 export function listen(app: Koa, host: string, port: number): Promise<http.Server> {
   const server = http.createServer({ maxHeaderSize: 16 * 1024 }, app.callback());
-  // Idle keep-alive connections stay open 65 s (longer than common load balancers' 60 s), not Node's 5 s: a
-  // client reusing a connection just as the server closes it sees "other side closed" — with 5 s that race is
-  // hit by any client pausing a few seconds on a busy machine.
-  server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
     if (!socket.writable) return socket.destroy();
     const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
