@@ -13,17 +13,18 @@ import { purgeTrashItem } from '../services/tree.service';
 export function createMaintenanceActivities(deps: { db: Db; storage: BlobStorage; logger: Logger }) {
   return {
     /** Purges trash items older than their tenant's trash_retention_days. */
-    async purgeExpiredTrash(batchSize = 200): Promise<number> {
+    async purgeExpiredTrash(batchSize = 200, tenantId?: string): Promise<number> {
       let purged = 0;
       for (;;) {
-        const expired = await deps.db
+        let query = deps.db
           .selectFrom('nodes')
           .innerJoin('tenants', 'tenants.id', 'nodes.tenant_id')
           .selectAll('nodes')
           .where('nodes.trash_root', '=', true)
           .where(sql<boolean>`nodes.deleted_at < now() - make_interval(days => (tenants.settings->>'trash_retention_days')::int)`)
-          .limit(batchSize)
-          .execute();
+          .limit(batchSize);
+        if (tenantId) query = query.where('nodes.tenant_id', '=', tenantId);
+        const expired = await query.execute();
         if (expired.length === 0) return purged;
         for (const node of expired) {
           // Re-checked under lock by the service: a concurrent restore or purge wins cleanly.
@@ -38,9 +39,9 @@ export function createMaintenanceActivities(deps: { db: Db; storage: BlobStorage
      * Marks sessions past expires_at as expired, releases their quota reservations and drops their chunk
      * references (the sweep reclaims the bytes).
      */
-    async expireUploadSessions(): Promise<number> {
+    async expireUploadSessions(tenantId?: string): Promise<number> {
       return deps.db.transaction().execute(async (trx) => {
-        const ids = await expireOverdueSessions(trx);
+        const ids = await expireOverdueSessions(trx, undefined, tenantId);
         // Sessions that were already expired keep no chunks either (a crash between the two statements above).
         await sql`delete from upload_chunks uc using upload_sessions s where s.id = uc.upload_id and s.status = 'expired'`.execute(trx);
         return ids.length;

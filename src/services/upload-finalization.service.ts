@@ -18,13 +18,14 @@ const hashPrefetch = 4;
  * locked for it, so each reservation is released exactly once; rows locked by a concurrent abort or commit
  * are skipped (that one decides).
  */
-export async function expireOverdueSessions(trx: Transaction<Database>, userId?: string): Promise<string[]> {
+export async function expireOverdueSessions(trx: Transaction<Database>, userId?: string, tenantId?: string): Promise<string[]> {
   const expired = await sql<{ id: string; reserved_bytes: number; reserved_subjects: UploadSession['reserved_subjects'] }>`
     with due as (
       select id, reserved_bytes, reserved_subjects from upload_sessions
       where (status in ('open', 'failed') and expires_at < now()
           or status = 'finalizing' and expires_at < now() - make_interval(hours => ${finalizationGraceHours}))
         ${userId ? sql`and user_id = ${userId}` : sql``}
+        ${tenantId ? sql`and tenant_id = ${tenantId}` : sql``}
       order by id
       for update skip locked)
     update upload_sessions s

@@ -9,7 +9,7 @@ const activities = proxyActivities<MaintenanceActivities>(maintenancePass);
 export interface TrashCleanupInput {
   /** How long an unreferenced chunk must stay untouched before the sweep removes it. */
   chunkGraceSeconds?: number;
-  /** Sweep only this tenant's chunks and prune only its change log (an operator's targeted run); every tenant's when absent. */
+  /** Limit every step (trash, sessions, chunks, change log) to this tenant (an operator's targeted run); every tenant's when absent. */
   tenantId?: string;
 }
 
@@ -21,9 +21,9 @@ export interface TrashCleanupResult {
 }
 
 export async function trashCleanupWorkflow(input: TrashCleanupInput = {}): Promise<TrashCleanupResult> {
-  const trashPurged = await activities.purgeExpiredTrash(200);
+  const trashPurged = await activities.purgeExpiredTrash(200, input.tenantId);
   // Sessions first: an expired session's chunks become unreferenced and can be swept in the same run.
-  const sessionsExpired = await activities.expireUploadSessions();
+  const sessionsExpired = await activities.expireUploadSessions(input.tenantId);
   const chunksSwept = await activities.sweepUnreferencedChunks(input.chunkGraceSeconds ?? 3600, 200, input.tenantId);
   const changesPruned = await activities.pruneChangeLog(input.tenantId);
   return { trashPurged, sessionsExpired, chunksSwept, changesPruned };
