@@ -1,6 +1,6 @@
 // Sends a version's bytes over HTTP: Range (single), ETag/If-None-Match, Content-Length, X-Checksum-Sha256;
 // HEAD gets the same headers without the bytes being read.
-import { PassThrough } from 'node:stream';
+import { Transform } from 'node:stream';
 import type { Version } from '../db/database';
 import { AppError } from '../errors';
 import { openVersionStream, parseRange } from '../services/content.service';
@@ -59,8 +59,16 @@ export function sendVersionContent(ctx: AppContext, version: Version, fileName: 
     return;
   }
   const source = openVersionStream(ctx.deps.db, ctx.deps.storage, version.id, range);
-  const counter = new PassThrough();
-  counter.on('data', (chunk: Buffer) => ctx.deps.metrics.bytesDownloaded.inc(chunk.length));
+  // Counts the bytes as they pass on to the response. Not with a 'data' listener: that would make the stream
+  // flow before Koa pipes it into the response (which happens only after the middleware below the handler, e.g.
+  // the audit write of an API-key request, has finished) and the bytes flowing meanwhile would be lost.
+  const bytesDownloaded = ctx.deps.metrics.bytesDownloaded;
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      bytesDownloaded.inc(chunk.length);
+      callback(null, chunk);
+    },
+  });
   // An error after the headers went out truncates the body; clients check Content-Length and the checksum.
   source.on('error', (error) => {
     ctx.state.log.error({ err: error, version_id: version.id }, 'download stream failed');

@@ -3,6 +3,8 @@
 // files; every key request is in the audit trail with the key id.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { sql } from 'kysely';
 import { api, createTestTenant, startTestStack, type TestStack } from '../helpers/stack';
 import { newUser, randomData, sha256, uploadDirect, download, type TestUser } from '../helpers/files';
 import { assertError } from '../helpers/assertions';
@@ -56,6 +58,22 @@ describe('API keys acting as a user', () => {
     assert.equal(upload.status, 201, JSON.stringify(upload.body));
     // Acting for bob, the same key sees only bob's permissions: alice's file does not exist for him.
     assertError(await api(stack.baseUrl, 'GET', `${V1}/files/${fileId}`, as('write', bob.userId)), 404, 'NOT_FOUND');
+  });
+
+  test('a download whose audit write is held up still carries every byte', async () => {
+    // The audit row of a key request is written after the handler, before Koa pipes the body into the response.
+    // With the audit table locked, the file's bytes are read meanwhile; none may be lost (they once were: a
+    // 200 with headers and no body, the client waiting until the connection was closed).
+    let downloading!: ReturnType<typeof download>;
+    await stack.services.db.transaction().execute(async (trx) => {
+      await sql`lock table audit_log in share row exclusive mode`.execute(trx);
+      downloading = download(stack, `${V1}/files/${fileId}/content`, { token: keys.write.secret, headers: { 'x-act-as-user': alice.userId } });
+      await sleep(1_000);
+    });
+    const got = await downloading;
+    assert.equal(got.status, 200);
+    assert.equal(got.body.length, content.length);
+    assert.equal(sha256(got.body), sha256(content));
   });
 
   test('a files:read key may look but never change anything', async () => {
