@@ -15,6 +15,7 @@ import { createRateLimiter } from './services/rate-limiter';
 import { createSystemClock } from './services/clock';
 import type { AppDeps } from './api/context';
 import { HashingGate } from './services/hashing-gate';
+import { SearchBackends } from './search/search-backends';
 
 export interface Services extends AppDeps {
   close(): Promise<void>;
@@ -49,6 +50,7 @@ export async function createServices(config: Config, component = 'api'): Promise
   const secretKey = await loadSecretKey(config);
   const passwordHashing = new HashingGate(config.passwordHashing);
   const rateLimiter = createRateLimiter(config.redisUrl);
+  const search = SearchBackends.fromConfig(config);
   return {
     config,
     logger,
@@ -63,7 +65,9 @@ export async function createServices(config: Config, component = 'api'): Promise
     passwordHashing,
     rateLimiter,
     clock: createSystemClock(),
+    search,
     async close() {
+      await search.close();
       await passwordHashing.close();
       await rateLimiter.close();
       await temporal.connection.close().catch(() => undefined);

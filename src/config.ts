@@ -65,6 +65,8 @@ const variables = {
   SCAIDRIVE_EMBEDDING_DIMENSIONS: z.coerce.number().int().min(2).max(8192).optional(),
   SCAIDRIVE_EMBEDDING_FALLBACK_URL: httpUrl.optional(),
   SCAIDRIVE_EMBEDDING_FALLBACK_API_KEY: z.string().min(1).optional(),
+  SCAIDRIVE_SEARCH_MIN_SIMILARITY: z.coerce.number().min(0).max(1).default(0.2),
+  SCAIDRIVE_SEARCH_DISPATCHER: boolean.default(true),
   // Microsoft's endpoints for SharePoint connectors; other values for sovereign clouds (and the test fake).
   SCAIDRIVE_GRAPH_AUTHORITY_URL: url('https').default('https://login.microsoftonline.com'),
   SCAIDRIVE_GRAPH_URL: url('https').default('https://graph.microsoft.com'),
@@ -125,6 +127,10 @@ export interface Config {
   embedding:
     | { provider: 'local'; dimensions: number }
     | { provider: 'openai'; url: string; apiKey?: string; model: string; dimensions: number; fallback?: { url: string; apiKey?: string } };
+  /** Semantic matches below this cosine similarity are not results (every vector has a nearest neighbour). */
+  searchMinSimilarity: number;
+  /** Whether a worker process working the search-high queue also dispatches the vectorization queue. */
+  searchDispatcher: boolean;
   /** The Microsoft identity platform and Graph, for SharePoint connectors. */
   graph: { authority: string; graphUrl: string };
   /** Requests per minute (spec §12; Box's published per-user limit is 1000/min). */
@@ -243,6 +249,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
             fallback: v.SCAIDRIVE_EMBEDDING_FALLBACK_URL ? { url: v.SCAIDRIVE_EMBEDDING_FALLBACK_URL, apiKey: v.SCAIDRIVE_EMBEDDING_FALLBACK_API_KEY ?? v.SCAIDRIVE_EMBEDDING_API_KEY } : undefined,
           }
         : { provider: 'local', dimensions: v.SCAIDRIVE_EMBEDDING_DIMENSIONS ?? 256 },
+    searchMinSimilarity: v.SCAIDRIVE_SEARCH_MIN_SIMILARITY,
+    searchDispatcher: v.SCAIDRIVE_SEARCH_DISPATCHER,
     graph: { authority: v.SCAIDRIVE_GRAPH_AUTHORITY_URL.replace(/\/$/, ''), graphUrl: v.SCAIDRIVE_GRAPH_URL.replace(/\/$/, '') },
     rateLimits: {
       userPerMinute: v.SCAIDRIVE_RATE_LIMIT_USER_PER_MINUTE,

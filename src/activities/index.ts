@@ -7,6 +7,8 @@ import { createIdentityActivities } from './identity.activities';
 import { createUploadActivities } from './upload.activities';
 import { createMaintenanceActivities } from './maintenance.activities';
 import { createConnectorActivities } from './connector.activities';
+import { createSearchActivities } from './search.activities';
+import type { SearchBackends } from '../search/search-backends';
 
 export interface ActivityDeps {
   config: Config;
@@ -15,6 +17,8 @@ export interface ActivityDeps {
   logger: Logger;
   /** 32 bytes derived from SCAIDRIVE_SECRET_KEY: opens connector secrets. */
   secretKey: Buffer;
+  /** Weaviate and the embedding provider. */
+  search: SearchBackends;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -23,5 +27,6 @@ export function createActivities(deps: ActivityDeps) {
     ...createUploadActivities(deps),
     ...createMaintenanceActivities(deps),
     ...createConnectorActivities(deps),
+    ...createSearchActivities(deps),
   };
 }

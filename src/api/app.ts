@@ -17,6 +17,7 @@ import { registerShareRoutes } from './routes/shares.router';
 import { registerLinkRoutes } from './routes/links.router';
 import { registerWorkflowRoutes } from './routes/workflows.router';
 import { registerConnectorRoutes } from './routes/connectors.router';
+import { registerSearchRoutes } from './routes/search.router';
 import { createDocsRouter } from './routes/docs.router';
 
 export function createApp(deps: AppDeps) {
@@ -40,6 +41,7 @@ export function createApp(deps: AppDeps) {
   registerLinkRoutes(api, registry);
   registerWorkflowRoutes(api, registry);
   registerConnectorRoutes(api, registry);
+  registerSearchRoutes(api, registry);
 
   const docs = createDocsRouter(deps, registry);
 

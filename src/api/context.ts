@@ -14,6 +14,7 @@ import type { HashingGate } from '../services/hashing-gate';
 import type { TaskQueues } from '../temporal/task-queues';
 import type { RateLimiter } from '../services/rate-limiter';
 import type { Clock } from '../services/clock';
+import type { SearchBackends } from '../search/search-backends';
 
 export interface AppDeps {
   config: Config;
@@ -32,6 +33,8 @@ export interface AppDeps {
   secretKey: Buffer;
   /** Bounds concurrent link-password hashing in this process (scrypt shares libuv's pool with file I/O). */
   passwordHashing: HashingGate;
+  /** Weaviate and the embedding provider (search). */
+  search: SearchBackends;
 }
 
 export interface RequestState {

@@ -1,7 +1,7 @@
 // `scaidrive doctor`: checks config, database and migrations, Temporal (namespace, search attributes, worker
-// pollers), storage read/write, Weaviate and the JWKS; prints a table and fails when anything is red.
+// pollers), storage read/write, Weaviate, the embedding provider and the JWKS; prints a table and fails when anything is red.
 import type { Services } from '../bootstrap';
-import { checkDatabase, checkStorage, checkTemporal, checkWeaviate, timed, type CheckResult } from '../services/readiness.service';
+import { checkDatabase, checkEmbedding, checkStorage, checkTemporal, checkWeaviate, timed, type CheckResult } from '../services/readiness.service';
 import { scaiSearchAttributeNames } from '../temporal/search-attributes';
 import { taskQueueKinds } from '../temporal/task-queues';
 
@@ -47,6 +47,7 @@ export async function runDoctor(services: Services): Promise<DoctorRow[]> {
 
   rows.push(row('storage read/write', await checkStorage(services), `${config.storage.driver} driver`));
   rows.push(row('weaviate', await checkWeaviate(services), config.weaviateUrl ?? ''));
+  rows.push(row('embedding provider', await checkEmbedding(services), services.search.embeddings.space));
   const jwks = await timed('JWKS_UNAVAILABLE', 6000, async () => ({ keys: await services.tokenVerifier.checkJwks() }));
   rows.push(row('identity JWKS', jwks, `${config.auth.devIssuer ? 'dev issuer' : config.auth.scaikeyUrl} (${String(jwks.info?.keys ?? 0)} keys)`));
   return rows;

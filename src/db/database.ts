@@ -404,6 +404,21 @@ export interface SearchDocumentsTable {
   vector_space: string | null;
   tsv: GeneratedAlways<string>;
   updated_at: Generated<Date>;
+  /** `high` for users' fresh commits, `low` for connector imports, backfills and re-index. */
+  priority: Generated<SearchPriority>;
+  /** When a dispatcher last started its workflow (null: not yet). */
+  dispatched_at: Date | null;
+  queued_at: Generated<Date>;
+}
+
+export type SearchPriority = 'high' | 'low';
+
+/** Files whose passages must leave Weaviate (written by a trigger when a file row is deleted). */
+export interface SearchRemovalsTable {
+  id: Generated<string>;
+  tenant_id: string;
+  file_id: string;
+  created_at: Generated<Date>;
 }
 
 export interface ConnectorImportStateTable {
@@ -458,6 +473,7 @@ export interface Database {
   connector_job_log: ConnectorJobLogTable;
   connector_import_state: ConnectorImportStateTable;
   search_documents: SearchDocumentsTable;
+  search_removals: SearchRemovalsTable;
 }
 
 export type Tenant = Selectable<TenantsTable>;

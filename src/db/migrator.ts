@@ -13,6 +13,7 @@ import * as connectors from './migrations/2026_12_03_0005_connectors';
 import * as connectorDirectories from './migrations/2026_12_03_0006_connector_directories';
 import * as connectorDelta from './migrations/2026_12_03_0007_connector_delta';
 import * as searchDocuments from './migrations/2026_12_03_0008_search_documents';
+import * as searchQueue from './migrations/2026_12_03_0009_search_queue';
 
 export const migrations: Record<string, Migration> = {
   '2026_11_22_0001_identity': identity,
@@ -26,6 +27,7 @@ export const migrations: Record<string, Migration> = {
   '2026_12_03_0006_connector_directories': connectorDirectories,
   '2026_12_03_0007_connector_delta': connectorDelta,
   '2026_12_03_0008_search_documents': searchDocuments,
+  '2026_12_03_0009_search_queue': searchQueue,
 };
 
 export function createMigrator(db: Db): Migrator {

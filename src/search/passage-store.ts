@@ -142,12 +142,16 @@ export class PassageStore {
     return (await collection.data.deleteMany(where)).successful;
   }
 
-  /** Nearest passages to `vector` within the given spaces (the caller's readable spaces, checked by ScaiDrive). */
-  async nearVector(tenantId: string, vector: number[], spaceIds: string[], limit: number): Promise<PassageHit[]> {
+  /**
+   * Nearest passages to `vector` within the given spaces (the caller's readable spaces, checked by ScaiDrive),
+   * no farther than `maxDistance` (cosine distance) when given.
+   */
+  async nearVector(tenantId: string, vector: number[], spaceIds: string[], limit: number, maxDistance?: number): Promise<PassageHit[]> {
     if (spaceIds.length === 0) return [];
     const collection = await this.forTenant(tenantId);
     const result = await collection.query.nearVector(vector, {
       limit,
+      ...(maxDistance !== undefined ? { distance: maxDistance } : {}),
       filters: collection.filter.byProperty('space_id').containsAny(spaceIds),
       returnMetadata: ['distance'],
     });

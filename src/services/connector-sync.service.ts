@@ -535,7 +535,7 @@ export async function streamImport(
   const { connector, principal } = context;
   if (principal.kind !== 'user') throw new Error('connector principal must be a user');
   await folders.assertCanImport(target.parentId, entry.size);
-  const commitInput = { tenantId: connector.tenant_id, userId: principal.userId, parentId: target.parentId, name: target.name, fileId: target.fileId };
+  const commitInput = { tenantId: connector.tenant_id, userId: principal.userId, parentId: target.parentId, name: target.name, fileId: target.fileId, indexPriority: 'low' as const };
   // Delta-fed sources also record the item's id and content version (SMB entries have neither).
   const sourceIdentity = { source_id: entry.id ?? null, source_version: entry.version ?? null };
   const importedState = (fileId: string, versionId: string) => ({ size: entry.size, mtime: entry.mtime, file_id: fileId, version_id: versionId, pending_upload_id: null, pending_size: null, pending_mtime: null, pending_source_version: null, ...sourceIdentity });

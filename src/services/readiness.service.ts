@@ -60,10 +60,20 @@ export const checkWeaviate = (deps: Pick<AppDeps, 'config'>): Promise<CheckResul
   });
 };
 
-/** The dependencies whose failure makes the API not ready; Weaviate is reported but does not gate readiness. */
+/** The embedding provider answers a small request (the local provider always does). */
+export const checkEmbedding = (deps: Pick<AppDeps, 'search'>) =>
+  timed('EMBEDDING_UNAVAILABLE', 5000, async () => {
+    await deps.search.embeddings.check();
+    return { space: deps.search.embeddings.space };
+  });
+
+/**
+ * The dependencies whose failure makes the API not ready. Weaviate and the embedding provider are reported but
+ * do not gate readiness: without them keyword search and everything else still work.
+ */
 export async function readiness(deps: AppDeps) {
-  const [database, temporal, storage, weaviate] = await Promise.all([checkDatabase(deps), checkTemporal(deps), checkStorage(deps), checkWeaviate(deps)]);
-  const checks = { database, temporal, storage, weaviate };
+  const [database, temporal, storage, weaviate, embedding] = await Promise.all([checkDatabase(deps), checkTemporal(deps), checkStorage(deps), checkWeaviate(deps), checkEmbedding(deps)]);
+  const checks = { database, temporal, storage, weaviate, embedding };
   const failing = (['database', 'temporal', 'storage'] as const).filter((name) => checks[name].status === 'error');
   return { ready: failing.length === 0, failing, checks };
 }

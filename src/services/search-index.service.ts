@@ -16,7 +16,8 @@ import { openVersionStream } from './content.service';
 export interface SearchIndexDeps {
   db: Db;
   storage: BlobStorage;
-  passages: PassageStore;
+  /** Null when no vector store is configured: the text is still extracted for keyword search. */
+  passages: PassageStore | null;
   embeddings: EmbeddingProvider;
   limits?: { extraction?: ExtractionLimits; passages?: PassageOptions };
 }
@@ -42,11 +43,15 @@ export async function indexVersion(deps: SearchIndexDeps, versionId: string, pro
   const version = await db
     .selectFrom('versions')
     .innerJoin('nodes', 'nodes.id', 'versions.file_id')
-    .select(['versions.id', 'versions.tenant_id', 'versions.file_id', 'versions.size', 'nodes.name', 'nodes.space_id', 'nodes.current_version_id', 'nodes.deleted_at'])
+    .select(['versions.id', 'versions.tenant_id', 'versions.file_id', 'versions.size', 'nodes.name', 'nodes.space_id', 'nodes.current_version_id'])
     .where('versions.id', '=', versionId)
     .executeTakeFirst();
-  // Gone, in the trash, or no longer the current version: nothing to index (a newer version has its own run).
-  if (!version || version.deleted_at || version.current_version_id !== versionId) return { status: 'superseded' };
+  // Gone or no longer the current version: nothing to index (a newer version has its own entry), and the entry
+  // leaves the queue. A file in the trash is indexed all the same (searches skip it; a restore finds it indexed).
+  if (!version || version.current_version_id !== versionId) {
+    await db.deleteFrom('search_documents').where('version_id', '=', versionId).execute();
+    return { status: 'superseded' };
+  }
   const space = deps.embeddings.space;
 
   await db
@@ -66,20 +71,25 @@ export async function indexVersion(deps: SearchIndexDeps, versionId: string, pro
     const extraction = await extractText(version.name, version.size, openVersionStream(db, deps.storage, versionId), deps.limits?.extraction ?? defaultExtractionLimits);
     if (extraction.status === 'unsupported') {
       await setStatus(db, versionId, 'unsupported', { reason: extraction.reason, passages: 0 });
-      await deps.passages.deleteFile(version.tenant_id, version.file_id);
+      await deps.passages?.deleteFile(version.tenant_id, version.file_id);
       return { status: 'unsupported', passages: 0, reason: extraction.reason };
     }
     text = extraction.text;
     await db.updateTable('search_documents').set({ text, format: extraction.format, truncated: extraction.truncated }).where('version_id', '=', versionId).execute();
   }
 
+  if (!deps.passages) {
+    await setStatus(db, versionId, 'indexed', { passages: 0, vector_space: null, reason: 'keyword only: no vector store is configured' });
+    return { status: 'indexed', passages: 0, reason: 'keyword only' };
+  }
+  const store = deps.passages;
   await setStatus(db, versionId, 'embedding');
   const passages = splitPassages(`${version.name}\n${text}`, deps.limits?.passages ?? defaultPassageOptions);
   const batch = 64;
   for (let i = 0; i < passages.length; i += batch) {
     const slice = passages.slice(i, i + batch);
     const vectors = await deps.embeddings.embed(slice.map((p) => p.text));
-    await deps.passages.upsert(
+    await store.upsert(
       version.tenant_id,
       slice.map((p, j) => ({
         id: passageId(versionId, p.index),
@@ -90,7 +100,7 @@ export async function indexVersion(deps: SearchIndexDeps, versionId: string, pro
     progress({ status: 'embedding', passages: i + slice.length });
   }
   // The file's other versions' passages go once this version's are in (search never finds the file empty).
-  await deps.passages.deleteOtherVersions(version.tenant_id, version.file_id, versionId);
+  await store.deleteOtherVersions(version.tenant_id, version.file_id, versionId);
   await setStatus(db, versionId, 'indexed', { passages: passages.length, vector_space: space, reason: null });
   return { status: 'indexed', passages: passages.length };
 }

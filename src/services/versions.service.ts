@@ -2,7 +2,7 @@
 // imports) is created here, in one transaction with its quota charges and change-log entry; and versions are
 // looked up by id here (loadVersion), for every route that serves or reuses one.
 import { sql, type Transaction } from 'kysely';
-import type { Database, Db, Node, QuotaCharge, Version } from '../db/database';
+import type { Database, Db, Node, QuotaCharge, SearchPriority, Version } from '../db/database';
 import { AppError, conflict, gone, notFound } from '../errors';
 import { newId } from '../ids';
 import { accessNode, assertNotLockedByOther } from './access.service';
@@ -10,6 +10,7 @@ import { appendChange } from './changelog.service';
 import type { Principal } from './principal';
 import { chargeSubjects } from './quota.service';
 import { chargeReserved } from './quota-reservations.service';
+import { queueForIndexing } from './search-queue.service';
 import { lockTree } from './tree-lock';
 import { findLiveSibling, lockLiveFolder } from './tree.service';
 
@@ -31,6 +32,8 @@ export interface CommitInput {
   fileId?: string;
   /** A live sibling of that name is a 409 instead of getting a new version (copy). */
   createOnly?: boolean;
+  /** The vectorization queue this version goes to: `high` (default) for users' commits, `low` for connector imports. */
+  indexPriority?: SearchPriority;
   /** Runs in the commit's transaction after the version exists: a caller's own record commits with it or not at all. */
   alongside?: (trx: Transaction<Database>, committed: { file: Node; version: Version }) => Promise<void>;
 }
@@ -139,6 +142,7 @@ export async function commitVersion(db: Db, input: CommitInput): Promise<CommitR
       .returningAll()
       .executeTakeFirstOrThrow();
     await appendChange(trx, isNewFile ? 'created' : 'updated', file, { versionId, actorId: input.userId });
+    await queueForIndexing(trx, version, input.indexPriority ?? 'high');
     await input.alongside?.(trx, { file, version });
 
     if ('uploadId' in input.source) {

@@ -56,3 +56,15 @@ export const connectorBookkeeping: ActivityOptions = {
  * this long after it expired has no workflow left working on it, and expiry may take it.
  */
 export const finalizationGraceHours = 7;
+
+/**
+ * Indexing one file version: extraction and embedding take a while for a big document; the activity heartbeats
+ * every few seconds, so a killed worker is noticed within 20 s.
+ * An unreachable Weaviate or embedding provider is retried with backoff for about an hour before the version is
+ * marked failed (an admin re-index queues it again).
+ */
+export const searchIndexing: ActivityOptions = {
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '20 seconds',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 15 },
+};

@@ -5,6 +5,8 @@ import type { Config } from '../config';
 import { taskQueues, type TaskQueueKind } from '../temporal/task-queues';
 import { createActivities, type ActivityDeps } from '../activities';
 import { activityLogging } from './activity-logging';
+import type { Client } from '@temporalio/client';
+import { SearchDispatcher } from '../services/search-dispatcher';
 
 const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 const workflowInterceptorsPath = fileURLToPath(new URL('../workflows/interceptors.ts', import.meta.url));
@@ -42,7 +44,15 @@ export interface WorkerSet {
   shutdown(): Promise<void>;
 }
 
-export async function createWorkers(config: Config, deps: ActivityDeps, kinds: readonly TaskQueueKind[]): Promise<WorkerSet> {
+/** What workers need: the activities' clients, and a Temporal client for the search dispatcher. */
+export type WorkerDeps = ActivityDeps & { temporal: Client };
+
+export interface WorkerOptions {
+  /** The search dispatcher takes only these tenants' entries (test stacks sharing a database); all when absent. */
+  searchTenants?: () => readonly string[];
+}
+
+export async function createWorkers(config: Config, deps: WorkerDeps, kinds: readonly TaskQueueKind[], options: WorkerOptions = {}): Promise<WorkerSet> {
   installRuntime(deps);
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   const activities = createActivities(deps);
@@ -60,11 +70,21 @@ export async function createWorkers(config: Config, deps: ActivityDeps, kinds: r
       }),
     ),
   );
+  // Wherever the high-priority search queue is worked, the vectorization queue is dispatched too (unless turned off).
+  const dispatcher = kinds.includes('search-high') && config.searchDispatcher
+    ? new SearchDispatcher({ db: deps.db, databaseUrl: config.database.url, temporal: deps.temporal, taskQueues: queues, search: deps.search, logger: deps.logger.child({ component: 'search-dispatcher' }), onlyTenants: options.searchTenants })
+    : undefined;
   let running: Promise<void> | undefined;
   return {
     workers,
     run() {
-      running ??= Promise.all(workers.map((w) => w.run())).then(() => connection.close());
+      running ??= (async () => {
+        await dispatcher?.start();
+        await Promise.all(workers.map((w) => w.run()));
+      })().finally(async () => {
+        await dispatcher?.stop();
+        await connection.close();
+      });
       return running;
     },
     async shutdown() {

@@ -4,3 +4,4 @@ export { uploadFinalizationWorkflow } from './upload-finalization.workflow';
 export { trashCleanupWorkflow } from './trash-cleanup.workflow';
 export { quotaRecalculationWorkflow } from './quota-recalculation.workflow';
 export { connectorSyncWorkflow, connectorScheduledSyncWorkflow } from './connector-sync.workflow';
+export { vectorizeWorkflow } from './vectorize.workflow';

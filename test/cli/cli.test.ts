@@ -53,7 +53,8 @@ describe('configuration fails fast', () => {
 describe('scaidrive doctor', () => {
   let stack: TestStack;
   before(async () => {
-    stack = await startTestStack({ workers: true });
+    // Workers for every task queue, the search ones included, and the harness's Weaviate.
+    stack = await startTestStack({ search: true });
   });
   after(() => stack.close());
 
@@ -66,13 +67,15 @@ describe('scaidrive doctor', () => {
     // Same port setting as the stack, so the dev issuer's `iss` (its public URL) matches.
     SCAIDRIVE_PORT: String(s.config.port),
     SCAIDRIVE_LOG_LEVEL: 'silent',
+    SCAIDRIVE_WEAVIATE_URL: s.config.weaviateUrl!,
+    SCAIDRIVE_WEAVIATE_GRPC_PORT: String(s.config.weaviateGrpcPort),
   });
 
   test('on a healthy stack: every check OK, exit 0', async () => {
     const result = await cli(['doctor'], envOf(stack));
     assert.equal(result.code, 0, result.stdout + result.stderr);
     assert.match(result.stdout, /^CHECK\s+STATUS\s+DETAIL/m);
-    for (const check of ['database \\+ migrations', 'temporal namespace', 'temporal search attributes', `worker pollers: ${stack.services.taskQueues.identity}`, 'storage read/write', 'identity JWKS']) {
+    for (const check of ['database \\+ migrations', 'temporal namespace', 'temporal search attributes', `worker pollers: ${stack.services.taskQueues.identity}`, `worker pollers: ${stack.services.taskQueues['search-low']}`, 'storage read/write', 'weaviate', 'embedding provider', 'identity JWKS']) {
       assert.match(result.stdout, new RegExp(`^${check}\\s+OK`, 'm'));
     }
     assert.match(result.stdout, /All checks passed/);

@@ -46,6 +46,8 @@ describe('OpenAPI fuzz (issue #7)', () => {
   before(async () => {
     stack = await startTestStack({
       workers: true,
+      // The harness's Weaviate, so semantic and hybrid search are fuzzed on their real path (not a 503).
+      search: true,
       // Finalize, quota recalculation and identity events wait for their workflow; 2 s keeps the run bounded.
       env: { SCAIDRIVE_WORKFLOW_WAIT_SECONDS: '2', SCAIDRIVE_SCAIKEY_WEBHOOK_SECRET: webhookSecret },
     });

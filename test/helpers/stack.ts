@@ -70,11 +70,18 @@ export interface TestStack {
   baseUrl: string;
   server: http.Server;
   workers?: WorkerSet;
+  /** Tenants made by createTestTenant: the only ones this stack's search dispatcher serves (the database is shared). */
+  tenantIds: string[];
   close(): Promise<void>;
 }
 
-export async function startTestStack(options: { env?: Partial<Record<ConfigVariable, string>>; workers?: boolean } = {}): Promise<TestStack> {
-  const config = loadConfig(await testEnv(options.env), {});
+/**
+ * `workers` runs workers for every task queue but the search ones; `search` adds those (and the vectorization
+ * dispatcher) and points the stack at the harness's Weaviate.
+ */
+export async function startTestStack(options: { env?: Partial<Record<ConfigVariable, string>>; workers?: boolean; search?: boolean } = {}): Promise<TestStack> {
+  const searchEnv = options.search ? { SCAIDRIVE_WEAVIATE_URL: harness.weaviateUrl, SCAIDRIVE_WEAVIATE_GRPC_PORT: String(harness.weaviateGrpcPort) } : {};
+  const config = loadConfig(await testEnv({ ...searchEnv, ...options.env }), {});
   const services = await createServices(config, 'test');
   await services.storage.ensureReady();
   const { app } = createApp(services);
@@ -82,8 +89,10 @@ export async function startTestStack(options: { env?: Partial<Record<ConfigVaria
   const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   let workers: WorkerSet | undefined;
   let running: Promise<void> | undefined;
-  if (options.workers) {
-    workers = await createWorkers(config, services, taskQueueKinds);
+  const tenantIds: string[] = [];
+  if (options.workers || options.search) {
+    const kinds = taskQueueKinds.filter((kind) => options.search || !kind.startsWith('search-'));
+    workers = await createWorkers(config, services, kinds, { searchTenants: () => tenantIds });
     running = workers.run();
   }
   return {
@@ -92,6 +101,7 @@ export async function startTestStack(options: { env?: Partial<Record<ConfigVaria
     baseUrl,
     server,
     workers,
+    tenantIds,
     async close() {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
@@ -105,7 +115,9 @@ export async function startTestStack(options: { env?: Partial<Record<ConfigVaria
 }
 
 export async function createTestTenant(stack: TestStack, settings: Partial<TenantSettings> = {}) {
-  return createTenant(stack.services.db, { name: `test-${randomUUID().slice(0, 8)}`, settings });
+  const tenant = await createTenant(stack.services.db, { name: `test-${randomUUID().slice(0, 8)}`, settings });
+  stack.tenantIds.push(tenant.id);
+  return tenant;
 }
 
 /** A token from the stack's dev issuer for `subject` in `tenantId`. */

@@ -1,9 +1,10 @@
-// A real `scaidrive worker --queue connectors` process on a test stack's database, data dir (same secret key)
-// and task queues, so a test can SIGKILL it mid-job and start another. Its log lines are collected.
+// A real `scaidrive worker --queue …` process on a test stack's database, data dir (same secret key) and task
+// queues, so a test can SIGKILL it mid-job and start another. Its log lines are collected.
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import type { ConfigVariable } from '../../src/config';
 import type { TestStack } from './stack';
+import type { TaskQueueKind } from '../../src/temporal/task-queues';
 
 export interface WorkerProcess {
   child: ChildProcess;
@@ -12,11 +13,16 @@ export interface WorkerProcess {
   kill(signal: NodeJS.Signals): Promise<void>;
 }
 
-export async function startConnectorWorker(stack: TestStack, logs: Buffer[], env: Partial<Record<ConfigVariable, string>> = {}): Promise<WorkerProcess> {
+export function startConnectorWorker(stack: TestStack, logs: Buffer[], env: Partial<Record<ConfigVariable, string>> = {}): Promise<WorkerProcess> {
+  return startWorkerProcess(stack, logs, ['connectors'], env);
+}
+
+/** A worker process for `queues`; resolves once it polls the first of them. */
+export async function startWorkerProcess(stack: TestStack, logs: Buffer[], queues: TaskQueueKind[], env: Partial<Record<ConfigVariable, string>> = {}): Promise<WorkerProcess> {
   const config = stack.config;
   // The caller's SCAIDRIVE_* stay out (unknown keys stop start-up); NODE_EXTRA_CA_CERTS and the rest pass through.
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('SCAIDRIVE_')));
-  const child = spawn(process.execPath, [path.resolve('bin/scaidrive.mjs'), 'worker', '--queue', 'connectors'], {
+  const child = spawn(process.execPath, [path.resolve('bin/scaidrive.mjs'), 'worker', ...queues.flatMap((queue) => ['--queue', queue])], {
     env: {
       ...inherited,
       SCAIDRIVE_ENV: 'test',
@@ -46,7 +52,7 @@ export async function startConnectorWorker(stack: TestStack, logs: Buffer[], env
   for (;;) {
     const queue = await stack.services.temporal.workflowService.describeTaskQueue({
       namespace: config.temporal.namespace,
-      taskQueue: { name: stack.services.taskQueues.connectors },
+      taskQueue: { name: stack.services.taskQueues[queues[0]!] },
       taskQueueType: 1,
     });
     if ((queue.pollers ?? []).some((p) => p.lastAccessTime && Number(p.lastAccessTime.seconds) * 1000 > Date.now() - 2000) && child.exitCode === null) return worker;

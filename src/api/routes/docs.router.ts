@@ -6,6 +6,7 @@ import Router from '@koa/router';
 import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import { generateOpenApiDocument } from '../openapi';
 import type { AppContext, AppDeps } from '../context';
+import { queueDepths } from '../../services/search-queue.service';
 
 const swaggerUiDir = path.dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
 const swaggerAssets = new Map([
@@ -43,6 +44,9 @@ export function createDocsRouter(deps: AppDeps, registry: OpenAPIRegistry): Rout
     ctx.body = await readFile(path.join(swaggerUiDir, ctx.params.asset!));
   });
   router.get('/metrics', async (ctx) => {
+    // The vectorization queue's depth is read from the database at scrape time (every process sees the same).
+    const depths = await queueDepths(deps.db).catch(() => undefined);
+    if (depths) for (const [queue, { depth }] of Object.entries(depths)) deps.metrics.queueDepth.set({ queue }, depth);
     ctx.type = deps.metrics.registry.contentType;
     ctx.body = await deps.metrics.registry.metrics();
   });
