@@ -134,11 +134,12 @@ export class PassageStore {
     return result.successful;
   }
 
-  /** Removes a file's passages of every version but `keepVersionId` (after that version's passages are in). */
-  async deleteOtherVersions(tenantId: string, fileId: string, keepVersionId: string): Promise<number> {
-    required({ fileId, keepVersionId });
+  /** Removes a file's passages of every version but `keepVersionIds` (none: all of them). */
+  async deleteFileExcept(tenantId: string, fileId: string, keepVersionIds: string[]): Promise<number> {
+    required({ fileId, ...Object.fromEntries(keepVersionIds.map((id, i) => [`keepVersionIds[${i}]`, id])) });
     const collection = await this.forTenant(tenantId);
-    const where = Filters.and(collection.filter.byProperty('file_id').equal(fileId), collection.filter.byProperty('version_id').notEqual(keepVersionId));
+    const byFile = collection.filter.byProperty('file_id').equal(fileId);
+    const where = keepVersionIds.length === 0 ? byFile : Filters.and(byFile, ...keepVersionIds.map((id) => collection.filter.byProperty('version_id').notEqual(id)));
     return (await collection.data.deleteMany(where)).successful;
   }
 

@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql } from 'kysely';
-import { createTestTenant, harness, startTestStack, type TestStack } from '../helpers/stack';
+import { api, createTestTenant, harness, startTestStack, type TestStack } from '../helpers/stack';
 import { newUser, uploadDirect, type TestUser } from '../helpers/files';
 import { LocalNgramProvider } from '../../src/search/embeddings';
 import { PassageStore } from '../../src/search/passage-store';
@@ -85,4 +85,56 @@ describe('indexing a version (storage → extraction → passages → embeddings
     assert.match(document?.reason ?? '', /OCR is off/);
     assert.deepEqual(await passages.passagesOf(tenantId, png.fileId), []);
   });
+
+  /** The local provider, holding every embed call until `release()` (to interleave two runs). */
+  function gatedProvider() {
+    const inner = new LocalNgramProvider(64);
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    let entered!: () => void;
+    const waiting = new Promise<void>((resolve) => (entered = resolve));
+    return {
+      provider: { space: inner.space, dimensions: inner.dimensions, check: () => inner.check(), embed: async (texts: string[]) => (entered(), await gate, inner.embed(texts)) },
+      waiting,
+      release: () => open(),
+    };
+  }
+
+  test("a run of an older version finishing after a newer one's never removes the newer passages", async () => {
+    const first = await upload('race.txt', 'first words about owls');
+    const gated = gatedProvider();
+    const slow = indexVersion({ ...deps, embeddings: gated.provider }, first.versionId);
+    await gated.waiting; // the old run is embedding
+    const second = await upload('race.txt', 'second words about herons');
+    assert.equal((await indexVersion(deps, second.versionId)).status, 'indexed');
+    gated.release();
+    assert.deepEqual(await slow, { status: 'superseded' });
+    const stored = await passages.passagesOf(tenantId, second.fileId);
+    assert.ok(stored.length > 0, 'the newer passages are still there');
+    assert.ok(stored.every((p) => p.properties.version_id === second.versionId), 'and only those');
+    assert.equal(await documentOf(first.versionId), undefined, 'the old entry left the queue');
+  });
+
+  test('a move to another space while a run embeds: the run starts over and the passages carry the new space', async () => {
+    const file = await upload('moving.txt', 'words about moving boxes');
+    const share = await stack.services.db.selectFrom('spaces').select(['id', 'root_folder_id']).where('owner_user_id', '=', alice.userId).where('kind', '=', 'personal').executeTakeFirstOrThrow();
+    const target = await createShareSpace();
+    const gated = gatedProvider();
+    const running = indexVersion({ ...deps, embeddings: gated.provider }, file.versionId);
+    await gated.waiting;
+    const moved = await api(stack.baseUrl, 'PATCH', `/api/v1/files/${file.fileId}`, { token: alice.token, body: { parent_id: target.root_folder_id } });
+    assert.equal(moved.status, 200, moved.text);
+    gated.release();
+    assert.equal((await running).status, 'indexed');
+    const stored = await passages.passagesOf(tenantId, file.fileId);
+    assert.ok(stored.length > 0);
+    assert.ok(stored.every((p) => p.properties.space_id === target.id), `spaces: ${JSON.stringify(stored.map((p) => p.properties.space_id))} (was ${share.id})`);
+    assert.equal((await documentOf(file.versionId))?.status, 'indexed');
+  });
+
+  async function createShareSpace(): Promise<{ id: string; root_folder_id: string }> {
+    const res = await api(stack.baseUrl, 'POST', '/api/v1/shares', { token: alice.token, body: { name: `target-${Date.now()}` } });
+    assert.equal(res.status, 201, res.text);
+    return res.body;
+  }
 });

@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { api, createTestTenant, harness, startTestStack, type TestStack } from '../helpers/stack';
 import { newUser, uploadDirect, type TestUser } from '../helpers/files';
 import { assertError } from '../helpers/assertions';
+import { burst } from '../helpers/race';
 import { addMember, createShare } from '../shares/share-helpers';
 import { PassageStore } from '../../src/search/passage-store';
 import { LocalNgramProvider } from '../../src/search/embeddings';
@@ -118,6 +119,26 @@ describe('search API', () => {
     assertError(await searchFor(bob, 'zeppelin', 'keyword', `&space_id=${share.id}`), 404);
   });
 
+  test("a file moved into a share is re-indexed with the share's space: its reader finds it by meaning too", async () => {
+    const share = await createShare(stack, alice);
+    await addMember(stack, alice, share.id, 'user', bob.userId, 'reader');
+    const file = await upload(alice, alice.rootFolderId, 'orchard-survey.txt', 'Orchard survey: pear trees blossom early, apple trees late.');
+    await waitForStatus(alice, file.fileId, 'indexed');
+    assert.deepEqual(names(await searchFor(bob, 'orchard pear blossom', 'semantic')), []);
+    const moved = await api(stack.baseUrl, 'PATCH', `${V1}/files/${file.fileId}`, { token: alice.token, body: { parent_id: share.root_folder_id } });
+    assert.equal(moved.status, 200, moved.text);
+    // The move queued a re-index on the low queue; once done, the passages carry the share's space.
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const passages = await store.passagesOf(tenantId, file.fileId);
+      if (passages.length > 0 && passages.every((p) => p.properties.space_id === share.id)) break;
+      assert.ok(Date.now() < deadline, `passages still in ${JSON.stringify(passages.map((p) => p.properties.space_id))}`);
+      await sleep(200);
+    }
+    await waitForStatus(alice, file.fileId, 'indexed');
+    for (const mode of ['keyword', 'semantic', 'hybrid']) assert.deepEqual(names(await searchFor(bob, 'orchard pear blossom', mode)), ['orchard-survey.txt'], mode);
+  });
+
   test("tenants stay apart inside Weaviate: tenant B's search and B's shard never hold A's passages", async () => {
     const file = await upload(alice, alice.rootFolderId, 'xylophone-tuning.txt', 'Tuning a xylophone: each bar is trimmed until the pitch is true.');
     await waitForStatus(alice, file.fileId, 'indexed');
@@ -182,6 +203,40 @@ describe('search API', () => {
     // Re-indexed on the low queue, and indexed again.
     const again = await waitForStatus(alice, binary.fileId, 'unsupported');
     assert.ok(Date.parse(again.updated_at) >= Date.parse(status.updated_at));
+  });
+
+  test('races: 20 parallel new versions and 20 parallel re-index requests — the queue drains, each passage once, only the current version', async () => {
+    const first = await upload(alice, alice.rootFolderId, 'contested.txt', 'contested draft zero');
+    await waitForStatus(alice, first.fileId, 'indexed');
+    const versions = await burst(stack.baseUrl, 20, async (i, dispatcher) => {
+      const response = await fetch(`${stack.baseUrl}${V1}/folders/${alice.rootFolderId}/files/contested.txt`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${alice.token}`, 'content-type': 'application/octet-stream' },
+        body: `contested draft ${i + 1} about kestrel number ${i + 1}`,
+        dispatcher,
+      } as RequestInit);
+      return { status: response.status, body: (await response.json()) as any };
+    });
+    assert.ok(versions.every((v) => [200, 409].includes(v.status)), JSON.stringify(versions.map((v) => v.status)));
+    const reindexed = await burst(stack.baseUrl, 20, (_, dispatcher) => api(stack.baseUrl, 'POST', `${V1}/admin/search/reindex`, { token: admin.token, body: {}, dispatcher }));
+    assert.ok(reindexed.every((r) => r.status === 202), JSON.stringify(reindexed.map((r) => r.status)));
+
+    const deadline = Date.now() + 90_000;
+    for (;;) {
+      const queue = await get('/search/queue', admin);
+      if (queue.body.queues.high.depth === 0 && queue.body.queues.low.depth === 0) break;
+      assert.ok(Date.now() < deadline, `queue never drained: ${queue.text}`);
+      await sleep(300);
+    }
+    const current = await get(`/files/${first.fileId}`, alice);
+    const status = await waitForStatus(alice, first.fileId, 'indexed', current.body.current_version_id);
+    const passages = await store.passagesOf(tenantId, first.fileId);
+    assert.equal(passages.length, status.passages);
+    assert.ok(passages.every((p) => p.properties.version_id === current.body.current_version_id), 'only the current version');
+    assert.equal(new Set(passages.map((p) => p.id)).size, passages.length);
+    // No entry of a superseded version is left behind in the queue's table.
+    const left = await stack.services.db.selectFrom('search_documents').select(['version_id', 'status']).where('file_id', '=', first.fileId).execute();
+    assert.deepEqual(left.filter((d) => d.status !== 'indexed'), []);
   });
 
   test('pages: limit and next_cursor walk the results once each', async () => {
