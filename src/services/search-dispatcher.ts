@@ -79,13 +79,18 @@ export class SearchDispatcher {
   }
 
   private async pass(): Promise<void> {
+    const onlyTenants = this.deps.onlyTenants?.();
     for (;;) {
-      const entries = await claimForDispatch(this.deps.db, batchSize, this.deps.onlyTenants?.());
+      const entries = await claimForDispatch(this.deps.db, batchSize, { onlyTenants });
       const failed = await this.startAll(entries);
       await releaseClaims(this.deps.db, failed);
       // Temporal refused: leave the rest to the next tick instead of spinning.
       if (entries.length < batchSize || failed.length > 0 || this.stopped) break;
     }
+    // Entries started long ago and still pending: one batch per pass (a long backlog in Temporal is normal, and
+    // starting a running workflow again is a no-op, so there is no hurry).
+    const stale = await claimForDispatch(this.deps.db, batchSize, { stale: true, onlyTenants });
+    await releaseClaims(this.deps.db, await this.startAll(stale));
     await this.removeVanishedFiles();
   }
 

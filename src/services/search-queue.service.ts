@@ -29,17 +29,20 @@ export interface QueueEntry {
 }
 
 /**
- * Claims up to `limit` entries to start, high priority first, oldest first. One statement with SKIP LOCKED:
- * parallel dispatchers never claim the same entry; an entry claimed long ago and still pending is claimed again.
+ * Claims up to `limit` entries to start, high priority first, oldest first: never-started ones, or with `stale`,
+ * ones claimed long ago and still pending (their start got lost, or they wait in a long Temporal backlog). One
+ * statement with SKIP LOCKED: parallel dispatchers never claim the same entry.
  */
-export async function claimForDispatch(db: Db, limit: number, onlyTenants?: readonly string[]): Promise<QueueEntry[]> {
+export async function claimForDispatch(db: Db, limit: number, options: { stale?: boolean; onlyTenants?: readonly string[] } = {}): Promise<QueueEntry[]> {
+  const { onlyTenants } = options;
   if (onlyTenants?.length === 0) return [];
   const tenantFilter = onlyTenants ? sql`and tenant_id in (${sql.join(onlyTenants)})` : sql``;
+  const claimable = options.stale ? sql`dispatched_at < now() - make_interval(secs => ${redispatchAfterSeconds})` : sql`dispatched_at is null`;
   const result = await sql<QueueEntry>`
     update search_documents set dispatched_at = now()
     where version_id in (
       select version_id from search_documents
-      where status = 'pending' and (dispatched_at is null or dispatched_at < now() - make_interval(secs => ${redispatchAfterSeconds})) ${tenantFilter}
+      where status = 'pending' and ${claimable} ${tenantFilter}
       order by priority, queued_at
       limit ${limit}
       for update skip locked

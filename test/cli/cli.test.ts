@@ -192,6 +192,8 @@ describe('scaidrive dev with a real identity issuer', () => {
       // And its Weaviate: dev starts no local one when SCAIDRIVE_WEAVIATE_URL is set.
       SCAIDRIVE_WEAVIATE_URL: harness.weaviateUrl,
       SCAIDRIVE_WEAVIATE_GRPC_PORT: String(harness.weaviateGrpcPort),
+      // The database is every test file's: this dev stack must not dispatch their vectorization entries.
+      SCAIDRIVE_SEARCH_DISPATCHER: 'false',
       SCAIDRIVE_TEMPORAL_TASK_QUEUE_PREFIX: `cli-dev-${randomUUID().slice(0, 8)}`,
       SCAIDRIVE_DATA_DIR: await mkdtemp(path.join(harness.dataDir, 'dev-')),
       SCAIDRIVE_TOOLS_DIR: harness.toolsDir,

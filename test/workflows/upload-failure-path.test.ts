@@ -31,7 +31,8 @@ describe('upload finalization failure path', () => {
     stack = await startTestStack();
     // Workers whose logs the test reads: activity log lines must name the workflow and the tenant.
     const logger = pino({ level: 'debug' }, { write: (line: string) => void logLines.push(JSON.parse(line)) });
-    workers = await createWorkers(stack.config, { ...stack.services, logger }, taskQueueKinds);
+    // Not the search queues: their dispatcher would serve every tenant of the shared test database.
+    workers = await createWorkers(stack.config, { ...stack.services, logger }, taskQueueKinds.filter((kind) => !kind.startsWith('search-')));
     running = workers.run();
     tenantId = (await createTestTenant(stack)).id;
     alice = await newUser(stack, tenantId, 'alice');
