@@ -111,28 +111,32 @@ async function main(): Promise<number> {
 
     let files = await findTestFiles(path.resolve('test'));
     if (filters.length) files = files.filter((f) => filters.some((filter) => f.includes(filter)));
-    const runner = spawn(
-      process.execPath,
-      ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=300000', '--test-reporter=spec', ...files],
-      {
-        stdio: 'inherit',
-        env: {
-          ...process.env,
-          TEST_DATABASE_URL: databaseUrl,
-          TEST_TEMPORAL_ADDRESS: `127.0.0.1:${testPorts.temporal}`,
-          TEST_DATA_DIR: dataDir,
-          TEST_TLS_DIR: tlsDir,
-          NODE_EXTRA_CA_CERTS: certificates.caFile,
-          TEST_TOOLS_DIR: toolsDir,
-          TEST_WEAVIATE_URL: `http://127.0.0.1:${testPorts.weaviate}`,
-          TEST_WEAVIATE_GRPC_PORT: String(testPorts.weaviateGrpc),
-          TEST_S3_ENDPOINT: `http://127.0.0.1:${testPorts.minio}`,
-          TEST_S3_ACCESS_KEY_ID: minioCredentials.accessKeyId,
-          TEST_S3_SECRET_ACCESS_KEY: minioCredentials.secretAccessKey,
-        },
-      },
-    );
-    return await new Promise<number>((resolve) => runner.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0))));
+    const env = {
+      ...process.env,
+      TEST_DATABASE_URL: databaseUrl,
+      TEST_TEMPORAL_ADDRESS: `127.0.0.1:${testPorts.temporal}`,
+      TEST_DATA_DIR: dataDir,
+      TEST_TLS_DIR: tlsDir,
+      NODE_EXTRA_CA_CERTS: certificates.caFile,
+      TEST_TOOLS_DIR: toolsDir,
+      TEST_WEAVIATE_URL: `http://127.0.0.1:${testPorts.weaviate}`,
+      TEST_WEAVIATE_GRPC_PORT: String(testPorts.weaviateGrpc),
+      TEST_S3_ENDPOINT: `http://127.0.0.1:${testPorts.minio}`,
+      TEST_S3_ACCESS_KEY_ID: minioCredentials.accessKeyId,
+      TEST_S3_SECRET_ACCESS_KEY: minioCredentials.secretAccessKey,
+    };
+    const runFiles = (list: string[], concurrency: number) =>
+      new Promise<number>((resolve) => {
+        if (list.length === 0) return resolve(0);
+        const runner = spawn(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-timeout=300000', '--test-reporter=spec', ...list], { stdio: 'inherit', env });
+        runner.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
+      });
+    // `*.alone.test.ts` compare timings within one run (one tenant's latency with and without another's load):
+    // they run first, one at a time, so no other test file's load lands in their measurements.
+    const alone = files.filter((f) => f.endsWith('.alone.test.ts'));
+    const aloneCode = await runFiles(alone, 1);
+    const restCode = await runFiles(files.filter((f) => !alone.includes(f)), 2);
+    return aloneCode || restCode;
   } finally {
     await cleanup();
   }
