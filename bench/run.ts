@@ -43,6 +43,9 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
     process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    // fetch failures carry what actually happened (refused, reset, timed out) in their cause.
+    const cause = (error as { cause?: unknown }).cause;
+    if (cause) process.stderr.write(`cause: ${cause instanceof Error ? (cause.stack ?? cause.message) : String(cause)}\n`);
     process.exit(1);
   },
 );

@@ -91,7 +91,13 @@ export async function run(): Promise<number> {
         databaseUrl: 'postgres://postgres@127.0.0.1:5432/scaidrive_bench_search',
         bucket: 'bench-search',
         tenantSettings: { default_user_quota_bytes: null },
-        env: { SCAIDRIVE_WEAVIATE_URL: weaviateUrl, SCAIDRIVE_WEAVIATE_GRPC_PORT: String(weaviatePorts.grpc) },
+        env: {
+          SCAIDRIVE_WEAVIATE_URL: weaviateUrl,
+          SCAIDRIVE_WEAVIATE_GRPC_PORT: String(weaviatePorts.grpc),
+          // The benchmark measures search, not the per-user request limit.
+          SCAIDRIVE_RATE_LIMIT_USER_PER_MINUTE: '1000000',
+          SCAIDRIVE_RATE_LIMIT_TENANT_PER_MINUTE: '1000000',
+        },
         log,
       },
       cleanup,

@@ -5,7 +5,6 @@
 //
 // Every provider names its vector space (`space`: model and dimensions). Vectors of different spaces are never
 // mixed: a changed model means a re-index, and a failover endpoint must serve the same model.
-import { createHash } from 'node:crypto';
 import type { Config } from '../config';
 
 export interface EmbeddingProvider {
@@ -40,16 +39,27 @@ const normalize = (vector: number[]): number[] => {
   return norm === 0 ? vector : vector.map((v) => v / norm);
 };
 
+/** FNV-1a over a string's UTF-16 code units, 32 bits: a fast, well-spread hash (not a cryptographic one). */
+export function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
+}
+
 /**
  * The built-in local provider: each lower-cased, NFC-normalised word contributes its character trigrams (with
- * word boundaries) to buckets chosen by a hash, with a sign from the hash; the vector is L2-normalised.
- * Deterministic, dependency-free and fast; lexical only.
+ * word boundaries) to buckets chosen by a hash (FNV-1a), with a sign from the hash's top bit; the vector is
+ * L2-normalised. Deterministic, dependency-free and fast; lexical only.
  */
 export class LocalNgramProvider implements EmbeddingProvider {
   readonly space: string;
 
   constructor(readonly dimensions = 256) {
-    this.space = `scaidrive-local-trigram-v1@${dimensions}`;
+    // v2: FNV-1a instead of SHA-1 per trigram (about 20× faster); a different space, so v1 indexes are re-indexed.
+    this.space = `scaidrive-local-trigram-v2@${dimensions}`;
   }
 
   async embed(texts: string[]): Promise<number[][]> {
@@ -64,9 +74,8 @@ export class LocalNgramProvider implements EmbeddingProvider {
       if (!word) continue;
       const padded = `^${word}$`;
       for (let i = 0; i + 3 <= padded.length; i++) {
-        const digest = createHash('sha1').update(padded.slice(i, i + 3)).digest();
-        const bucket = digest.readUInt32BE(0) % this.dimensions;
-        vector[bucket]! += digest[4]! & 1 ? 1 : -1;
+        const hash = fnv1a(padded.slice(i, i + 3));
+        vector[hash % this.dimensions]! += hash & 0x80000000 ? 1 : -1;
       }
     }
     return normalize(vector);

@@ -58,10 +58,26 @@ export class SearchBackends {
     void store?.then((s) => s.close(), () => undefined).catch(() => undefined);
   }
 
+  private embeddingCheck: { at: number; result: Promise<void> } | undefined;
+
+  /**
+   * Whether the embedding provider answers, asked at most every 30 s: a hosted provider's check is a billed request,
+   * and readiness probes and /search/health come often.
+   */
+  checkEmbeddings(): Promise<void> {
+    const now = Date.now();
+    if (!this.embeddingCheck || now - this.embeddingCheck.at > 30_000) {
+      const result = this.embeddings.check();
+      result.catch(() => undefined);
+      this.embeddingCheck = { at: now, result };
+    }
+    return this.embeddingCheck.result;
+  }
+
   async health(): Promise<SearchHealth> {
     const [weaviate, embedding] = await Promise.all([
       this.passages().then((store) => store.isReady(), () => false),
-      this.embeddings.check().then(() => true, () => false),
+      this.checkEmbeddings().then(() => true, () => false),
     ]);
     return { weaviate_connected: weaviate, embedding_service_available: embedding };
   }

@@ -60,10 +60,10 @@ export const checkWeaviate = (deps: Pick<AppDeps, 'config'>): Promise<CheckResul
   });
 };
 
-/** The embedding provider answers a small request (the local provider always does). */
+/** The embedding provider answers a small request (at most every 30 s; the local provider always does). */
 export const checkEmbedding = (deps: Pick<AppDeps, 'search'>) =>
   timed('EMBEDDING_UNAVAILABLE', 5000, async () => {
-    await deps.search.embeddings.check();
+    await deps.search.checkEmbeddings();
     return { space: deps.search.embeddings.space };
   });
 

@@ -73,7 +73,7 @@ describe('local lexical provider', () => {
     assert.deepEqual(a, again);
     assert.ok(Math.abs(similarity(a!, a!) - 1) < 1e-9);
     assert.ok(similarity(a!, b!) > similarity(a!, c!) + 0.2, `${similarity(a!, b!)} vs ${similarity(a!, c!)}`);
-    assert.equal(local.space, 'scaidrive-local-trigram-v1@256');
+    assert.equal(local.space, 'scaidrive-local-trigram-v2@256');
     assert.deepEqual(await local.embed(['']), [new Array(256).fill(0)]);
   });
 });

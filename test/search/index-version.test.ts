@@ -48,7 +48,7 @@ describe('indexing a version (storage → extraction → passages → embeddings
     const document = await documentOf(file.versionId);
     assert.equal(document?.status, 'indexed');
     assert.equal(document?.format, 'text');
-    assert.equal(document?.vector_space, 'scaidrive-local-trigram-v1@64');
+    assert.equal(document?.vector_space, 'scaidrive-local-trigram-v2@64');
     const keyword = await sql<{ n: number }>`select count(*)::int as n from search_documents where version_id = ${file.versionId} and tsv @@ plainto_tsquery('simple', 'quarterly forecast')`.execute(stack.services.db);
     assert.equal(keyword.rows[0]!.n, 1, 'the keyword index finds it');
     const stored = await passages.passagesOf(tenantId, file.fileId);

@@ -1,8 +1,9 @@
-// Unit tests for search's pure parts: reciprocal-rank fusion and turning a marked-up headline into a plain
-// snippet with highlight offsets.
+// Unit tests for search's pure parts: reciprocal-rank fusion, turning a marked-up headline into a plain snippet with
+// highlight offsets, and the local provider's hash.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseHeadline, reciprocalRankFusion } from '../../src/services/search.service';
+import { fnv1a } from '../../src/search/embeddings';
 
 describe('reciprocalRankFusion', () => {
   test('a result in both lists beats one ranked first in only one', () => {
@@ -37,5 +38,13 @@ describe('parseHeadline', () => {
     assert.equal(snippet, '😀 naïve x ');
     assert.deepEqual(highlights, [[3, 8]]);
     assert.equal(snippet.slice(3, 8), 'naïve');
+  });
+});
+
+describe('fnv1a (the local provider\'s trigram hash)', () => {
+  test('the published FNV-1a 32-bit test vectors', () => {
+    assert.equal(fnv1a(''), 0x811c9dc5);
+    assert.equal(fnv1a('a'), 0xe40c292c);
+    assert.equal(fnv1a('foobar'), 0xbf9cf968);
   });
 });
