@@ -67,6 +67,7 @@ const variables = {
   SCAIDRIVE_EMBEDDING_FALLBACK_API_KEY: z.string().min(1).optional(),
   SCAIDRIVE_SEARCH_MIN_SIMILARITY: z.coerce.number().min(0).max(1).default(0.2),
   SCAIDRIVE_SEARCH_DISPATCHER: boolean.default(true),
+  SCAIDRIVE_SEARCH_LOW_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(4),
   // Microsoft's endpoints for SharePoint connectors; other values for sovereign clouds (and the test fake).
   SCAIDRIVE_GRAPH_AUTHORITY_URL: url('https').default('https://login.microsoftonline.com'),
   SCAIDRIVE_GRAPH_URL: url('https').default('https://graph.microsoft.com'),
@@ -131,6 +132,8 @@ export interface Config {
   searchMinSimilarity: number;
   /** Whether a worker process working the search-high queue also dispatches the vectorization queue. */
   searchDispatcher: boolean;
+  /** Vectorizations of the low-priority queue (backfills, connector imports, re-index) one worker runs at once. */
+  searchLowConcurrency: number;
   /** The Microsoft identity platform and Graph, for SharePoint connectors. */
   graph: { authority: string; graphUrl: string };
   /** Requests per minute (spec §12; Box's published per-user limit is 1000/min). */
@@ -251,6 +254,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
         : { provider: 'local', dimensions: v.SCAIDRIVE_EMBEDDING_DIMENSIONS ?? 256 },
     searchMinSimilarity: v.SCAIDRIVE_SEARCH_MIN_SIMILARITY,
     searchDispatcher: v.SCAIDRIVE_SEARCH_DISPATCHER,
+    searchLowConcurrency: v.SCAIDRIVE_SEARCH_LOW_CONCURRENCY,
     graph: { authority: v.SCAIDRIVE_GRAPH_AUTHORITY_URL.replace(/\/$/, ''), graphUrl: v.SCAIDRIVE_GRAPH_URL.replace(/\/$/, '') },
     rateLimits: {
       userPerMinute: v.SCAIDRIVE_RATE_LIMIT_USER_PER_MINUTE,

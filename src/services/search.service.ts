@@ -150,13 +150,25 @@ interface SearchScope {
   spaceId?: string;
 }
 
-/** Live files the caller can read whose name or extracted text matches, best first. */
+/**
+ * Live files the caller can read whose name or extracted text matches, best first. The candidates come from the two
+ * GIN indexes separately (names on nodes, text on search_documents) and are united before the join: an OR across
+ * the join cannot use either index and would evaluate every readable file.
+ */
 async function keywordSearch(db: Db, scope: SearchScope, q: string, depth: number): Promise<{ id: string; score: number }[]> {
   const spaceFilter = scope.spaceId ? sql`and n.space_id = ${scope.spaceId}` : sql``;
   const result = await sql<{ id: string; score: number }>`
-    with query as (select websearch_to_tsquery('simple', ${q}) as q)
+    with query as (select websearch_to_tsquery('simple', ${q}) as q),
+    candidates as (
+      select n.id from nodes n, query
+      where n.tenant_id = ${scope.tenantId} and n.kind = 'file' and scaidrive_name_tsv(n.name) @@ query.q
+      union
+      select d.file_id from search_documents d, query
+      where d.tenant_id = ${scope.tenantId} and d.tsv @@ query.q
+    )
     select n.id, (2 * ts_rank(scaidrive_name_tsv(n.name), query.q) + coalesce(ts_rank(d.tsv, query.q), 0))::float8 as score
-    from query, nodes n
+    from query, candidates c
+    join nodes n on n.id = c.id
     left join search_documents d on d.version_id = n.current_version_id
     where n.tenant_id = ${scope.tenantId} and n.kind = 'file' and n.deleted_at is null
       and n.space_id in (${readableSpaces(db, scope.tenantId, scope.userId)}) ${spaceFilter}

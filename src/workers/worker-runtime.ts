@@ -66,6 +66,9 @@ export async function createWorkers(config: Config, deps: WorkerDeps, kinds: rea
         taskQueue: queues[kind],
         workflowBundle: workflowCode,
         activities,
+        // A backlog on the low queue (a connector importing 100k files) keeps only a few vectorizations in flight, so
+        // the high queue's fresh uploads never wait behind it for the embedding provider or this process's CPU.
+        ...(kind === 'search-low' ? { maxConcurrentActivityTaskExecutions: config.searchLowConcurrency } : {}),
         interceptors: { activity: [activityLogging(deps.logger.child({ component: 'activity' }))] },
       }),
     ),
