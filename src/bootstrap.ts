@@ -16,6 +16,7 @@ import { createSystemClock } from './services/clock';
 import type { AppDeps } from './api/context';
 import { HashingGate } from './services/hashing-gate';
 import { SearchBackends } from './search/search-backends';
+import { ChangeNotifier } from './services/change-notifier';
 
 export interface Services extends AppDeps {
   close(): Promise<void>;
@@ -51,6 +52,7 @@ export async function createServices(config: Config, component = 'api'): Promise
   const passwordHashing = new HashingGate(config.passwordHashing);
   const rateLimiter = createRateLimiter(config.redisUrl);
   const search = SearchBackends.fromConfig(config);
+  const changes = new ChangeNotifier(config.database.url, logger.child({ component: 'change-notifier' }));
   return {
     config,
     logger,
@@ -66,7 +68,9 @@ export async function createServices(config: Config, component = 'api'): Promise
     rateLimiter,
     clock: createSystemClock(),
     search,
+    changes,
     async close() {
+      await changes.close();
       await search.close();
       await passwordHashing.close();
       await rateLimiter.close();

@@ -19,6 +19,8 @@ export const idPrefixes = {
   job: 'job',
   connector: 'con',
   device: 'dev',
+  syncSnapshot: 'snp',
+  conflict: 'cfl',
   link: 'lnk',
   member: 'mbr',
   invitation: 'inv',

@@ -9,6 +9,7 @@ import { chunkKey } from '../services/chunk-store';
 import { recalculateTenant } from '../services/quota.service';
 import { expireOverdueSessions } from '../services/upload-finalization.service';
 import { purgeTrashItem } from '../services/tree.service';
+import { pruneChangeLog } from '../services/changelog.service';
 
 export function createMaintenanceActivities(deps: { db: Db; storage: BlobStorage; logger: Logger }) {
   return {
@@ -77,12 +78,12 @@ export function createMaintenanceActivities(deps: { db: Db; storage: BlobStorage
       }
     },
 
-    /** Deletes change-log entries older than each tenant's changelog_retention_days (only `tenantId`'s when given). */
+    /**
+     * Deletes change-log entries older than each tenant's changelog_retention_days (only `tenantId`'s when given)
+     * and resync listings older than a day; cursors from before the pruned entries are then answered 410.
+     */
     async pruneChangeLog(tenantId?: string): Promise<number> {
-      const result = await sql`delete from change_log cl using tenants t
-        where t.id = cl.tenant_id and cl.at < now() - make_interval(days => (t.settings->>'changelog_retention_days')::int)
-          ${tenantId ? sql`and t.id = ${tenantId}` : sql``}`.execute(deps.db);
-      return Number(result.numAffectedRows ?? 0);
+      return pruneChangeLog(deps.db, tenantId);
     },
 
     async recalculateTenantQuotas(tenantId: string): Promise<number> {

@@ -18,6 +18,7 @@ import { registerLinkRoutes } from './routes/links.router';
 import { registerWorkflowRoutes } from './routes/workflows.router';
 import { registerConnectorRoutes } from './routes/connectors.router';
 import { registerSearchRoutes } from './routes/search.router';
+import { registerSyncRoutes } from './routes/sync.router';
 import { createDocsRouter } from './routes/docs.router';
 
 export function createApp(deps: AppDeps) {
@@ -42,6 +43,7 @@ export function createApp(deps: AppDeps) {
   registerWorkflowRoutes(api, registry);
   registerConnectorRoutes(api, registry);
   registerSearchRoutes(api, registry);
+  registerSyncRoutes(api, registry);
 
   const docs = createDocsRouter(deps, registry);
 

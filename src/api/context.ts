@@ -15,6 +15,7 @@ import type { TaskQueues } from '../temporal/task-queues';
 import type { RateLimiter } from '../services/rate-limiter';
 import type { Clock } from '../services/clock';
 import type { SearchBackends } from '../search/search-backends';
+import type { ChangeNotifier } from '../services/change-notifier';
 
 export interface AppDeps {
   config: Config;
@@ -35,6 +36,8 @@ export interface AppDeps {
   passwordHashing: HashingGate;
   /** Weaviate and the embedding provider (search). */
   search: SearchBackends;
+  /** Wakes long polls and WebSocket hints on commits (LISTEN/NOTIFY, so across replicas). */
+  changes: ChangeNotifier;
 }
 
 export interface RequestState {

@@ -215,6 +215,45 @@ export interface ChangeLogTable {
   name: string | null;
   actor_id: string | null;
   at: Generated<Date>;
+  /** The tenant's commit order, assigned at COMMIT (null only inside the writing transaction). */
+  position: Generated<number | null>;
+  kind: 'folder' | 'file' | null;
+  /** A move to another space: the space it left (its readers see the node go). */
+  from_space_id: string | null;
+}
+
+export interface ChangeLogHeadsTable {
+  tenant_id: string;
+  position: number;
+  pruned_through: number;
+}
+
+export interface SyncDevicesTable {
+  id: string;
+  tenant_id: string;
+  user_id: string;
+  name: string;
+  platform: string;
+  cursor: string | null;
+  cursor_updated_at: Date | null;
+  created_at: Generated<Date>;
+}
+
+export interface SyncSpaceSetsTable {
+  tenant_id: string;
+  id: string;
+  spaces: string[];
+  created_at: Generated<Date>;
+}
+
+export interface SyncSnapshotsTable {
+  id: string;
+  tenant_id: string;
+  user_id: string;
+  position: number;
+  spaces: string[];
+  entries: number;
+  created_at: Generated<Date>;
 }
 
 export type ShareRole = 'owner' | 'admin' | 'contributor' | 'reader';
@@ -474,6 +513,10 @@ export interface Database {
   connector_import_state: ConnectorImportStateTable;
   search_documents: SearchDocumentsTable;
   search_removals: SearchRemovalsTable;
+  change_log_heads: ChangeLogHeadsTable;
+  sync_devices: SyncDevicesTable;
+  sync_space_sets: SyncSpaceSetsTable;
+  sync_snapshots: SyncSnapshotsTable;
 }
 
 export type Tenant = Selectable<TenantsTable>;

@@ -14,6 +14,7 @@ import * as connectorDirectories from './migrations/2026_12_03_0006_connector_di
 import * as connectorDelta from './migrations/2026_12_03_0007_connector_delta';
 import * as searchDocuments from './migrations/2026_12_03_0008_search_documents';
 import * as searchQueue from './migrations/2026_12_03_0009_search_queue';
+import * as sync from './migrations/2026_12_03_0010_sync';
 
 export const migrations: Record<string, Migration> = {
   '2026_11_22_0001_identity': identity,
@@ -28,6 +29,7 @@ export const migrations: Record<string, Migration> = {
   '2026_12_03_0007_connector_delta': connectorDelta,
   '2026_12_03_0008_search_documents': searchDocuments,
   '2026_12_03_0009_search_queue': searchQueue,
+  '2026_12_03_0010_sync': sync,
 };
 
 export function createMigrator(db: Db): Migrator {

@@ -3,7 +3,7 @@ import { sql, type Transaction } from 'kysely';
 import type { Database, Db, Node, QuotaCharge } from '../db/database';
 import { AppError, badRequest, conflict, forbidden, gone, notFound } from '../errors';
 import { newId } from '../ids';
-import { appendChange } from './changelog.service';
+import { appendChange, appendSubtree } from './changelog.service';
 import { accessNode, assertNotLockedByOther, type NodeAccess } from './access.service';
 import { nameProblem, normalizedName } from './names';
 import type { Principal } from './principal';
@@ -168,8 +168,10 @@ export async function updateNode(db: Db, principal: Principal, target: NodeTarge
       updated.space_id = targetSpaceId;
     }
     const actorId = userIdOf(principal);
-    if (moved) await appendChange(trx, 'moved', updated, { actorId });
-    if (name !== node.name) await appendChange(trx, 'renamed', updated, { actorId });
+    const fromSpaceId = targetSpaceId !== node.space_id ? node.space_id : null;
+    if (moved) await appendChange(trx, 'moved', updated, { actorId, fromSpaceId, versionId: updated.current_version_id });
+    if (fromSpaceId && node.kind === 'folder') await appendSubtree(trx, 'moved', node, { actorId, fromSpaceId });
+    if (name !== node.name) await appendChange(trx, 'renamed', updated, { actorId, versionId: updated.current_version_id });
     return updated;
   });
 }
@@ -272,7 +274,8 @@ export async function restoreNode(db: Db, principal: Principal, nodeId: string, 
       update nodes set deleted_at = null, deleted_by = null, trash_root = false
       where id in ${subtreeIds} and deleted_at = ${node.deleted_at}`.execute(trx);
     const restored = await trx.selectFrom('nodes').selectAll().where('id', '=', node.id).executeTakeFirstOrThrow();
-    await appendChange(trx, 'restored', restored, { actorId: userIdOf(principal) });
+    await appendChange(trx, 'restored', restored, { actorId: userIdOf(principal), versionId: restored.current_version_id });
+    if (restored.kind === 'folder') await appendSubtree(trx, 'restored', restored, { actorId: userIdOf(principal) });
     return restored;
   });
 }
