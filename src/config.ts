@@ -68,6 +68,8 @@ const variables = {
   SCAIDRIVE_SEARCH_MIN_SIMILARITY: z.coerce.number().min(0).max(1).default(0.2),
   SCAIDRIVE_SEARCH_DISPATCHER: boolean.default(true),
   SCAIDRIVE_SEARCH_LOW_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(4),
+  SCAIDRIVE_SYNC_WS_MAX_PER_TOKEN: z.coerce.number().int().min(1).max(1000).default(10),
+  SCAIDRIVE_SYNC_WS_MAX_PER_TENANT: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
   // Microsoft's endpoints for SharePoint connectors; other values for sovereign clouds (and the test fake).
   SCAIDRIVE_GRAPH_AUTHORITY_URL: url('https').default('https://login.microsoftonline.com'),
   SCAIDRIVE_GRAPH_URL: url('https').default('https://graph.microsoft.com'),
@@ -134,6 +136,8 @@ export interface Config {
   searchDispatcher: boolean;
   /** Vectorizations of the low-priority queue (backfills, connector imports, re-index) one worker runs at once. */
   searchLowConcurrency: number;
+  /** Sync WebSocket connections one API process accepts per token and per tenant (beyond: close 4429). */
+  syncSockets: { maxPerToken: number; maxPerTenant: number };
   /** The Microsoft identity platform and Graph, for SharePoint connectors. */
   graph: { authority: string; graphUrl: string };
   /** Requests per minute (spec §12; Box's published per-user limit is 1000/min). */
@@ -255,6 +259,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     searchMinSimilarity: v.SCAIDRIVE_SEARCH_MIN_SIMILARITY,
     searchDispatcher: v.SCAIDRIVE_SEARCH_DISPATCHER,
     searchLowConcurrency: v.SCAIDRIVE_SEARCH_LOW_CONCURRENCY,
+    syncSockets: { maxPerToken: v.SCAIDRIVE_SYNC_WS_MAX_PER_TOKEN, maxPerTenant: v.SCAIDRIVE_SYNC_WS_MAX_PER_TENANT },
     graph: { authority: v.SCAIDRIVE_GRAPH_AUTHORITY_URL.replace(/\/$/, ''), graphUrl: v.SCAIDRIVE_GRAPH_URL.replace(/\/$/, '') },
     rateLimits: {
       userPerMinute: v.SCAIDRIVE_RATE_LIMIT_USER_PER_MINUTE,

@@ -20,6 +20,7 @@ import { registerConnectorRoutes } from './routes/connectors.router';
 import { registerSearchRoutes } from './routes/search.router';
 import { registerSyncRoutes } from './routes/sync.router';
 import { createDocsRouter } from './routes/docs.router';
+import { attachSyncSockets, type SyncSockets } from './sync-socket';
 
 export function createApp(deps: AppDeps) {
   const app = new Koa();
@@ -69,10 +70,25 @@ export function listen(app: Koa, host: string, port: number): Promise<http.Serve
     });
     socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   });
+  syncSockets.set(server, attachSyncSockets(server, app.context.deps));
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve(server));
   });
+}
+
+const syncSockets = new WeakMap<http.Server, SyncSockets>();
+
+/** The sync WebSockets a server from listen() holds. */
+export function syncSocketsOf(server: http.Server): SyncSockets | undefined {
+  return syncSockets.get(server);
+}
+
+/** Stops a server from listen(): its WebSockets are closed first (1001: reconnect elsewhere), then HTTP drains. */
+export async function closeServer(server: http.Server, options: { force?: boolean } = {}): Promise<void> {
+  await syncSockets.get(server)?.close();
+  if (options.force) server.closeAllConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
 }
 
 export type { AppContext };

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { ConfigError, loadConfig, type Config } from '../config';
 import { createServices, type Services } from '../bootstrap';
-import { createApp, listen } from '../api/app';
+import { closeServer, createApp, listen } from '../api/app';
 import { migrateDown, migrateToLatest } from '../db/migrator';
 import { ensureDatabase } from '../db/ensure-database';
 import { createPartner, createTenant } from '../services/identity.service';
@@ -74,7 +74,7 @@ async function serve(services: Services): Promise<() => Promise<void>> {
   const { app } = createApp(services);
   const server = await listen(app, services.config.host, services.config.port);
   services.logger.info({ url: services.config.publicUrl }, 'api listening');
-  return () => new Promise((resolve) => server.close(() => resolve()));
+  return () => closeServer(server);
 }
 
 async function ensureDevTenant(services: Services): Promise<string> {

@@ -11,6 +11,8 @@ export const changesChannel = 'scaidrive_changes';
 export interface ChangeNotice {
   tenantId: string;
   spaceId: string;
+  /** Grants of the space changed (who can see it), not only its content. */
+  permissions: boolean;
 }
 
 export class ChangeNotifier {
@@ -90,8 +92,8 @@ export class ChangeNotifier {
   private async connect(): Promise<pg.Client> {
     const client = new pg.Client({ connectionString: this.databaseUrl });
     client.on('notification', (message) => {
-      const [tenantId, spaceId] = (message.payload ?? '').split(' ');
-      if (tenantId && spaceId) this.events.emit(tenantId, { tenantId, spaceId });
+      const [tenantId, spaceId, what] = (message.payload ?? '').split(' ');
+      if (tenantId && spaceId) this.events.emit(tenantId, { tenantId, spaceId, permissions: what === 'permissions' });
     });
     client.on('error', (error) => {
       this.logger.warn({ err: error }, 'change notifier: notification connection lost');

@@ -269,3 +269,16 @@ export async function hasChanges(db: Db, principal: Principal, cursor: FeedCurso
 export async function feedPosition(db: Db, tenantId: string): Promise<number> {
   return (await feedHead(db, tenantId)).position;
 }
+
+/** What a sync WebSocket serves, re-read when grants change: whether the user may still sync, and their spaces. */
+export async function syncAudience(db: Db, tenantId: string, userId: string): Promise<{ active: boolean; spaces: string[] }> {
+  const user = await db
+    .selectFrom('users')
+    .innerJoin('tenants', 'tenants.id', 'users.tenant_id')
+    .select(['users.is_active as user_active', 'tenants.is_active as tenant_active'])
+    .where('users.id', '=', userId)
+    .where('users.tenant_id', '=', tenantId)
+    .executeTakeFirst();
+  if (!user?.user_active || !user.tenant_active) return { active: false, spaces: [] };
+  return { active: true, spaces: (await listSpaces(db, tenantId, userId)).map((s) => s.id) };
+}

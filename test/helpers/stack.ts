@@ -9,7 +9,7 @@ import type { Dispatcher } from 'undici';
 import { after, before } from 'node:test';
 import { loadConfig, type Config, type ConfigVariable } from '../../src/config';
 import { createServices, type Services } from '../../src/bootstrap';
-import { createApp, listen } from '../../src/api/app';
+import { closeServer, createApp, listen } from '../../src/api/app';
 import { createTenant } from '../../src/services/identity.service';
 import { createWorkers, type WorkerSet } from '../../src/workers/worker-runtime';
 import { taskQueueKinds } from '../../src/temporal/task-queues';
@@ -103,8 +103,7 @@ export async function startTestStack(options: { env?: Partial<Record<ConfigVaria
     workers,
     tenantIds,
     async close() {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
+      await closeServer(server, { force: true });
       if (workers) {
         await workers.shutdown();
         await running;

@@ -187,7 +187,7 @@ export function registerSyncRoutes(router: Router, registry: OpenAPIRegistry): v
           if (principal.kind === 'user') spaces = new Set((await listSpaces(ctx.deps.db, principal.tenantId, principal.userId)).map((s) => s.id));
           return hasChanges(ctx.deps.db, principal, cursor, spaceId);
         },
-        { timeoutMs: query.timeout * 1000, signal: abort.signal, interested: (notice) => spaces.size === 0 || spaces.has(notice.spaceId) },
+        { timeoutMs: query.timeout * 1000, signal: abort.signal, interested: (notice) => notice.permissions || spaces.size === 0 || spaces.has(notice.spaceId) },
       );
       ctx.body = { changes };
     },

@@ -22,7 +22,8 @@ export async function up(db: Kysely<any>): Promise<void> {
   await sql`create unique index change_log_tenant_position_idx on change_log (tenant_id, position)`.execute(db);
 
   // One NOTIFY per tenant and space per transaction (identical payloads are folded by PostgreSQL): the long poll and
-  // the WebSocket hints of every API replica wake on it.
+  // the WebSocket hints of every API replica wake on it. "tenant space[ permissions]": a grant changed in the space,
+  // so every socket of the tenant re-reads which spaces its user can see.
   await sql`create function scaidrive_change_log_position() returns trigger language plpgsql as $$
     declare next_position bigint;
     begin
@@ -30,7 +31,7 @@ export async function up(db: Kysely<any>): Promise<void> {
         on conflict (tenant_id) do update set position = h.position + 1
         returning h.position into next_position;
       update change_log set position = next_position where seq = new.seq;
-      perform pg_notify('scaidrive_changes', new.tenant_id || ' ' || new.space_id);
+      perform pg_notify('scaidrive_changes', new.tenant_id || ' ' || new.space_id || case when new.type = 'permissions_changed' then ' permissions' else '' end);
       if new.from_space_id is not null and new.from_space_id <> new.space_id then
         perform pg_notify('scaidrive_changes', new.tenant_id || ' ' || new.from_space_id);
       end if;
