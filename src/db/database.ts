@@ -88,6 +88,29 @@ export interface SpacesTable {
   owner_user_id: string;
   root_folder_id: string;
   created_at: Generated<Date>;
+  conflict_policy: Generated<ConflictPolicy>;
+}
+
+export type ConflictPolicy = 'manual' | 'keep_both';
+export type SyncResolution = 'keep_server' | 'keep_client' | 'keep_both';
+
+export interface SyncConflictsTable {
+  id: string;
+  tenant_id: string;
+  user_id: string;
+  device_id: string;
+  node_id: string;
+  space_id: string;
+  operation: 'upload' | 'rename' | 'move' | 'delete';
+  base_version_id: string | null;
+  server_version_id: string | null;
+  upload_id: string | null;
+  request: ColumnType<Record<string, string | null>, string | undefined, string>;
+  status: Generated<'open' | 'resolved'>;
+  resolution: SyncResolution | null;
+  auto_resolved: Generated<boolean>;
+  resolved_at: Date | null;
+  created_at: Generated<Date>;
 }
 
 export interface NodesTable {
@@ -517,6 +540,7 @@ export interface Database {
   sync_devices: SyncDevicesTable;
   sync_space_sets: SyncSpaceSetsTable;
   sync_snapshots: SyncSnapshotsTable;
+  sync_conflicts: SyncConflictsTable;
 }
 
 export type Tenant = Selectable<TenantsTable>;

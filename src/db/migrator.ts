@@ -15,6 +15,7 @@ import * as connectorDelta from './migrations/2026_12_03_0007_connector_delta';
 import * as searchDocuments from './migrations/2026_12_03_0008_search_documents';
 import * as searchQueue from './migrations/2026_12_03_0009_search_queue';
 import * as sync from './migrations/2026_12_03_0010_sync';
+import * as syncConflicts from './migrations/2026_12_03_0011_sync_conflicts';
 
 export const migrations: Record<string, Migration> = {
   '2026_11_22_0001_identity': identity,
@@ -30,6 +31,7 @@ export const migrations: Record<string, Migration> = {
   '2026_12_03_0008_search_documents': searchDocuments,
   '2026_12_03_0009_search_queue': searchQueue,
   '2026_12_03_0010_sync': sync,
+  '2026_12_03_0011_sync_conflicts': syncConflicts,
 };
 
 export function createMigrator(db: Db): Migrator {

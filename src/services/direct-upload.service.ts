@@ -2,7 +2,7 @@
 // whole is hashed, under a session row of its own, then committed through the one commit path.
 import { createHash } from 'node:crypto';
 import type { Db, UploadSession } from '../db/database';
-import { badRequest, conflict, payloadTooLarge } from '../errors';
+import { AppError, badRequest, conflict, payloadTooLarge } from '../errors';
 import { sha256Hex, storeChunk } from './chunk-store';
 import { getTenant } from './identity.service';
 import type { Principal } from './principal';
@@ -10,6 +10,7 @@ import { releaseReservations } from './quota-reservations.service';
 import { withBufferBudget } from './upload-limits';
 import { createUploadSession, defaultChunkSize, requireUser, type UploadDeps } from './upload-sessions.service';
 import { commitVersion, type CommitResult } from './versions.service';
+import { recordLateUploadConflict } from './sync-conflicts.service';
 
 /** Deletes a direct upload's own session after a failure, releasing what it reserved. */
 async function discardSession(db: Db, uploadId: string): Promise<void> {
@@ -29,6 +30,8 @@ export async function directUpload(
     contentLength?: number;
     checksumSha256?: string;
     baseVersionId?: string;
+    /** The sync client making the upload (X-Device-Id): a base mismatch is recorded as its conflict. */
+    deviceId?: string;
     /** The body's parts as they arrive (the transport turns a stalled body into 408). */
     body: AsyncIterable<Buffer>;
   },
@@ -44,13 +47,17 @@ export async function directUpload(
     deps.db,
     principal,
     { parentId: input.parentId, name: input.name, size: input.contentLength ?? 0, chunkSize: defaultChunkSize, baseVersionId: input.baseVersionId },
-    { maxOpenSessionsPerUser: deps.limits?.maxOpenSessionsPerUser },
+    { maxOpenSessionsPerUser: deps.limits?.maxOpenSessionsPerUser, deviceId: input.deviceId },
   );
   try {
     // At most one chunk of this body is buffered at a time: that much is taken from the process budget.
     return await withBufferBudget(deps.limits, Math.min(input.contentLength ?? defaultChunkSize, defaultChunkSize), () => streamDirectUpload(deps, session, userId, limit, input));
   } catch (error) {
     await discardSession(deps.db, session.id);
+    // Another device's version committed between the base check and this commit: that is this device's conflict too.
+    if (input.deviceId && session.base_version_id && error instanceof AppError && error.code === 'VERSION_CONFLICT') {
+      throw await recordLateUploadConflict(deps.db, principal, input.deviceId, session, session.base_version_id, error);
+    }
     throw error;
   }
 }
@@ -61,7 +68,7 @@ async function streamDirectUpload(
   session: UploadSession,
   userId: string,
   limit: number,
-  input: { contentLength?: number; checksumSha256?: string; baseVersionId?: string; body: AsyncIterable<Buffer> },
+  input: { contentLength?: number; checksumSha256?: string; body: AsyncIterable<Buffer> },
 ): Promise<CommitResult> {
   const whole = createHash('sha256');
   let index = 0;
@@ -115,7 +122,8 @@ async function streamDirectUpload(
     name: session.name,
     size: total,
     checksumSha256: checksum,
-    baseVersionId: input.baseVersionId,
+    // The session's base, not the request's: a keep_both space opened the session under a new name without one.
+    baseVersionId: session.base_version_id ?? undefined,
     source: { uploadId: session.id },
   });
 }

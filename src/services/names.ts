@@ -37,3 +37,21 @@ export function normalizedName(name: string): { name: string; problem: null } | 
   const problem = nameProblem(nfc);
   return problem ? { name: nfc, problem } : { name: nfc, problem: null };
 }
+
+/**
+ * The name a client's conflicting content is saved under beside the server's (keep_both):
+ * "report (conflict from Laptop 2026-12-03).pdf", with ` N` after the date for the Nth such copy of a day. The
+ * device name is made name-safe (separators and invisible characters become "_") and shortened; the stem is
+ * shortened when the result would pass 255 bytes.
+ */
+export function conflictCopyName(name: string, deviceName: string, date: Date, attempt = 1): string {
+  const device = Array.from(deviceName.replace(/[/\\\u0000-\u001f\u007f-\u009f\u200b-\u200d\u2060\ufeff\u202a-\u202e\u2066-\u2069]/g, '_').trim() || 'device')
+    .slice(0, 40)
+    .join('');
+  const dot = name.lastIndexOf('.');
+  const [stem, extension] = dot > 0 ? [name.slice(0, dot), name.slice(dot)] : [name, ''];
+  const suffix = ` (conflict from ${device} ${date.toISOString().slice(0, 10)}${attempt > 1 ? ` ${attempt}` : ''})${extension}`;
+  let shortened = Array.from(stem);
+  while (shortened.length > 1 && Buffer.byteLength(shortened.join('') + suffix, 'utf8') > 255) shortened = shortened.slice(0, -1);
+  return `${shortened.join('').trimEnd()}${suffix}`;
+}

@@ -9,7 +9,7 @@ import type { Logger } from '../logger';
 import type { TaskQueues } from '../temporal/task-queues';
 import { scaiSearchAttributes } from '../temporal/search-attributes';
 import type { SearchBackends } from '../search/search-backends';
-import { vectorizeWorkflow, vectorizeWorkflowId } from '../workflows/vectorize.workflow';
+import { requeuedSignal, vectorizeWorkflow, vectorizeWorkflowId } from '../workflows/vectorize.workflow';
 import { claimForDispatch, pendingRemovals, releaseClaims, removalsDone, searchQueueChannel, type QueueEntry } from './search-queue.service';
 
 export interface SearchDispatcherDeps {
@@ -100,12 +100,15 @@ export class SearchDispatcher {
     await Promise.all(
       entries.map(async (entry) => {
         try {
-          await this.deps.temporal.workflow.start(vectorizeWorkflow, {
+          // Signal-with-start: a run still going (even past its last status write) runs once more for this entry.
+          await this.deps.temporal.workflow.signalWithStart(vectorizeWorkflow, {
+            signal: requeuedSignal,
+            signalArgs: [],
             workflowId: vectorizeWorkflowId(entry.file_id, entry.version_id),
             taskQueue: entry.priority === 'high' ? this.deps.taskQueues['search-high'] : this.deps.taskQueues['search-low'],
             args: [{ tenantId: entry.tenant_id, fileId: entry.file_id, versionId: entry.version_id }],
             typedSearchAttributes: scaiSearchAttributes({ tenantId: entry.tenant_id, fileId: entry.file_id }),
-            // A finished run may be followed by another (a re-index, a move to another space); a running one is enough.
+            // A finished run may be followed by another (a re-index, a move to another space).
             workflowIdReusePolicy: 'ALLOW_DUPLICATE',
           });
         } catch (error) {

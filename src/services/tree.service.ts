@@ -101,6 +101,18 @@ export const childrenCursorOf = (node: Node): ChildrenCursor => ({ key: node.nam
 
 /** Live children ordered by (name_key, id): stable, and an index walk however large the folder. */
 /** A node the caller names by id; its kind when the route says which (a folder route never touches a file). */
+/**
+ * A sync client's write made against `baseVersionId` (If-Match / base_version_id): checked under the node's row
+ * lock, so a version committed meanwhile is a 409 VERSION_CONFLICT, never silently overwritten.
+ */
+function assertBaseVersion(node: Node, baseVersionId: string | undefined): void {
+  if (baseVersionId === undefined || node.current_version_id === baseVersionId) return;
+  throw conflict('The file changed since base_version_id: it is not the current version', 'VERSION_CONFLICT', {
+    base_version_id: baseVersionId,
+    current_version_id: node.current_version_id,
+  });
+}
+
 export interface NodeTarget {
   id: string;
   kind?: Node['kind'];
@@ -123,7 +135,7 @@ export async function listChildren(db: Db, folderId: string, limit: number, afte
  * "the target is not inside the folder" and the move see the same tree: two crossing moves cannot both pass
  * (the second gets 409 INVALID_MOVE) and no cycle can ever form.
  */
-export async function updateNode(db: Db, principal: Principal, target: NodeTarget, changes: { name?: string; parentId?: string }): Promise<Node> {
+export async function updateNode(db: Db, principal: Principal, target: NodeTarget, changes: { name?: string; parentId?: string; baseVersionId?: string }): Promise<Node> {
   const access = await accessNode(db, principal, target.id, 'write', { kind: target.kind });
   if (!access.node.parent_id) throw forbidden('The root folder cannot be renamed or moved');
   const requestedName = changes.name !== undefined ? validName(changes.name) : undefined;
@@ -143,6 +155,7 @@ export async function updateNode(db: Db, principal: Principal, target: NodeTarge
     if (!node?.parent_id) throw notFound(access.node.kind === 'folder' ? 'Folder' : 'File');
     if (node.deleted_at) throw gone('The item is in the trash', 'IN_TRASH');
     assertNotLockedByOther(node, principal);
+    assertBaseVersion(node, changes.baseVersionId);
     // A concurrent move of this file changed its folder between the two reads: a rename happens in the new one.
     if (changes.parentId === undefined && node.parent_id !== parent.id) await lockLiveFolder(trx, node.parent_id);
     const newParentId = changes.parentId ?? node.parent_id;
@@ -205,7 +218,7 @@ async function moveSpaceCharges(trx: Transaction<Database>, node: Node, targetSp
  * a folder or file added under it either committed before (and is trashed with it) or comes after and gets
  * 410 IN_TRASH.
  */
-export async function trashNode(db: Db, principal: Principal, target: NodeTarget, options: { onlyIfEmpty?: boolean } = {}): Promise<void> {
+export async function trashNode(db: Db, principal: Principal, target: NodeTarget, options: { onlyIfEmpty?: boolean; baseVersionId?: string } = {}): Promise<void> {
   const access = await accessNode(db, principal, target.id, 'write', { kind: target.kind });
   if (!access.node.parent_id) throw forbidden('The root folder cannot be deleted');
   assertNotLockedByOther(access.node, principal);
@@ -216,6 +229,7 @@ export async function trashNode(db: Db, principal: Principal, target: NodeTarget
     if (!node) throw notFound(access.node.kind === 'folder' ? 'Folder' : 'File');
     if (node.deleted_at) throw gone('The item is already in the trash', 'IN_TRASH');
     assertNotLockedByOther(node, principal);
+    assertBaseVersion(node, options.baseVersionId);
     if (options.onlyIfEmpty && node.kind === 'folder') {
       // Under the exclusive tree lock nothing can be created in it meanwhile: "empty" holds until the commit.
       const child = await trx.selectFrom('nodes').select('id').where('parent_id', '=', node.id).where('deleted_at', 'is', null).limit(1).executeTakeFirst();

@@ -14,6 +14,8 @@ import { releaseReservations, reserve } from './quota-reservations.service';
 import { withBufferBudget, withChunkSlot, type UploadLimits } from './upload-limits';
 import { expireOverdueSessions } from './upload-finalization.service';
 import { findLiveSibling, holdLiveFolder, validName } from './tree.service';
+import type { SyncDevice } from './sync-devices.service';
+import { deviceForWrite, freeConflictCopyName, openConflictOfUpload, recordConflict, spaceConflictPolicy, versionConflict } from './sync-conflicts.service';
 
 export const defaultChunkSize = 8 * 1024 * 1024;
 export const minChunkSize = 64 * 1024;
@@ -56,10 +58,18 @@ export async function createUploadSession(
   db: Db,
   principal: Principal,
   input: CreateSessionInput,
-  options: { maxOpenSessionsPerUser?: number } = {},
+  options: {
+    maxOpenSessionsPerUser?: number;
+    /** The sync client making the upload (X-Device-Id): a base_version_id mismatch is recorded as its conflict. */
+    deviceId?: string;
+    /** On a recorded conflict, open the session anyway and keep it for the client's content (resumable uploads). */
+    keepOpenOnConflict?: boolean;
+  } = {},
 ): Promise<UploadSession> {
   const userId = requireUser(principal);
-  const name = validName(input.name);
+  let name = validName(input.name);
+  let baseVersionId = input.baseVersionId;
+  const device = await deviceForWrite(db, principal, options.deviceId);
   const { space } = await accessNode(db, principal, input.parentId, 'write', { kind: 'folder' });
   const tenant = await getTenant(db, principal.tenantId);
   if (input.size > tenant.settings.max_file_size_bytes) {
@@ -67,12 +77,68 @@ export async function createUploadSession(
   }
   const sibling = await findLiveSibling(db, input.parentId, name);
   if (sibling?.kind === 'folder') throw conflict(`A folder named "${name}" already exists here`, 'NAME_CONFLICT');
+  let conflictToRecord: { fileId: string; serverVersionId: string | null; autoResolved?: 'keep_both' } | null = null;
   if (input.baseVersionId && sibling?.current_version_id !== input.baseVersionId) {
-    throw conflict('base_version_id is not the current version of the file', 'VERSION_CONFLICT', {
-      base_version_id: input.baseVersionId,
-      current_version_id: sibling?.current_version_id ?? null,
-    });
+    const detail = 'base_version_id is not the current version of the file';
+    const details = { base_version_id: input.baseVersionId, current_version_id: sibling?.current_version_id ?? null };
+    // The file the client's base belongs to (this one, or one deleted or renamed on the server meanwhile).
+    const baseFile = await db.selectFrom('versions').select('file_id').where('id', '=', input.baseVersionId).where('tenant_id', '=', principal.tenantId).executeTakeFirst();
+    if (!device || !baseFile) throw conflict(detail, 'VERSION_CONFLICT', details);
+    conflictToRecord = { fileId: baseFile.file_id, serverVersionId: sibling?.current_version_id ?? null };
+    if ((await spaceConflictPolicy(db, space.id)) === 'keep_both') {
+      // The space keeps both: the client's content becomes "name (conflict from DEVICE date).ext" at once.
+      name = await freeConflictCopyName(db, input.parentId, name, device.name);
+      baseVersionId = undefined;
+      conflictToRecord.autoResolved = 'keep_both';
+    } else if (!options.keepOpenOnConflict) {
+      const recorded = await recordUploadConflict(db, principal, device, space.id, input.baseVersionId, conflictToRecord, null);
+      throw versionConflict(detail, details, recorded);
+    }
   }
+  const session = await openSession(db, principal, userId, space.id, { ...input, name, baseVersionId }, options);
+  if (conflictToRecord && device) {
+    const recorded = await recordUploadConflict(db, principal, device, space.id, input.baseVersionId!, conflictToRecord, session.id);
+    if (!conflictToRecord.autoResolved) {
+      throw versionConflict('base_version_id is not the current version of the file: the session is kept open for your content until the conflict is resolved', { base_version_id: input.baseVersionId, current_version_id: conflictToRecord.serverVersionId }, recorded);
+    }
+  }
+  return session;
+}
+
+function recordUploadConflict(
+  db: Db,
+  principal: Principal,
+  device: SyncDevice,
+  spaceId: string,
+  baseVersionId: string,
+  found: { fileId: string; serverVersionId: string | null; autoResolved?: 'keep_both' },
+  uploadId: string | null,
+) {
+  return recordConflict(db, {
+    tenant_id: principal.tenantId,
+    user_id: device.user_id,
+    device_id: device.id,
+    node_id: found.fileId,
+    space_id: spaceId,
+    operation: 'upload',
+    base_version_id: baseVersionId,
+    server_version_id: found.serverVersionId,
+    uploadId,
+    autoResolved: found.autoResolved,
+  });
+}
+
+async function openSession(
+  db: Db,
+  principal: Principal,
+  userId: string,
+  spaceId: string,
+  input: CreateSessionInput,
+  options: { maxOpenSessionsPerUser?: number },
+): Promise<UploadSession> {
+  const tenant = await getTenant(db, principal.tenantId);
+  const name = input.name;
+  const space = { id: spaceId };
   const chunkSize = input.chunkSize ?? defaultChunkSize;
   const maxOpen = options.maxOpenSessionsPerUser ?? defaultMaxOpenSessionsPerUser;
   return db.transaction().execute(async (trx) => {
@@ -318,6 +384,8 @@ export async function sessionToFinalize(
   if (session.status === 'completed') return { committed: { fileId: session.file_id!, versionId: session.version_id! } };
   if (isExpired(session)) throw gone('Upload session has expired', 'UPLOAD_EXPIRED');
   if (session.status === 'failed') throw conflict(`Upload session failed: ${session.error_detail ?? ''}`, 'UPLOAD_FAILED');
+  const held = await openConflictOfUpload(db, session.id);
+  if (held) throw versionConflict('This upload is held by an open sync conflict: resolve it (POST /sync/conflicts/{id}/resolve)', { base_version_id: held.base_version_id, current_version_id: held.server_version_id }, held);
   await accessNode(db, principal, session.parent_id, 'write', { kind: 'folder' });
   return { session };
 }

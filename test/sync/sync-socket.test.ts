@@ -138,6 +138,14 @@ describe('sync WebSocket', () => {
   });
 
   test('token in Sec-WebSocket-Protocol; close codes 4401 (bad token), 4403 (suspended), 4429 (per-token limit); the gauge counts', async () => {
+    // Without Upgrade it is not a WebSocket: 426 in the error shape; the OpenAPI document describes the messages.
+    const plain = await api(stack.baseUrl, 'GET', `${V1}/sync/ws`, { token: alice.token });
+    assert.equal(plain.status, 426, plain.text);
+    assert.equal(plain.body.code, 'UPGRADE_REQUIRED');
+    const openapi = (await fetch(`${stack.baseUrl}/api/openapi.json`).then((r) => r.json())) as any;
+    assert.match(JSON.stringify(openapi.paths['/api/v1/sync/ws']), /4429/);
+    assert.ok(openapi.paths['/api/v1/sync/changes/wait'] && openapi.paths['/api/v1/sync/changes']);
+
     const viaProtocol = open(wsUrl(stack), ['scaidrive.v1', `bearer.${alice.token}`]);
     await viaProtocol.ready();
     assert.equal(viaProtocol.ws.protocol, 'scaidrive.v1');

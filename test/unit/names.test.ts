@@ -1,7 +1,7 @@
 // Unit tests for node-name rules (nameProblem, normalizedName): pure functions, no services needed.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { nameProblem, normalizedName } from '../../src/services/names';
+import { conflictCopyName, nameProblem, normalizedName } from '../../src/services/names';
 
 describe('nameProblem', () => {
   test('accepts ordinary, accented, non-Latin, emoji and combining-mark names', () => {
@@ -60,5 +60,27 @@ describe('normalizedName', () => {
     assert.match(normalizedName('a\u202eb')!.problem!, /bidirectional/);
     assert.match(normalizedName('\ud800')!.problem!, /surrogate/);
     assert.equal(normalizedName('İstanbul').name, 'İstanbul', 'normalising never case-maps');
+  });
+});
+
+describe('conflictCopyName', () => {
+  const day = new Date('2026-12-03T22:15:00Z');
+
+  test('stem, device and day before the extension; a counter from the second copy of a day', () => {
+    assert.equal(conflictCopyName('report.pdf', 'Laptop', day), 'report (conflict from Laptop 2026-12-03).pdf');
+    assert.equal(conflictCopyName('report.pdf', 'Laptop', day, 2), 'report (conflict from Laptop 2026-12-03 2).pdf');
+    assert.equal(conflictCopyName('Makefile', 'Laptop', day), 'Makefile (conflict from Laptop 2026-12-03)');
+    assert.equal(conflictCopyName('.bashrc', 'Laptop', day), '.bashrc (conflict from Laptop 2026-12-03)');
+    assert.equal(conflictCopyName('archive.tar.gz', 'Laptop', day), 'archive.tar (conflict from Laptop 2026-12-03).gz');
+  });
+
+  test('the device name is made name-safe and short; the result is always a valid name within 255 bytes', () => {
+    assert.equal(conflictCopyName('a.txt', 'Work/Laptop\\2', day), 'a (conflict from Work_Laptop_2 2026-12-03).txt');
+    assert.equal(conflictCopyName('a.txt', '  ', day), 'a (conflict from device 2026-12-03).txt');
+    assert.equal(conflictCopyName('a.txt', 'x\u202ey\u0000z', day), 'a (conflict from x_y_z 2026-12-03).txt');
+    const long = conflictCopyName(`${'é'.repeat(120)}.txt`, 'd'.repeat(200), day, 12);
+    assert.ok(Buffer.byteLength(long) <= 255, `${Buffer.byteLength(long)} bytes`);
+    assert.equal(nameProblem(long), null);
+    assert.match(long, /^é+ \(conflict from d{40} 2026-12-03 12\)\.txt$/);
   });
 });

@@ -6,6 +6,9 @@ import { spacesOf } from '../../services/spaces.service';
 import * as tree from '../../services/tree.service';
 import { copyFile, listFileVersions, readableFileVersion, restoreVersion } from '../../services/versions.service';
 import { directUpload } from '../../services/direct-upload.service';
+import { trashNodeWithBase, updateNodeWithBase } from '../../services/sync-conflicts.service';
+import { badRequest } from '../../errors';
+import type { AppContext } from '../context';
 import { issueDownloadUrl, openSignedDownload } from '../../services/signed-urls';
 import { routeDefiner } from '../route';
 import { z } from '../openapi';
@@ -18,6 +21,19 @@ import { commitSchema, presentCommit, presentVersion, versionSchema } from '../p
 import { sendVersionContent } from '../content-response';
 import { bodyParts } from '../request-body';
 import { uploadDeps, uploadLimits } from '../upload-deps';
+
+/**
+ * The version a sync client's write is based on: `base_version_id` or an `If-Match` header holding the version id
+ * (quoted or not, as ETags are). Folders have no versions: a base on them is 400.
+ */
+function baseVersionOf(ctx: AppContext, kind: 'file' | 'folder', fromBody: string | undefined): string | undefined {
+  const ifMatch = ctx.get('if-match').trim();
+  const fromHeader = ifMatch ? ifMatch.replace(/^W\//, '').replace(/^"(.*)"$/, '$1') : undefined;
+  const base = fromBody ?? fromHeader;
+  if (base !== undefined && kind === 'folder') throw badRequest('Folders have no versions: If-Match / base_version_id apply to files', 'BAD_REQUEST');
+  if (base !== undefined && (base.length === 0 || base.length > 64)) throw badRequest('If-Match must hold a version id', 'BAD_REQUEST');
+  return base;
+}
 
 const idParam = z.object({ id: z.string().max(64) });
 const versionParams = z.object({ id: z.string().max(64), version_id: z.string().max(64) });
@@ -72,18 +88,25 @@ export function registerFileRoutes(router: Router, registry: OpenAPIRegistry): v
         tag: 'files',
         access: 'authenticated',
         params: idParam,
-        body: z.object({ name: nodeName.optional(), parent_id: z.string().min(1).max(64).optional() }),
+        body: z.object({
+          name: nodeName.optional(),
+          parent_id: z.string().min(1).max(64).optional(),
+          ...(kind === 'file' ? { base_version_id: z.string().min(1).max(64).optional().describe('Only if this is still the current version (or If-Match); else 409 VERSION_CONFLICT') } : {}),
+        }),
         responses: { 200: { description: kind, schema: nodeSchema } },
         errors: [409, 410, 423],
       },
       async (ctx, { principal, params, body }) => {
-        ctx.body = presentNode(await tree.updateNode(ctx.deps.db, principal, { id: params.id, kind }, { name: body.name, parentId: body.parent_id }));
+        const baseVersionId = baseVersionOf(ctx, kind, (body as { base_version_id?: string }).base_version_id);
+        ctx.body = presentNode(
+          await updateNodeWithBase(ctx.deps.db, principal, { id: params.id, kind }, { name: body.name, parentId: body.parent_id, baseVersionId }, ctx.get('x-device-id') || undefined),
+        );
       },
     );
     route(
-      { method: 'delete', path: base, summary: `Move a ${kind} to the trash`, tag: 'files', access: 'authenticated', params: idParam, responses: { 204: { description: 'In the trash' } }, errors: [410, 423] },
+      { method: 'delete', path: base, summary: `Move a ${kind} to the trash (files: If-Match a version id, else 409 VERSION_CONFLICT)`, tag: 'files', access: 'authenticated', params: idParam, responses: { 204: { description: 'In the trash' } }, errors: [409, 410, 423] },
       async (ctx, { principal, params }) => {
-        await tree.trashNode(ctx.deps.db, principal, { id: params.id, kind });
+        await trashNodeWithBase(ctx.deps.db, principal, { id: params.id, kind }, baseVersionOf(ctx, kind, undefined), ctx.get('x-device-id') || undefined);
         ctx.status = 204;
       },
     );
@@ -131,6 +154,7 @@ export function registerFileRoutes(router: Router, registry: OpenAPIRegistry): v
           contentLength: declaredLength ? Number(declaredLength) : undefined,
           checksumSha256: ctx.get('x-checksum-sha256') || undefined,
           baseVersionId: ctx.get('x-base-version-id') || undefined,
+          deviceId: ctx.get('x-device-id') || undefined,
           body: bodyParts(ctx.req, uploadLimits(ctx.deps).bodyIdleTimeoutMs),
         },
       );

@@ -1,14 +1,18 @@
 // Sync (spec §9): devices, the change feed with opaque tamper-evident cursors, the long poll, device cursors.
 import type Router from '@koa/router';
 import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
-import { badRequest } from '../../errors';
+import { AppError, badRequest } from '../../errors';
 import type { Principal } from '../../services/principal';
 import { hasChanges, pullChanges, type FeedCursor, type FeedEntry } from '../../services/sync-feed.service';
 import { listDevices, registerDevice, revokeDevice, storeDeviceCursor, type SyncDevice } from '../../services/sync-devices.service';
 import { listSpaces } from '../../services/spaces.service';
+import { listConflicts, resolveConflict, setConflictPolicy, type SyncConflict } from '../../services/sync-conflicts.service';
+import { finalizeUploadSession } from './uploads.router';
 import { routeDefiner } from '../route';
 import { z } from '../openapi';
-import { decodeSignedCursor, encodeSignedCursor } from '../pagination';
+import { cursorParts, decodeCursor, decodeSignedCursor, encodeSignedCursor, pageQuery, pageSchema, toPage } from '../pagination';
+import { commitSchema } from '../presenters/versions';
+import { finalizingSchema } from '../presenters/uploads';
 import { iso } from '../presenters/time';
 
 const feedCursorSchema = z.object({
@@ -80,6 +84,40 @@ const presentDevice = (device: SyncDevice) => ({
   cursor: device.cursor,
   cursor_updated_at: device.cursor_updated_at === null ? null : iso(device.cursor_updated_at),
   created_at: iso(device.created_at),
+});
+
+const conflictSchema = z.object({
+  id: z.string(),
+  device_id: z.string(),
+  node_id: z.string(),
+  space_id: z.string(),
+  operation: z.enum(['upload', 'rename', 'move', 'delete']),
+  base_version_id: z.string().nullable(),
+  server_version_id: z.string().nullable(),
+  upload_id: z.string().nullable().describe('upload conflicts: the session kept open for your content (send its chunks before keep_client/keep_both)'),
+  request: z.record(z.string(), z.string().nullable()).describe('rename/move: what the client asked for'),
+  status: z.enum(['open', 'resolved']),
+  resolution: z.enum(['keep_server', 'keep_client', 'keep_both']).nullable(),
+  auto_resolved: z.boolean(),
+  created_at: z.string(),
+  resolved_at: z.string().nullable(),
+});
+
+const presentConflict = (c: SyncConflict) => ({
+  id: c.id,
+  device_id: c.device_id,
+  node_id: c.node_id,
+  space_id: c.space_id,
+  operation: c.operation,
+  base_version_id: c.base_version_id,
+  server_version_id: c.server_version_id,
+  upload_id: c.upload_id,
+  request: c.request,
+  status: c.status,
+  resolution: c.resolution,
+  auto_resolved: c.auto_resolved,
+  created_at: iso(c.created_at),
+  resolved_at: c.resolved_at === null ? null : iso(c.resolved_at),
 });
 
 const cursorParam = z.string().min(1).max(1024).describe('`0` for a full resync, else a next_cursor from this feed');
@@ -208,6 +246,98 @@ export function registerSyncRoutes(router: Router, registry: OpenAPIRegistry): v
       // Only a cursor this feed handed to this user can be stored (0, a resync, is one too).
       decodeFeedCursor(ctx.deps.secretKey, principal, body.cursor);
       ctx.body = presentDevice(await storeDeviceCursor(ctx.deps.db, principal, body.device_id, body.cursor));
+    },
+  );
+
+  route(
+    {
+      method: 'get',
+      path: '/sync/conflicts',
+      summary: "Your devices' sync conflicts (open ones unless include_resolved=true)",
+      tag: 'sync',
+      access: 'authenticated',
+      query: pageQuery.extend({ device_id: z.string().min(1).max(64).optional(), include_resolved: z.enum(['true', 'false']).default('false') }),
+      responses: { 200: { description: 'A page of conflicts', schema: pageSchema(conflictSchema) } },
+    },
+    async (ctx, { principal, query }) => {
+      const after = decodeCursor(query.cursor, z.tuple([cursorParts.id]));
+      const rows = await listConflicts(ctx.deps.db, principal, { deviceId: query.device_id, includeResolved: query.include_resolved === 'true', limit: query.limit, after: after?.[0] });
+      const page = toPage(rows, query.limit, (c) => [c.id]);
+      ctx.body = { items: page.items.map(presentConflict), next_cursor: page.next_cursor };
+    },
+  );
+
+  route(
+    {
+      method: 'post',
+      path: '/sync/conflicts/{id}/resolve',
+      summary:
+        "Resolve a conflict: keep_server (drop the client's write), keep_client (apply it over the server's; an upload is committed as the new version), keep_both (uploads: save the client's content as \"name (conflict from DEVICE date).ext\")",
+      tag: 'sync',
+      access: 'authenticated',
+      params: z.object({ id: z.string().max(64) }),
+      body: z.object({ resolution: z.enum(['keep_server', 'keep_client', 'keep_both']) }),
+      responses: {
+        200: { description: 'Resolved (with the commit when an upload was committed)', schema: z.object({ conflict: conflictSchema, commit: commitSchema.nullable() }) },
+        202: { description: 'Resolved; the upload is still finalizing', schema: z.object({ conflict: conflictSchema, finalizing: finalizingSchema }) },
+      },
+      errors: [404, 409],
+    },
+    async (ctx, { principal, params, body }) => {
+      const resolved = await resolveConflict(ctx.deps.db, principal, params.id, body.resolution);
+      const conflict = presentConflict(resolved.conflict);
+      if (!resolved.finalizeUploadId) {
+        ctx.body = { conflict, commit: null };
+        return;
+      }
+      await finalizeUploadSession(ctx, principal, resolved.finalizeUploadId);
+      ctx.body = ctx.status === 202 ? { conflict, finalizing: ctx.body } : { conflict, commit: ctx.body };
+    },
+  );
+
+  route(
+    {
+      method: 'patch',
+      path: '/sync/spaces/{id}',
+      summary: 'How a space treats upload conflicts: manual (409 and a conflict to resolve) or keep_both (the client\'s copy is saved beside the server\'s at once)',
+      tag: 'sync',
+      access: 'authenticated',
+      params: z.object({ id: z.string().max(64) }),
+      body: z.object({ conflict_policy: z.enum(['manual', 'keep_both']) }),
+      responses: { 200: { description: 'The policy', schema: z.object({ space_id: z.string(), conflict_policy: z.enum(['manual', 'keep_both']) }) } },
+      errors: [403, 404],
+    },
+    async (ctx, { principal, params, body }) => {
+      ctx.body = await setConflictPolicy(ctx.deps.db, principal, params.id, body.conflict_policy);
+    },
+  );
+
+  // The WebSocket itself is served on the HTTP server's upgrade event (sync-socket.ts); this documents it and answers
+  // a plain GET with 426.
+  route(
+    {
+      method: 'get',
+      path: '/sync/ws',
+      summary: 'Live change hints over a WebSocket (connect with Upgrade: websocket)',
+      tag: 'sync',
+      access: 'public',
+      query: z.object({ token: z.string().max(8192).optional().describe('The access token (or offer subprotocols `scaidrive.v1` and `bearer.<token>`)') }),
+      responses: {
+        101: {
+          description: [
+            'Switching protocols. Server messages (JSON text frames):',
+            '`{"type":"ready","cursor":N}` once subscribed;',
+            '`{"type":"changes","space_id":"…","cursor":N}` within a second of a commit in one of your spaces, or when you gain or lose one',
+            '(N is the feed position it refers to: pull GET /sync/changes with your own cursor).',
+            'Pings every 30 s. Close codes: 4401 bad or expired token, 4403 user or tenant suspended, 4429 too many connections',
+            '(SCAIDRIVE_SYNC_WS_MAX_PER_TOKEN / _PER_TENANT per API process), 1001 server shutting down (reconnect).',
+          ].join(' '),
+        },
+      },
+      errors: [426],
+    },
+    async () => {
+      throw new AppError(426, 'UPGRADE_REQUIRED', 'This endpoint is a WebSocket: connect with Upgrade: websocket', undefined, { Upgrade: 'websocket' });
     },
   );
 }

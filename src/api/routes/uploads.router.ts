@@ -10,6 +10,7 @@ import { workflowIds } from '../../temporal/workflow-ids';
 import { routeDefiner } from '../route';
 import { z } from '../openapi';
 import type { AppContext } from '../context';
+import type { Principal } from '../../services/principal';
 import { nodeName } from '../node-name';
 import { chunkCheckSchema, chunkReceiptSchema, finalizingSchema, presentUploadSession, uploadSessionSchema } from '../presenters/uploads';
 import { commitSchema, presentCommit } from '../presenters/versions';
@@ -72,7 +73,7 @@ export function registerUploadRoutes(router: Router, registry: OpenAPIRegistry):
           chunkSize: body.chunk_size,
           baseVersionId: body.base_version_id,
         },
-        { maxOpenSessionsPerUser: uploadLimits(ctx.deps).maxOpenSessionsPerUser },
+        { maxOpenSessionsPerUser: uploadLimits(ctx.deps).maxOpenSessionsPerUser, deviceId: ctx.get('x-device-id') || undefined, keepOpenOnConflict: true },
       );
       ctx.status = 201;
       ctx.body = presentUploadSession(session, [], false);
@@ -153,33 +154,41 @@ export function registerUploadRoutes(router: Router, registry: OpenAPIRegistry):
       errors: [400, 409, 410, 423, 507],
     },
     async (ctx, { principal, params }) => {
-      const ready = await sessions.sessionToFinalize(ctx.deps.db, principal, params.id);
-      if ('committed' in ready) return answerCompleted(ctx, ready.committed.fileId, ready.committed.versionId);
-      const { session } = ready;
-      const workflowId = workflowIds.uploadFinalize(session.id);
-      const { handle } = await startOrAttach(ctx, uploadFinalizationWorkflow, {
-        workflowId,
-        taskQueue: ctx.deps.taskQueues.uploads,
-        args: [session.id],
-        attributes: { tenantId: session.tenant_id, fileId: session.file_id ?? undefined },
-        reuse: 'attach-or-rerun',
-      });
-      let result: FinalizationResult | undefined;
-      try {
-        result = await resultWithin(ctx, handle, ctx.deps.config.workflowWaitSeconds);
-      } catch (error) {
-        if (!(error instanceof WorkflowFailedError)) throw error;
-        // The workflow's failure path marked the session failed with the reason: answer that.
-        const failed = await sessions.getOwnSession(ctx.deps.db, principal, params.id);
-        throw conflict(`Upload session failed: ${failed.error_detail ?? 'finalization failed'}`, 'UPLOAD_FAILED', { reason: failed.error_code, workflow_id: workflowId });
-      }
-      if (!result) {
-        ctx.status = 202;
-        ctx.body = { status: 'finalizing', workflow_id: workflowId };
-        return;
-      }
-      if (result.outcome === 'completed') return answerCompleted(ctx, result.fileId, result.versionId);
-      throw new AppError(rejectionStatus[result.reason] ?? 409, result.reason, result.detail, result.details);
+      await finalizeUploadSession(ctx, principal, params.id);
     },
   );
+}
+
+/**
+ * Runs the upload-finalization workflow for the caller's session and answers like POST /uploads/{id}/finalize:
+ * 200 with the commit, 202 while it is still finalizing, or the refusal's status.
+ */
+export async function finalizeUploadSession(ctx: AppContext, principal: Principal, uploadId: string): Promise<void> {
+  const ready = await sessions.sessionToFinalize(ctx.deps.db, principal, uploadId);
+  if ('committed' in ready) return answerCompleted(ctx, ready.committed.fileId, ready.committed.versionId);
+  const { session } = ready;
+  const workflowId = workflowIds.uploadFinalize(session.id);
+  const { handle } = await startOrAttach(ctx, uploadFinalizationWorkflow, {
+    workflowId,
+    taskQueue: ctx.deps.taskQueues.uploads,
+    args: [session.id],
+    attributes: { tenantId: session.tenant_id, fileId: session.file_id ?? undefined },
+    reuse: 'attach-or-rerun',
+  });
+  let result: FinalizationResult | undefined;
+  try {
+    result = await resultWithin(ctx, handle, ctx.deps.config.workflowWaitSeconds);
+  } catch (error) {
+    if (!(error instanceof WorkflowFailedError)) throw error;
+    // The workflow's failure path marked the session failed with the reason: answer that.
+    const failed = await sessions.getOwnSession(ctx.deps.db, principal, uploadId);
+    throw conflict(`Upload session failed: ${failed.error_detail ?? 'finalization failed'}`, 'UPLOAD_FAILED', { reason: failed.error_code, workflow_id: workflowId });
+  }
+  if (!result) {
+    ctx.status = 202;
+    ctx.body = { status: 'finalizing', workflow_id: workflowId };
+    return;
+  }
+  if (result.outcome === 'completed') return answerCompleted(ctx, result.fileId, result.versionId);
+  throw new AppError(rejectionStatus[result.reason] ?? 409, result.reason, result.detail, result.details);
 }
