@@ -110,6 +110,8 @@ export interface BenchStack {
   tenantId: string;
   token: string;
   logs: { api: string; worker: string; minio: string; temporal: string };
+  /** Starts one more API process of this stack on `port` (a second replica), stopped by the stack's clean-up. */
+  startApi(port: number): Promise<{ url: string; process: ChildProcess }>;
 }
 
 /** The environment of a ScaiDrive process: ours, minus any SCAIDRIVE_* of the caller (unknown keys stop start-up). */
@@ -262,5 +264,13 @@ export async function startBenchStack(options: BenchStackOptions, cleanup: Clean
   await waitForReady(`${apiUrl}/api/v1/health/ready`, api, logs.api);
   await waitForPollers(temporal, taskQueues('scaidrive').uploads, worker, logs.worker);
 
-  return { apiUrl, dataDir, api, worker, minio, temporalServer, temporal, db, s3, tenantId: tenant.id, token, logs };
+  const startApi = async (port: number) => {
+    const url = `http://${host}:${port}`;
+    const logFile = path.join(tempDir, `api-${port}.log`);
+    const child = spawnScaidrive('api', { ...env, SCAIDRIVE_PORT: String(port) }, logFile);
+    cleanup.add(`stop API process on ${port}`, () => stopChild(child));
+    await waitForReady(`${url}/api/v1/health/ready`, child, logFile);
+    return { url, process: child };
+  };
+  return { apiUrl, dataDir, api, worker, minio, temporalServer, temporal, db, s3, tenantId: tenant.id, token, logs, startApi };
 }

@@ -128,6 +128,45 @@ describe('sync change feed', () => {
     for (let i = 1; i < seen.length; i++) assert.ok(seen[i]!.seq > seen[i - 1]!.seq, 'in commit order');
   });
 
+  test('10k changes from 4 writers whose transactions commit out of order: the pages hold each exactly once, in commit order', async () => {
+    const user = await newUser(stack, tenantId, 'outoforder');
+    let cursor = (await pullAll(stack, user.token, '0')).cursor;
+    const perWriter = 2_500;
+    const seen: FeedChange[] = [];
+    let writing = true;
+    const reader = (async () => {
+      while (writing) {
+        const page = await pullPage(stack, user.token, cursor, { limit: 100 });
+        seen.push(...page.changes);
+        cursor = page.next_cursor;
+        if (!page.has_more) await sleep(2);
+      }
+    })();
+    // Each transaction writes its entry, then lingers 0–3 ms before committing: entries are inserted in one order
+    // and committed in another, the case a sequence handed out at insert time gets wrong.
+    const written: string[] = [];
+    await Promise.all(
+      Array.from({ length: 4 }, async (_, writer) => {
+        for (let i = 0; i < perWriter; i++) {
+          const id = `fil_w${writer}_${String(i).padStart(5, '0')}`;
+          await stack.services.db.transaction().execute(async (trx) => {
+            await appendChange(trx, 'created', { id, tenant_id: tenantId, space_id: user.spaceId, parent_id: user.rootFolderId, name: `${id}.txt`, kind: 'file' });
+            await sleep(Math.floor(Math.random() * 4));
+          });
+          written.push(id);
+        }
+      }),
+    );
+    writing = false;
+    await reader;
+    seen.push(...(await pullAll(stack, user.token, cursor, { limit: 100 })).changes);
+    const ids = seen.map((c) => c.node_id!);
+    assert.equal(new Set(ids).size, ids.length, 'no change twice');
+    assert.equal(ids.length, written.length);
+    assert.deepEqual([...ids].sort(), [...written].sort(), 'every committed change');
+    for (let i = 1; i < seen.length; i++) assert.ok(seen[i]!.seq > seen[i - 1]!.seq, 'in commit order');
+  });
+
   test('cursor=0 while writers go on: the listing plus the changes after it rebuild exactly the final tree', async () => {
     const user = await newUser(stack, tenantId, 'resyncer');
     const folders = [user.rootFolderId];
