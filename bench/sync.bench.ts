@@ -37,7 +37,7 @@ async function openSockets(url: string, count: number, onMessage?: (index: numbe
           if (message.type === 'ready') resolve();
           else onMessage?.(index, message);
         });
-        ws.once('close', (code) => reject(new Error(`socket ${index} closed with ${code}`)));
+        ws.once('close', (code, reason) => reject(new Error(`socket ${index} of ${new URL(url).host} closed with ${code} ${String(reason)}`)));
         ws.once('error', reject);
       });
     });
@@ -138,12 +138,16 @@ export async function run(): Promise<number> {
 
     // (b) Idle sockets on one API process: its RSS before and after.
     const wsUrl = (base: string) => `${base.replace('http', 'ws')}/api/v1/sync/ws?token=${encodeURIComponent(stack.token)}`;
+    const heapUsed = async () => Number(/^scaidrive_process_nodejs_heap_size_used_bytes (\d+)/m.exec(await (await fetch(`${stack.apiUrl}/metrics`)).text())?.[1]);
     await sleep(2_000);
     const rssBefore = readMemory(stack.api.pid!)!.rssBytes;
+    const heapBefore = await heapUsed();
     log(`opening ${idleSockets} idle WebSockets`);
     const idle = await openSockets(wsUrl(stack.apiUrl), idleSockets);
-    await sleep(3_000);
+    // Idle long enough for V8 to collect the handshakes' garbage.
+    await sleep(15_000);
     const rssAfter = readMemory(stack.api.pid!)!.rssBytes;
+    const heapAfter = await heapUsed();
     const metrics = await (await fetch(`${stack.apiUrl}/metrics`)).text();
     const gauge = Number(/^scaidrive_sync_websocket_connections (\d+)/m.exec(metrics)?.[1]);
     const perSocket = (rssAfter - rssBefore) / idleSockets;
@@ -208,8 +212,8 @@ export async function run(): Promise<number> {
       '## (b) Idle WebSockets',
       '',
       markdownTable(
-        ['sockets', 'gauge', 'API RSS before', 'API RSS after', 'per socket'],
-        [[idleSockets, gauge, `${fixed(rssBefore / 2 ** 20, 1)} MiB`, `${fixed(rssAfter / 2 ** 20, 1)} MiB`, `${fixed(perSocket / 1024)} KiB`]],
+        ['sockets', 'gauge', 'API RSS before', 'API RSS after', 'RSS per socket', 'V8 heap used per socket'],
+        [[idleSockets, gauge, `${fixed(rssBefore / 2 ** 20, 1)} MiB`, `${fixed(rssAfter / 2 ** 20, 1)} MiB`, `${fixed(perSocket / 1024)} KiB`, `${fixed((heapAfter - heapBefore) / idleSockets / 1024)} KiB`]],
       ),
       '',
       '## (c) Commit → hint latency',
@@ -228,7 +232,7 @@ export async function run(): Promise<number> {
     const written = await writeResults(path.join(repoRoot, 'bench', 'results'), `sync-${date}`, markdown, {
       date,
       changes: { pulled, apiSeconds, apiRate, scanned, sqlSeconds, sqlRate },
-      sockets: { idleSockets, gauge, rssBefore, rssAfter, perSocket },
+      sockets: { idleSockets, gauge, rssBefore, rssAfter, perSocket, heapBefore, heapAfter },
       hints: { hintSockets, hintCommits, missed, p50: percentile(latencies, 50), p95: percentile(latencies, 95), p95Second: percentile(secondLatencies, 95) },
       goals,
     });

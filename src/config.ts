@@ -68,7 +68,7 @@ const variables = {
   SCAIDRIVE_SEARCH_MIN_SIMILARITY: z.coerce.number().min(0).max(1).default(0.2),
   SCAIDRIVE_SEARCH_DISPATCHER: boolean.default(true),
   SCAIDRIVE_SEARCH_LOW_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(4),
-  SCAIDRIVE_SYNC_WS_MAX_PER_TOKEN: z.coerce.number().int().min(1).max(1000).default(10),
+  SCAIDRIVE_SYNC_WS_MAX_PER_TOKEN: z.coerce.number().int().min(1).max(1_000_000).default(10),
   SCAIDRIVE_SYNC_WS_MAX_PER_TENANT: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
   // Microsoft's endpoints for SharePoint connectors; other values for sovereign clouds (and the test fake).
   SCAIDRIVE_GRAPH_AUTHORITY_URL: url('https').default('https://login.microsoftonline.com'),

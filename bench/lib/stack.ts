@@ -267,7 +267,8 @@ export async function startBenchStack(options: BenchStackOptions, cleanup: Clean
   const startApi = async (port: number) => {
     const url = `http://${host}:${port}`;
     const logFile = path.join(tempDir, `api-${port}.log`);
-    const child = spawnScaidrive('api', { ...env, SCAIDRIVE_PORT: String(port) }, logFile);
+    // Same public URL as the first: replicas behind one address accept the same dev-issuer tokens (their issuer).
+    const child = spawnScaidrive('api', { ...env, SCAIDRIVE_PORT: String(port), SCAIDRIVE_PUBLIC_URL: apiUrl }, logFile);
     cleanup.add(`stop API process on ${port}`, () => stopChild(child));
     await waitForReady(`${url}/api/v1/health/ready`, child, logFile);
     return { url, process: child };

@@ -106,7 +106,8 @@ export async function pullChanges(db: Db, principal: Principal, request: { curso
   const readable = await readableSpaceIds(db, principal, userId, request.spaceId);
   const head = await feedHead(db, tenantId);
   const state = { ...startingState(request.cursor, request.spaceId, head) };
-  const known = new Set(await loadSpaceSet(db, tenantId, state.k));
+  const held = await loadSpaceSet(db, tenantId, state.k);
+  const known = new Set(held);
   const changes: FeedEntry[] = [];
   const room = () => request.limit - changes.length;
 
@@ -136,7 +137,9 @@ export async function pullChanges(db: Db, principal: Principal, request: { curso
     for (const id of added) known.add(id);
   }
 
-  state.k = await saveSpaceSet(db, tenantId, known);
+  // Most pulls keep the same spaces: their set is stored already.
+  const unchanged = known.size === held.length && held.every((id) => known.has(id));
+  if (!unchanged) state.k = await saveSpaceSet(db, tenantId, known);
   const pendingSpaces = [...readable].some((id) => !known.has(id));
   const hasMore = room() <= 0 || logBehind || pendingSpaces || (state.s !== null && !state.s.done);
   return { changes, cursor: state, hasMore };
