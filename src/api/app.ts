@@ -84,11 +84,16 @@ export function syncSocketsOf(server: http.Server): SyncSockets | undefined {
   return syncSockets.get(server);
 }
 
-/** Stops a server from listen(): its WebSockets are closed first (1001: reconnect elsewhere), then HTTP drains. */
-export async function closeServer(server: http.Server, options: { force?: boolean } = {}): Promise<void> {
+/**
+ * Stops a server from listen(): its WebSockets are closed first (1001: reconnect elsewhere), then HTTP drains —
+ * requests in flight finish, for at most `graceMs` (long polls included), or at once with `force`.
+ */
+export async function closeServer(server: http.Server, options: { force?: boolean; graceMs?: number } = {}): Promise<void> {
   await syncSockets.get(server)?.close();
   if (options.force) server.closeAllConnections();
+  const cutOff = options.graceMs === undefined ? undefined : setTimeout(() => server.closeAllConnections(), options.graceMs);
   await new Promise<void>((resolve) => server.close(() => resolve()));
+  clearTimeout(cutOff);
 }
 
 export type { AppContext };

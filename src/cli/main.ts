@@ -74,7 +74,7 @@ async function serve(services: Services): Promise<() => Promise<void>> {
   const { app } = createApp(services);
   const server = await listen(app, services.config.host, services.config.port);
   services.logger.info({ url: services.config.publicUrl }, 'api listening');
-  return () => closeServer(server);
+  return () => closeServer(server, { graceMs: 10_000 });
 }
 
 async function ensureDevTenant(services: Services): Promise<string> {
@@ -181,8 +181,18 @@ async function main(argv: string[]): Promise<number> {
     case 'api': {
       const services = await createServices(loadConfig());
       await services.storage.ensureReady();
-      await serve(services);
-      return new Promise<number>(() => undefined);
+      const closeApi = await serve(services);
+      // SIGTERM/SIGINT drain: sockets closed with 1001, requests in flight get up to 10 s, then the process exits.
+      return new Promise<number>((resolve) => {
+        const stop = () => {
+          services.logger.info('api shutting down');
+          closeApi()
+            .then(() => services.close())
+            .then(() => resolve(0), () => resolve(1));
+        };
+        process.once('SIGTERM', stop);
+        process.once('SIGINT', stop);
+      });
     }
     case 'worker': {
       const kinds = (values.queue ?? [...taskQueueKinds]) as TaskQueueKind[];

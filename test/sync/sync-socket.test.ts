@@ -1,5 +1,5 @@
-// The sync WebSocket (issue #12 item 5) with the `ws` client against two API servers on one database: a commit
-// through one reaches a socket on the other within a second; hints only for the user's own spaces (never another
+// The sync WebSocket (issue #12 item 5) with the `ws` client against two API processes on one database (the test
+// stack's and a real `scaidrive api` process): a commit through one reaches a socket and a long poll on the other; hints only for the user's own spaces (never another
 // tenant's or user's), following grants as they change; close codes 4401/4403/4429; the connection gauge; and a
 // graceful drain (1001) when a server stops.
 import { after, before, describe, test } from 'node:test';
@@ -9,6 +9,8 @@ import { WebSocket } from 'ws';
 import { api, createTestTenant, startTestStack, tokenFor, type TestStack } from '../helpers/stack';
 import { newUser, type TestUser } from '../helpers/files';
 import { mkdir, put } from '../helpers/tree';
+import { startApiProcess, type ApiProcess } from '../helpers/api-process';
+import { pullAll } from '../helpers/sync';
 
 const V1 = '/api/v1';
 
@@ -69,12 +71,12 @@ class Client {
 
 describe('sync WebSocket', () => {
   let stack: TestStack;
-  let second: TestStack;
+  let second: ApiProcess;
   let tenantId: string;
   let alice: TestUser;
   let bob: TestUser;
   const clients: Client[] = [];
-  const wsUrl = (s: TestStack, token?: string) => `${s.baseUrl.replace('http', 'ws')}${V1}/sync/ws${token ? `?token=${encodeURIComponent(token)}` : ''}`;
+  const wsUrl = (s: { baseUrl: string }, token?: string) => `${s.baseUrl.replace('http', 'ws')}${V1}/sync/ws${token ? `?token=${encodeURIComponent(token)}` : ''}`;
   const open = (url: string, protocols?: string[]) => {
     const client = Client.connect(url, protocols);
     clients.push(client);
@@ -83,20 +85,20 @@ describe('sync WebSocket', () => {
 
   before(async () => {
     stack = await startTestStack({ env: { SCAIDRIVE_SYNC_WS_MAX_PER_TOKEN: '3' } });
-    second = await startTestStack({ env: { SCAIDRIVE_SYNC_WS_MAX_PER_TOKEN: '3' } });
+    second = await startApiProcess(stack);
     tenantId = (await createTestTenant(stack)).id;
     alice = await newUser(stack, tenantId, 'alice');
     bob = await newUser(stack, tenantId, 'bob');
   });
   after(async () => {
     for (const client of clients) client.ws.terminate();
-    await second?.close();
+    await second?.stop();
     await stack?.close();
   });
 
   test('a commit through one API server reaches a socket on the other within a second; only the user\'s own spaces', async () => {
-    const aliceSocket = open(wsUrl(second, await tokenFor(second, tenantId, 'alice')));
-    const bobSocket = open(wsUrl(second, await tokenFor(second, tenantId, 'bob')));
+    const aliceSocket = open(wsUrl(second, alice.token));
+    const bobSocket = open(wsUrl(second, bob.token));
     await aliceSocket.ready();
     await bobSocket.ready();
     const otherTenant = (await createTestTenant(stack)).id;
@@ -114,6 +116,15 @@ describe('sync WebSocket', () => {
     await sleep(300);
     assert.deepEqual(aliceSocket.messages.filter((m) => m.type === 'changes').map((m) => m.space_id), [alice.spaceId], 'no hint about another user or tenant');
     assert.ok(bobSocket.messages.every((m) => m.type !== 'changes' || m.space_id === bob.spaceId));
+
+    // The long poll on the other process wakes on a commit made through this one.
+    const { cursor } = await pullAll(stack, alice.token, '0');
+    const waiting = api(second.baseUrl, 'GET', `${V1}/sync/changes/wait?cursor=${encodeURIComponent(cursor)}&timeout=30`, { token: alice.token });
+    await sleep(300);
+    const before = Date.now();
+    await mkdir(stack, alice, alice.rootFolderId, 'poll-me');
+    assert.deepEqual((await waiting).body, { changes: true });
+    assert.ok(Date.now() - before < 3_000);
   });
 
   test('hints follow grants: a new share member starts getting them, a removed one stops', async () => {
@@ -174,11 +185,12 @@ describe('sync WebSocket', () => {
     await open(wsUrl(stack, token)).ready();
   });
 
-  test('a server that stops closes its sockets with 1001 (clients reconnect elsewhere)', async () => {
-    const third = await startTestStack();
-    const client = open(wsUrl(third, await tokenFor(third, tenantId, 'alice')));
+  test('an API process sent SIGTERM closes its sockets with 1001 (clients reconnect elsewhere) and exits', async () => {
+    const third = await startApiProcess(stack);
+    const client = open(wsUrl(third, alice.token));
     await client.ready();
-    await third.close();
+    await third.stop();
     assert.equal(await client.closeCode(), 1001);
+    assert.equal(third.exitCode(), 0, third.output().slice(-2000));
   });
 });
