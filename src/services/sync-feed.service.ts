@@ -85,6 +85,18 @@ async function feedHead(db: Db, tenantId: string): Promise<{ position: number; p
   return head ?? { position: 0, pruned_through: 0 };
 }
 
+/**
+ * What every pull reads first, in parallel (one round trip of latency, not three): the caller's spaces, the feed
+ * head, and the cursor's space set — the last as a promise, so the cursor's own checks (startingState) answer
+ * before a missing set does.
+ */
+async function loadFeedState(db: Db, principal: Principal, userId: string, cursor: FeedCursor | null, spaceId: string | null) {
+  const held = loadSpaceSet(db, principal.tenantId, cursor?.k ?? null);
+  held.catch(() => undefined);
+  const [readable, head] = await Promise.all([readableSpaceIds(db, principal, userId, spaceId), feedHead(db, principal.tenantId)]);
+  return { readable, head, held };
+}
+
 const cursorTooOld = () =>
   gone('The cursor is older than the change log keeps (changelog_retention_days): start again from cursor=0', 'SYNC_CURSOR_INVALID');
 
@@ -103,10 +115,9 @@ function startingState(cursor: FeedCursor | null, spaceId: string | null, head: 
 export async function pullChanges(db: Db, principal: Principal, request: { cursor: FeedCursor | null; limit: number; spaceId: string | null }): Promise<FeedPage> {
   const userId = requireUserId(principal);
   const tenantId = principal.tenantId;
-  const readable = await readableSpaceIds(db, principal, userId, request.spaceId);
-  const head = await feedHead(db, tenantId);
+  const { readable, head, held: heldLoad } = await loadFeedState(db, principal, userId, request.cursor, request.spaceId);
   const state = { ...startingState(request.cursor, request.spaceId, head) };
-  const held = await loadSpaceSet(db, tenantId, state.k);
+  const held = await heldLoad;
   const known = new Set(held);
   const changes: FeedEntry[] = [];
   const room = () => request.limit - changes.length;
@@ -256,10 +267,9 @@ async function createListing(db: Db, tenantId: string, userId: string, spaceIds:
 /** Whether a pull after `cursor` would return anything now (the long poll's check; no listing is created). */
 export async function hasChanges(db: Db, principal: Principal, cursor: FeedCursor, spaceId: string | null): Promise<boolean> {
   const userId = requireUserId(principal);
-  const readable = await readableSpaceIds(db, principal, userId, spaceId);
-  const head = await feedHead(db, principal.tenantId);
+  const { readable, head, held } = await loadFeedState(db, principal, userId, cursor, spaceId);
   const state = startingState(cursor, spaceId, head);
-  const known = await loadSpaceSet(db, principal.tenantId, state.k);
+  const known = await held;
   if (known.some((id) => !readable.has(id)) || [...readable].some((id) => !known.includes(id))) return true;
   if (state.s && !state.s.done) return true;
   if (head.position <= state.p) return false;
