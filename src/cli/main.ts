@@ -143,17 +143,31 @@ async function dev(): Promise<void> {
       '',
     ].join('\n') + '\n',
   );
-  const stop = async () => {
-    await closeApi();
-    await workers.shutdown();
-    await services.close();
-    temporalServer?.kill('SIGTERM');
-    weaviateServer?.kill('SIGTERM');
-    process.exit(0);
-  };
-  process.once('SIGINT', () => void stop());
-  process.once('SIGTERM', () => void stop());
-  await running;
+  // Once: on a signal, or when the workers end by themselves. The workers' end also ends `running`, so the main
+  // path waits for the whole shutdown too — the child servers must never outlive this process.
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      const step = async (name: string, run: () => Promise<unknown>) => {
+        try {
+          await run();
+        } catch (error) {
+          services.logger.warn({ err: error }, `dev: stopping ${name} failed`);
+        }
+      };
+      await step('the API', closeApi);
+      await step('the workers', () => workers.shutdown());
+      await step('the services', () => services.close());
+      temporalServer?.kill('SIGTERM');
+      weaviateServer?.kill('SIGTERM');
+    })());
+  process.once('SIGINT', () => void stop().then(() => process.exit(0)));
+  process.once('SIGTERM', () => void stop().then(() => process.exit(0)));
+  try {
+    await running;
+  } finally {
+    await stop();
+  }
 }
 
 async function main(argv: string[]): Promise<number> {
