@@ -1,13 +1,12 @@
 // Text extraction for search (spec §11): plain text, Markdown, CSV/TSV, JSON, HTML, PDF and DOCX, with size and
 // time limits. Formats are recognised by their bytes first (a PDF renamed .txt is still a PDF) and then by the
-// name. Text formats are read as a stream and cut at the text limit; PDF (unpdf, on Mozilla's pdf.js) and DOCX
-// (mammoth) need the whole file, so they have a size limit. Anything else is `unsupported` with a reason — there
-// is no OCR by default.
+// name. Text formats are read as a stream and cut at the text limit; PDF (unpdf, on Mozilla's pdf.js), DOCX
+// (mammoth) and HTML (html-to-text) are parsed whole, on a thread of their own with a time and heap limit (see
+// document-parser.ts), so they have a size limit. Anything else is `unsupported` with a reason — there is no OCR
+// by default.
 import { StringDecoder } from 'node:string_decoder';
 import type { Readable } from 'node:stream';
-import { convert as htmlToText } from 'html-to-text';
-import mammoth from 'mammoth';
-import { extractText as pdfText, getDocumentProxy } from 'unpdf';
+import { parseDocument } from './document-parser';
 
 export type ExtractionFormat = 'text' | 'markdown' | 'csv' | 'json' | 'html' | 'pdf' | 'docx';
 
@@ -20,11 +19,13 @@ export interface ExtractionLimits {
   maxDocumentBytes: number;
   /** Text kept per file (the rest is cut off; `truncated` says so). */
   maxTextChars: number;
-  /** Longest a parse may take. */
+  /** Longest a parse may take (the parsing thread is terminated then). */
   timeoutMs: number;
+  /** Heap of the parsing thread, in MiB. */
+  maxParseHeapMb: number;
 }
 
-export const defaultExtractionLimits: ExtractionLimits = { maxDocumentBytes: 50 * 1024 * 1024, maxTextChars: 2_000_000, timeoutMs: 60_000 };
+export const defaultExtractionLimits: ExtractionLimits = { maxDocumentBytes: 50 * 1024 * 1024, maxTextChars: 2_000_000, timeoutMs: 60_000, maxParseHeapMb: 1024 };
 
 const byExtension: Record<string, ExtractionFormat> = {
   txt: 'text',
@@ -50,13 +51,6 @@ export function detectFormat(name: string, head: Buffer): ExtractionFormat | und
   if (head.subarray(0, 4).equals(Buffer.from([0x50, 0x4b, 0x03, 0x04]))) return byName === 'docx' ? 'docx' : undefined;
   if (byName === 'pdf' || byName === 'docx') return undefined; // the name says so, the bytes do not
   return byName;
-}
-
-class ExtractionTimeout extends Error {}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new ExtractionTimeout()), ms)))]).finally(() => clearTimeout(timer));
 }
 
 /** JSON's keys and string values, one per line (numbers and booleans carry little to search for). */
@@ -108,20 +102,6 @@ async function head(iterator: AsyncIterator<Buffer>, bytes: number): Promise<Buf
   return Buffer.concat(parts, size);
 }
 
-/**
- * A parser's result, or `unsupported` when the content defeats it (damaged, or too slow). Only parsing is
- * caught here: a failure to read the bytes (storage down) propagates, so the caller retries instead of
- * marking a good file unsupported.
- */
-async function parsing(limits: ExtractionLimits, parse: Promise<string>): Promise<string | Extraction> {
-  try {
-    return await parse;
-  } catch (error) {
-    if (error instanceof ExtractionTimeout) return { status: 'unsupported', reason: `extraction took longer than ${limits.timeoutMs / 1000} s` };
-    return { status: 'unsupported', reason: `the file could not be read as its format: ${(error as Error).message.slice(0, 200)}` };
-  }
-}
-
 const clip = (text: string, maxChars: number) => ({ text: text.length > maxChars ? text.slice(0, maxChars) : text, truncated: text.length > maxChars });
 
 /**
@@ -140,27 +120,19 @@ export async function extractText(name: string, size: number, content: Readable,
       if (size > limits.maxDocumentBytes) return { status: 'unsupported', reason: `${format.toUpperCase()} larger than ${limits.maxDocumentBytes} bytes` };
       const bytes = await readAll(rest, first, limits.maxDocumentBytes);
       if (!bytes) return { status: 'unsupported', reason: `${format.toUpperCase()} larger than ${limits.maxDocumentBytes} bytes` };
-      const text = await parsing(
-        limits,
-        withTimeout(
-          format === 'pdf'
-            ? getDocumentProxy(new Uint8Array(bytes)).then(async (document) => (await pdfText(document, { mergePages: true })).text as string)
-            : mammoth.extractRawText({ buffer: bytes }).then((result) => result.value),
-          limits.timeoutMs,
-        ),
-      );
-      if (typeof text !== 'string') return text;
-      return { status: 'extracted', format, ...clip(text.trim(), limits.maxTextChars) };
+      const parsed = await parseDocument(format, bytes, { timeoutMs: limits.timeoutMs, maxHeapMb: limits.maxParseHeapMb });
+      if (!parsed.ok) return { status: 'unsupported', reason: parsed.reason };
+      return { status: 'extracted', format, ...clip(parsed.text.trim(), limits.maxTextChars) };
     }
     if (format === 'html' || format === 'json') {
       // Parsed whole: bounded by the text limit (four bytes per character at most).
       const bytes = await readAll(rest, first, limits.maxTextChars * 4);
       if (!bytes) return { status: 'unsupported', reason: `${format.toUpperCase()} larger than the ${limits.maxTextChars}-character text limit` };
-      const source = bytes.toString('utf8');
       if (format === 'html') {
-        const text = await parsing(limits, Promise.resolve().then(() => htmlToText(source, { wordwrap: false, selectors: [{ selector: 'img', format: 'skip' }] })));
-        return typeof text === 'string' ? { status: 'extracted', format, ...clip(text, limits.maxTextChars) } : text;
+        const parsed = await parseDocument(format, bytes, { timeoutMs: limits.timeoutMs, maxHeapMb: limits.maxParseHeapMb });
+        return parsed.ok ? { status: 'extracted', format, ...clip(parsed.text, limits.maxTextChars) } : { status: 'unsupported', reason: parsed.reason };
       }
+      const source = bytes.toString('utf8');
       let parsed: unknown;
       try {
         parsed = JSON.parse(source);

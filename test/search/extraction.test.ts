@@ -77,6 +77,34 @@ describe('text extraction', () => {
     await assert.rejects(extractText('x.txt', 10, failing), /storage went away/);
   });
 
+  test('a parse past its time limit is stopped on its thread: unsupported, the caller\'s event loop never stalls, the next file parses', async () => {
+    const html = '<html><body>' + '<div><p>word <b>bold</b> text</p></div>'.repeat(150_000) + '</body></html>'; // ~6 MB, seconds to parse
+    let longestGap = 0;
+    let last = performance.now();
+    const ticker = setInterval(() => {
+      const now = performance.now();
+      longestGap = Math.max(longestGap, now - last);
+      last = now;
+    }, 10);
+    const started = performance.now();
+    const slow = await extractText('huge.html', html.length, streamOf(html, 65536), { ...defaultExtractionLimits, timeoutMs: 200 });
+    const elapsed = performance.now() - started;
+    clearInterval(ticker);
+    assert.ok(slow.status === 'unsupported' && /longer than 0.2 s/.test(slow.reason), JSON.stringify(slow).slice(0, 300));
+    assert.ok(elapsed < 2000, `stopped at its limit, not when the parse ended: ${elapsed.toFixed(0)} ms`);
+    assert.ok(longestGap < 150, `the event loop kept ticking during the parse (longest gap ${longestGap.toFixed(0)} ms)`);
+    const next = await extract('small.html', '<p>still working</p>');
+    assert.ok(next.status === 'extracted' && next.text.includes('still working'), JSON.stringify(next));
+  });
+
+  test('a parse that outgrows its heap limit fails that file only, with the reason', async () => {
+    const html = '<html><body>' + '<div><p>word <b>bold</b> text</p></div>'.repeat(150_000) + '</body></html>';
+    const bomb = await extractText('bomb.html', html.length, streamOf(html, 65536), { ...defaultExtractionLimits, maxParseHeapMb: 48 });
+    assert.ok(bomb.status === 'unsupported' && /needed more than 48 MiB/.test(bomb.reason), JSON.stringify(bomb).slice(0, 300));
+    const pdf = await extract('after.pdf', await makePdf(['Parsed after the bomb']));
+    assert.ok(pdf.status === 'extracted' && /Parsed after the bomb/.test(pdf.text), JSON.stringify(pdf));
+  });
+
   test('detectFormat: bytes first, then the name', () => {
     assert.equal(detectFormat('a.bin', Buffer.from('%PDF-1.4')), 'pdf');
     assert.equal(detectFormat('a.pdf', Buffer.from('hello')), undefined, 'a name saying PDF without the bytes is not trusted');
