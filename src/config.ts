@@ -56,6 +56,9 @@ const variables = {
   SCAIDRIVE_S3_ACCESS_KEY_ID: z.string().min(1).optional(),
   SCAIDRIVE_S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
   SCAIDRIVE_S3_FORCE_PATH_STYLE: boolean.default(true),
+  /** Where clients reach the store for presigned URLs (direct chunk uploads), when not at SCAIDRIVE_S3_ENDPOINT. */
+  SCAIDRIVE_S3_PUBLIC_ENDPOINT: httpUrl.optional(),
+  SCAIDRIVE_UPLOAD_DIRECT_URL_TTL_SECONDS: z.coerce.number().int().min(1).max(7 * 24 * 3600).default(900),
   SCAIDRIVE_WEAVIATE_URL: httpUrl.optional(),
   SCAIDRIVE_WEAVIATE_GRPC_PORT: z.coerce.number().int().min(1).max(65535).default(50051),
   SCAIDRIVE_EMBEDDING_PROVIDER: z.enum(['local', 'openai']).default('local'),
@@ -121,7 +124,7 @@ export interface Config {
   secretKey?: string;
   storage:
     | { driver: 'filesystem'; path: string }
-    | { driver: 's3'; endpoint?: string; region: string; bucket: string; accessKeyId?: string; secretAccessKey?: string; forcePathStyle: boolean };
+    | { driver: 's3'; endpoint?: string; publicEndpoint?: string; region: string; bucket: string; accessKeyId?: string; secretAccessKey?: string; forcePathStyle: boolean };
   weaviateUrl?: string;
   /** Weaviate's gRPC port (weaviate-client v3 queries and writes over gRPC), on the URL's host. */
   weaviateGrpcPort: number;
@@ -146,7 +149,7 @@ export interface Config {
   trustedProxies: string[];
   workflowWaitSeconds: number;
   /** Per-process upload limits: buffered chunk bytes, concurrent chunk PUTs per user, stalled bodies, open sessions per user. */
-  uploads: { bufferBudgetBytes: number; maxConcurrentChunksPerUser: number; bodyTimeoutSeconds: number; maxOpenSessionsPerUser: number };
+  uploads: { bufferBudgetBytes: number; maxConcurrentChunksPerUser: number; bodyTimeoutSeconds: number; maxOpenSessionsPerUser: number; directUrlTtlSeconds: number };
   /** Link-password hashes running at once per process, and how many may wait (the rest get 503). */
   passwordHashing: { concurrency: number; maxQueued: number };
 }
@@ -194,7 +197,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   if (v.SCAIDRIVE_JWT_ISSUER && !v.SCAIDRIVE_SCAIKEY_URL) {
     throw new ConfigError('SCAIDRIVE_JWT_ISSUER needs SCAIDRIVE_SCAIKEY_URL (where the JWKS is found)');
   }
-  const s3Keys = ['SCAIDRIVE_S3_ENDPOINT', 'SCAIDRIVE_S3_ACCESS_KEY_ID', 'SCAIDRIVE_S3_SECRET_ACCESS_KEY'] as const;
+  const s3Keys = ['SCAIDRIVE_S3_ENDPOINT', 'SCAIDRIVE_S3_PUBLIC_ENDPOINT', 'SCAIDRIVE_S3_ACCESS_KEY_ID', 'SCAIDRIVE_S3_SECRET_ACCESS_KEY'] as const;
   if (!v.SCAIDRIVE_S3_BUCKET) {
     const stray = s3Keys.find((k) => v[k] !== undefined);
     if (stray) throw new ConfigError(`Invalid value for SCAIDRIVE_S3_BUCKET: required when ${stray} is set`);
@@ -203,6 +206,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     ? {
         driver: 's3',
         endpoint: v.SCAIDRIVE_S3_ENDPOINT,
+        publicEndpoint: v.SCAIDRIVE_S3_PUBLIC_ENDPOINT,
         region: v.SCAIDRIVE_S3_REGION,
         bucket: v.SCAIDRIVE_S3_BUCKET,
         accessKeyId: v.SCAIDRIVE_S3_ACCESS_KEY_ID,
@@ -274,6 +278,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       maxConcurrentChunksPerUser: v.SCAIDRIVE_UPLOAD_MAX_CONCURRENT_CHUNKS_PER_USER,
       bodyTimeoutSeconds: v.SCAIDRIVE_UPLOAD_BODY_TIMEOUT_SECONDS,
       maxOpenSessionsPerUser: v.SCAIDRIVE_UPLOAD_MAX_OPEN_SESSIONS_PER_USER,
+      directUrlTtlSeconds: v.SCAIDRIVE_UPLOAD_DIRECT_URL_TTL_SECONDS,
     },
     passwordHashing: { concurrency: v.SCAIDRIVE_PASSWORD_HASH_CONCURRENCY, maxQueued: v.SCAIDRIVE_PASSWORD_HASH_QUEUE },
   };

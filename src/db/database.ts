@@ -187,6 +187,8 @@ export interface UploadSessionsTable {
   chunk_size: number;
   chunk_count: number;
   checksum_sha256: string | null;
+  /** 'proxied' (chunks through the API) or 'direct' (presigned PUTs to the store). */
+  transfer: ColumnType<'proxied' | 'direct', 'proxied' | 'direct' | undefined, never>;
   base_version_id: string | null;
   status: Generated<UploadStatus>;
   error_code: string | null;

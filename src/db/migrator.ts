@@ -16,6 +16,7 @@ import * as searchDocuments from './migrations/2026_12_03_0008_search_documents'
 import * as searchQueue from './migrations/2026_12_03_0009_search_queue';
 import * as sync from './migrations/2026_12_03_0010_sync';
 import * as syncConflicts from './migrations/2026_12_03_0011_sync_conflicts';
+import * as directTransfer from './migrations/2026_12_03_0012_direct_transfer';
 
 export const migrations: Record<string, Migration> = {
   '2026_11_22_0001_identity': identity,
@@ -32,6 +33,7 @@ export const migrations: Record<string, Migration> = {
   '2026_12_03_0009_search_queue': searchQueue,
   '2026_12_03_0010_sync': sync,
   '2026_12_03_0011_sync_conflicts': syncConflicts,
+  '2026_12_03_0012_direct_transfer': directTransfer,
 };
 
 export function createMigrator(db: Db): Migrator {

@@ -34,7 +34,8 @@ export async function storeChunk(db: Db, storage: BlobStorage, tenantId: string,
   await db
     .insertInto('chunks')
     .values({ tenant_id: tenantId, sha256, size: data.length })
-    .onConflict((oc) => oc.columns(['tenant_id', 'sha256']).doUpdateSet({ last_seen_at: sql`now()` }))
+    // The size of the bytes just written wins over a direct-upload ticket's declaration (see direct-transfer.service.ts).
+    .onConflict((oc) => oc.columns(['tenant_id', 'sha256']).doUpdateSet({ last_seen_at: sql`now()`, size: sql`excluded.size` }))
     .execute();
   return false;
 }

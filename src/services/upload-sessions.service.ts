@@ -46,6 +46,8 @@ export interface CreateSessionInput {
   checksumSha256?: string;
   chunkSize?: number;
   baseVersionId?: string;
+  /** 'direct': chunks go to presigned URLs on the store (S3 driver only); 'proxied' (default): through the API. */
+  transfer?: 'proxied' | 'direct';
 }
 
 /**
@@ -64,9 +66,14 @@ export async function createUploadSession(
     deviceId?: string;
     /** On a recorded conflict, open the session anyway and keep it for the client's content (resumable uploads). */
     keepOpenOnConflict?: boolean;
+    /** The storage driver: direct transfer needs one that signs URLs (S3). */
+    storageDriver?: BlobStorage['driver'];
   } = {},
 ): Promise<UploadSession> {
   const userId = requireUser(principal);
+  if (input.transfer === 'direct' && options.storageDriver !== 's3') {
+    throw badRequest('"transfer": "direct" needs the S3 storage driver; this server stores files on its filesystem (send chunks through the API)', 'DIRECT_TRANSFER_UNSUPPORTED');
+  }
   let name = validName(input.name);
   let baseVersionId = input.baseVersionId;
   const device = await deviceForWrite(db, principal, options.deviceId);
@@ -172,6 +179,7 @@ async function openSession(
       chunk_count: Math.ceil(input.size / chunkSize),
       checksum_sha256: input.checksumSha256?.toLowerCase() ?? null,
       base_version_id: input.baseVersionId ?? null,
+      transfer: input.transfer ?? 'proxied',
       expires_at: new Date(Date.now() + tenant.settings.upload_session_ttl_hours * 3600 * 1000),
       reserved_bytes: input.size,
       reserved_subjects: JSON.stringify(subjects),
@@ -259,7 +267,7 @@ export async function putChunk(
  * finalizing) either waits for this write or makes it fail, so what is hashed is what is committed.
  * Throws the session's state (409/410) when it is no longer writable.
  */
-async function recordChunks(db: Db, uploadId: string, chunks: { index: number; sha256: string; size: number }[]): Promise<void> {
+export async function recordChunks(db: Db, uploadId: string, chunks: { index: number; sha256: string; size: number }[]): Promise<void> {
   if (chunks.length === 0) return;
   const written = await sql<{ index: number }>`
     insert into upload_chunks (upload_id, index, tenant_id, user_id, sha256, size)

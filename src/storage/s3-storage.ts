@@ -10,6 +10,7 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { Config } from '../config';
 import { BlobNotFoundError, type BlobStorage, type ByteRange } from './blob-storage';
 
@@ -22,22 +23,75 @@ function isNotFound(error: unknown): boolean {
   return e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404;
 }
 
+/** A presigned PUT: the client sends the bytes to `url` with exactly these headers. */
+export interface PresignedPut {
+  url: string;
+  headers: Record<string, string>;
+}
+
+/** What the store says about an object written through a presigned PUT. */
+export interface CheckedObject {
+  size: number;
+  /** The SHA-256 the store verified on write (hex), when it was written with a checksum. */
+  sha256: string | null;
+  /** The `x-amz-meta-scaidrive-upload` tag the presigned PUT carried. */
+  uploadTag: string | null;
+}
+
+/** Metadata key a direct chunk PUT must carry (signed into its URL): which session and index wrote the object. */
+const uploadTagKey = 'scaidrive-upload';
+
 export class S3Storage implements BlobStorage {
   readonly driver = 's3' as const;
   readonly client: S3Client;
   readonly bucket: string;
+  /** Signs URLs for clients: on the public endpoint when the API reaches the store at another address. */
+  private readonly signer: S3Client;
 
   constructor(config: S3Config) {
     this.bucket = config.bucket;
-    this.client = new S3Client({
+    const options = (endpoint: string | undefined) => ({
       region: config.region,
-      endpoint: config.endpoint,
+      endpoint,
       forcePathStyle: config.forcePathStyle,
       credentials: config.accessKeyId && config.secretAccessKey ? { accessKeyId: config.accessKeyId, secretAccessKey: config.secretAccessKey } : undefined,
       // Only send/verify checksums when the operation requires them: MinIO and older S3-compatibles reject the new defaults on streams.
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
+      requestChecksumCalculation: 'WHEN_REQUIRED' as const,
+      responseChecksumValidation: 'WHEN_REQUIRED' as const,
     });
+    this.client = new S3Client(options(config.endpoint));
+    this.signer = config.publicEndpoint ? new S3Client(options(config.publicEndpoint)) : this.client;
+  }
+
+  /**
+   * A URL to PUT exactly `size` bytes whose SHA-256 is `sha256` (hex) under `key`: the store itself rejects
+   * other bytes (x-amz-checksum-sha256 is signed), and the object records `uploadTag` (signed metadata), so a
+   * later check can tell that this client wrote it rather than finding what someone else stored.
+   */
+  async presignPut(key: string, sha256: string, size: number, uploadTag: string, expiresInSeconds: number): Promise<PresignedPut> {
+    const checksum = Buffer.from(sha256, 'hex').toString('base64');
+    const signed = new Set(['content-length', 'x-amz-checksum-sha256', `x-amz-meta-${uploadTagKey}`]);
+    const url = await getSignedUrl(
+      this.signer,
+      new PutObjectCommand({ Bucket: this.bucket, Key: key, ContentLength: size, ChecksumSHA256: checksum, Metadata: { [uploadTagKey]: uploadTag } }),
+      { expiresIn: expiresInSeconds, signableHeaders: signed, unhoistableHeaders: signed },
+    );
+    return { url, headers: { 'x-amz-checksum-sha256': checksum, [`x-amz-meta-${uploadTagKey}`]: uploadTag } };
+  }
+
+  /** Size, verified checksum and upload tag of an object, or null when absent. */
+  async headChecked(key: string): Promise<CheckedObject | null> {
+    try {
+      const result = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key, ChecksumMode: 'ENABLED' }));
+      return {
+        size: result.ContentLength ?? 0,
+        sha256: result.ChecksumSHA256 ? Buffer.from(result.ChecksumSHA256, 'base64').toString('hex') : null,
+        uploadTag: result.Metadata?.[uploadTagKey] ?? null,
+      };
+    } catch (error) {
+      if (isNotFound(error)) return null;
+      throw error;
+    }
   }
 
   async ensureReady(): Promise<void> {

@@ -14,6 +14,7 @@ export const uploadSessionSchema = z
     chunk_count: z.number().int(),
     checksum_sha256: z.string().nullable(),
     base_version_id: z.string().nullable(),
+    transfer: z.enum(['proxied', 'direct']),
     received_chunks: z.array(z.number().int()),
     file_id: z.string().nullable(),
     version_id: z.string().nullable(),
@@ -33,6 +34,7 @@ export const presentUploadSession = (session: UploadSession, receivedChunks: num
   chunk_count: session.chunk_count,
   checksum_sha256: session.checksum_sha256,
   base_version_id: session.base_version_id,
+  transfer: session.transfer,
   received_chunks: receivedChunks,
   file_id: session.file_id,
   version_id: session.version_id,
@@ -42,6 +44,19 @@ export const presentUploadSession = (session: UploadSession, receivedChunks: num
 });
 
 export const chunkReceiptSchema = z.object({ index: z.number().int(), size: z.number().int(), sha256: z.string(), deduplicated: z.boolean() });
+
+export const chunkUploadTicketSchema = z
+  .object({
+    index: z.number().int(),
+    sha256: z.string(),
+    size: z.number().int(),
+    deduplicated: z.boolean().describe('true: your own uploads hold this chunk; it is attached, send nothing'),
+    url: z.string().nullable().describe('PUT the chunk bytes here with exactly `headers` (null when deduplicated)'),
+    method: z.literal('PUT'),
+    headers: z.record(z.string(), z.string()),
+    expires_at: z.string().nullable(),
+  })
+  .openapi('ChunkUploadTicket');
 
 export const chunkCheckSchema = z.object({ known: z.array(z.string()), attached: z.array(z.number().int()) });
 

@@ -4,6 +4,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import { AppError, conflict } from '../../errors';
 import * as sessions from '../../services/upload-sessions.service';
+import { chunkUploadUrl, completeDirectChunk } from '../../services/direct-transfer.service';
 import { loadCommit } from '../../services/versions.service';
 import { uploadFinalizationWorkflow, type FinalizationResult } from '../../workflows/upload-finalization.workflow';
 import { workflowIds } from '../../temporal/workflow-ids';
@@ -12,7 +13,7 @@ import { z } from '../openapi';
 import type { AppContext } from '../context';
 import type { Principal } from '../../services/principal';
 import { nodeName } from '../node-name';
-import { chunkCheckSchema, chunkReceiptSchema, finalizingSchema, presentUploadSession, uploadSessionSchema } from '../presenters/uploads';
+import { chunkCheckSchema, chunkReceiptSchema, chunkUploadTicketSchema, finalizingSchema, presentUploadSession, uploadSessionSchema } from '../presenters/uploads';
 import { commitSchema, presentCommit } from '../presenters/versions';
 import { readBounded } from '../request-body';
 import { resultWithin, startOrAttach } from '../workflow-starter';
@@ -57,9 +58,10 @@ export function registerUploadRoutes(router: Router, registry: OpenAPIRegistry):
         checksum_sha256: sha256.optional(),
         chunk_size: z.number().int().min(sessions.minChunkSize).max(sessions.maxChunkSize).optional(),
         base_version_id: z.string().max(64).optional(),
+        transfer: z.enum(['proxied', 'direct']).optional().describe('direct (S3 driver): chunks go to presigned URLs from POST /uploads/{id}/chunks/{index}/url'),
       }),
       responses: { 201: { description: 'The session', schema: uploadSessionSchema } },
-      errors: [409, 410, 413, 429, 507],
+      errors: [400, 409, 410, 413, 429, 507],
     },
     async (ctx, { principal, body }) => {
       const session = await sessions.createUploadSession(
@@ -72,8 +74,14 @@ export function registerUploadRoutes(router: Router, registry: OpenAPIRegistry):
           checksumSha256: body.checksum_sha256,
           chunkSize: body.chunk_size,
           baseVersionId: body.base_version_id,
+          transfer: body.transfer,
         },
-        { maxOpenSessionsPerUser: uploadLimits(ctx.deps).maxOpenSessionsPerUser, deviceId: ctx.get('x-device-id') || undefined, keepOpenOnConflict: true },
+        {
+          maxOpenSessionsPerUser: uploadLimits(ctx.deps).maxOpenSessionsPerUser,
+          deviceId: ctx.get('x-device-id') || undefined,
+          keepOpenOnConflict: true,
+          storageDriver: ctx.deps.storage.driver,
+        },
       );
       ctx.status = 201;
       ctx.body = presentUploadSession(session, [], false);
@@ -116,6 +124,43 @@ export function registerUploadRoutes(router: Router, registry: OpenAPIRegistry):
         contentLength: length ? Number(length) : undefined,
         sha256: ctx.get('x-chunk-sha256') || undefined,
       });
+    },
+  );
+
+  const chunkParams = z.object({ id: z.string().max(64), index: z.string().regex(/^\d{1,9}$/) });
+
+  route(
+    {
+      method: 'post',
+      path: '/uploads/{id}/chunks/{index}/url',
+      summary: 'Direct transfer: a presigned PUT URL for one chunk on the store (or "deduplicated" when your own uploads hold it)',
+      tag: 'uploads',
+      access: 'authenticated',
+      params: chunkParams,
+      body: z.object({ sha256, size: z.number().int().min(0) }),
+      responses: { 200: { description: 'Where to send the chunk', schema: chunkUploadTicketSchema } },
+      errors: [400, 409, 410],
+    },
+    async (ctx, { principal, params, body }) => {
+      const deps = { ...uploadDeps(ctx), directUrlTtlSeconds: ctx.deps.config.uploads.directUrlTtlSeconds };
+      ctx.body = await chunkUploadUrl(deps, principal, params.id, Number(params.index), body);
+    },
+  );
+
+  route(
+    {
+      method: 'put',
+      path: '/uploads/{id}/chunks/{index}/complete',
+      summary: 'Direct transfer: record a chunk PUT to its presigned URL (checked on the store: this session wrote it, with this SHA-256 and size)',
+      tag: 'uploads',
+      access: 'authenticated',
+      params: chunkParams,
+      body: z.object({ sha256 }),
+      responses: { 200: { description: 'Recorded', schema: chunkReceiptSchema } },
+      errors: [400, 409, 410],
+    },
+    async (ctx, { principal, params, body }) => {
+      ctx.body = await completeDirectChunk(uploadDeps(ctx), principal, params.id, Number(params.index), body.sha256);
     },
   );
 
