@@ -58,7 +58,7 @@ const variables = {
   SCAIDRIVE_S3_FORCE_PATH_STYLE: boolean.default(true),
   /** Where clients reach the store for presigned URLs (direct chunk uploads), when not at SCAIDRIVE_S3_ENDPOINT. */
   SCAIDRIVE_S3_PUBLIC_ENDPOINT: httpUrl.optional(),
-  SCAIDRIVE_UPLOAD_DIRECT_URL_TTL_SECONDS: z.coerce.number().int().min(1).max(7 * 24 * 3600).default(900),
+  SCAIDRIVE_UPLOAD_DIRECT_URL_TTL_SECONDS: z.coerce.number().int().min(1).max(3600).default(900),
   SCAIDRIVE_WEAVIATE_URL: httpUrl.optional(),
   SCAIDRIVE_WEAVIATE_GRPC_PORT: z.coerce.number().int().min(1).max(65535).default(50051),
   SCAIDRIVE_EMBEDDING_PROVIDER: z.enum(['local', 'openai']).default('local'),

@@ -1,9 +1,10 @@
 // Sends a version's bytes over HTTP: Range (single), ETag/If-None-Match, Content-Length, X-Checksum-Sha256;
 // HEAD gets the same headers without the bytes being read.
 import { Transform } from 'node:stream';
+import { z } from './openapi';
 import type { Version } from '../db/database';
 import { AppError } from '../errors';
-import { openVersionStream, parseRange } from '../services/content.service';
+import { openVersionStream, parseRange, presignedVersionUrl } from '../services/content.service';
 import type { AppContext } from './context';
 
 export function contentTypeFor(name: string): string {
@@ -31,19 +32,38 @@ function rfc8187Encode(value: string): string {
   return encodeURIComponent(value).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
-export function sendVersionContent(ctx: AppContext, version: Version, fileName: string): void {
+/** `?redirect=1` (or `true`): the client would rather follow a redirect to the store than have the API stream. */
+export const redirectQuery = z.object({ redirect: z.enum(['0', '1', 'true', 'false']).optional() });
+
+/**
+ * Answers a version's content: 304 when the client has it, else — when `redirect` is asked for and the store can
+ * serve it (S3, one chunk) — 302 to a 15-minute presigned GET carrying the same ETag and X-Checksum-Sha256, else
+ * the bytes streamed by the API.
+ */
+export async function sendVersionContent(ctx: AppContext, version: Version, fileName: string, options: { redirect?: string } = {}): Promise<void> {
   const etag = `"${version.checksum_sha256}"`;
+  const contentDisposition = `attachment; filename*=UTF-8''${rfc8187Encode(fileName)}`;
   ctx.set('ETag', etag);
   ctx.set('Accept-Ranges', 'bytes');
   ctx.set('X-Checksum-Sha256', version.checksum_sha256);
   ctx.set('Cache-Control', 'private, no-cache');
-  ctx.set('Content-Disposition', `attachment; filename*=UTF-8''${rfc8187Encode(fileName)}`);
+  ctx.set('Content-Disposition', contentDisposition);
   // Uploaded bytes are the tenant's, not ours: a browser must never sniff them into HTML or script.
   ctx.set('X-Content-Type-Options', 'nosniff');
   const ifNoneMatch = ctx.get('if-none-match');
   if (ifNoneMatch && (ifNoneMatch === '*' || ifNoneMatch.split(',').map((t) => t.trim().replace(/^W\//, '')).includes(etag))) {
     ctx.status = 304;
     return;
+  }
+  if (ctx.method === 'GET' && (options.redirect === '1' || options.redirect === 'true')) {
+    const url = await presignedVersionUrl(ctx.deps.db, ctx.deps.storage, version.id, { contentType: contentTypeFor(fileName), contentDisposition });
+    if (url) {
+      ctx.set('Cache-Control', 'private, no-store'); // the URL is a short-lived credential
+      ctx.status = 302;
+      ctx.redirect(url);
+      return;
+    }
+    ctx.set('X-Redirect-Unavailable', ctx.deps.storage.driver === 's3' ? 'stored in several chunks' : 'not on an object store');
   }
   const ifRange = ctx.get('if-range');
   const range = ifRange && ifRange !== etag ? undefined : parseRange(ctx.get('range') || undefined, version.size);

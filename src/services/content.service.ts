@@ -2,7 +2,24 @@
 import { Readable } from 'node:stream';
 import type { Db } from '../db/database';
 import type { BlobStorage, ByteRange } from '../storage/blob-storage';
+import { S3Storage } from '../storage/s3-storage';
 import { chunkKey } from './chunk-store';
+
+/** How long a download redirect's presigned URL stays valid (as the signed download URL). */
+const redirectTtlSeconds = 15 * 60;
+
+/**
+ * A presigned GET on the store for a version, for clients that follow redirects — or null when the bytes cannot
+ * be served by one object URL: another storage driver, or a version stored as several chunks (a presigned URL
+ * names one object; those are streamed by the API). Range requests work on the store's URL unchanged, since a
+ * one-chunk version's object holds exactly its bytes.
+ */
+export async function presignedVersionUrl(db: Db, storage: BlobStorage, versionId: string, response: { contentType: string; contentDisposition: string }): Promise<string | null> {
+  if (!(storage instanceof S3Storage)) return null;
+  const chunks = await db.selectFrom('version_chunks').select(['tenant_id', 'sha256']).where('version_id', '=', versionId).limit(2).execute();
+  if (chunks.length !== 1) return null;
+  return storage.presignGet(chunkKey(chunks[0]!.tenant_id, chunks[0]!.sha256), redirectTtlSeconds, response);
+}
 
 export function openVersionStream(db: Db, storage: BlobStorage, versionId: string, range?: ByteRange): Readable {
   async function* pieces() {

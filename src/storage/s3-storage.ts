@@ -79,6 +79,15 @@ export class S3Storage implements BlobStorage {
     return { url, headers: { 'x-amz-checksum-sha256': checksum, [`x-amz-meta-${uploadTagKey}`]: uploadTag } };
   }
 
+  /** A URL to GET the object for `expiresInSeconds`, answered with these Content-Type and Content-Disposition. */
+  async presignGet(key: string, expiresInSeconds: number, response: { contentType: string; contentDisposition: string }): Promise<string> {
+    return getSignedUrl(
+      this.signer,
+      new GetObjectCommand({ Bucket: this.bucket, Key: key, ResponseContentType: response.contentType, ResponseContentDisposition: response.contentDisposition }),
+      { expiresIn: expiresInSeconds },
+    );
+  }
+
   /** Size, verified checksum and upload tag of an object, or null when absent. */
   async headChecked(key: string): Promise<CheckedObject | null> {
     try {

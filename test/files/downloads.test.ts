@@ -221,6 +221,17 @@ describe('downloads', () => {
     assert.equal(foreign.status, 404);
   });
 
+  test('redirect=1 on the filesystem driver: the API streams the bytes and says why there is no redirect', async () => {
+    const data = randomData(1000);
+    const upload = await uploadDirect(stack, alice.token, alice.rootFolderId, 'local.bin', data);
+    const response = await fetch(`${stack.baseUrl}/api/v1/files/${upload.body.file.id}/content?redirect=1`, { headers: { authorization: `Bearer ${alice.token}` }, redirect: 'manual' });
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get('x-redirect-unavailable'), 'not on an object store');
+    assert.ok(Buffer.from(await response.arrayBuffer()).equals(data));
+    const bad = await fetch(`${stack.baseUrl}/api/v1/files/${upload.body.file.id}/content?redirect=maybe`, { headers: { authorization: `Bearer ${alice.token}` } });
+    assert.equal(bad.status, 422);
+  });
+
   describe('signed download URLs', () => {
     /** The signed URL's path, fetched on the test server (the stack's public URL has port 0). */
     function signedPath(url: string): string {
@@ -393,5 +404,44 @@ describe('downloads from S3 storage', () => {
     const signed = await download(stack, new URL(url.body.url).pathname, { headers: { range: 'bytes=131000-131100' } });
     assert.equal(signed.status, 206);
     assert.ok(signed.body.equals(data.subarray(131_000, 131_101)));
+  });
+
+  test('redirect=1: a one-chunk file answers 302 to a presigned URL on the store (Range works there, same checksum); a multi-chunk file is streamed', async () => {
+    const data = randomData(50_000);
+    const upload = await uploadDirect(stack, alice.token, alice.rootFolderId, 'report final.pdf', data);
+    assert.equal(upload.status, 201);
+    const path = `/api/v1/files/${upload.body.file.id}/content?redirect=1`;
+    const redirected = await fetch(`${stack.baseUrl}${path}`, { headers: { authorization: `Bearer ${alice.token}` }, redirect: 'manual' });
+    assert.equal(redirected.status, 302);
+    assert.equal(redirected.headers.get('x-checksum-sha256'), sha256(data));
+    assert.equal(redirected.headers.get('etag'), `"${sha256(data)}"`);
+    assert.match(redirected.headers.get('cache-control') ?? '', /no-store/);
+    const location = redirected.headers.get('location')!;
+    assert.ok(location.startsWith(process.env.TEST_S3_ENDPOINT!), location);
+    // The store serves the bytes without any token of ours, with Range, the file's name and type.
+    const whole = await fetch(location);
+    assert.equal(whole.status, 200);
+    assert.ok(Buffer.from(await whole.arrayBuffer()).equals(data));
+    assert.equal(whole.headers.get('content-type'), 'application/pdf');
+    assert.equal(whole.headers.get('content-disposition'), "attachment; filename*=UTF-8''report%20final.pdf");
+    const ranged = await fetch(location, { headers: { range: 'bytes=1000-1999' } });
+    assert.equal(ranged.status, 206);
+    assert.ok(Buffer.from(await ranged.arrayBuffer()).equals(data.subarray(1000, 2000)));
+    // Without a token there is no redirect; with If-None-Match the client's copy still wins.
+    assert.equal((await fetch(`${stack.baseUrl}${path}`, { redirect: 'manual' })).status, 401);
+    const notModified = await fetch(`${stack.baseUrl}${path}`, { headers: { authorization: `Bearer ${alice.token}`, 'if-none-match': `"${sha256(data)}"` }, redirect: 'manual' });
+    assert.equal(notModified.status, 304);
+    // The signed download URL redirects too.
+    const url = await api(stack.baseUrl, 'GET', `/api/v1/files/${upload.body.file.id}/download-url`, { token: alice.token });
+    const viaSigned = await fetch(`${stack.baseUrl}${new URL(url.body.url).pathname}?redirect=1`, { redirect: 'manual' });
+    assert.equal(viaSigned.status, 302);
+
+    // Several chunks cannot be one object URL: streamed by the API, saying why.
+    const big = randomData(size);
+    const { finalize } = await uploadResumable(stack, alice.token, alice.rootFolderId, 'chunked.bin', big, { chunkSize });
+    const streamed = await fetch(`${stack.baseUrl}/api/v1/files/${finalize.body.file.id}/content?redirect=1`, { headers: { authorization: `Bearer ${alice.token}`, range: 'bytes=70000-70009' }, redirect: 'manual' });
+    assert.equal(streamed.status, 206);
+    assert.equal(streamed.headers.get('x-redirect-unavailable'), 'stored in several chunks');
+    assert.ok(Buffer.from(await streamed.arrayBuffer()).equals(big.subarray(70_000, 70_010)));
   });
 });

@@ -18,7 +18,7 @@ import { nodeSchema, presentNode } from '../presenters/nodes';
 import { presentSpace, spaceSchema } from '../presenters/spaces';
 import { iso } from '../presenters/time';
 import { commitSchema, presentCommit, presentVersion, versionSchema } from '../presenters/versions';
-import { sendVersionContent } from '../content-response';
+import { redirectQuery, sendVersionContent } from '../content-response';
 import { bodyParts } from '../request-body';
 import { uploadDeps, uploadLimits } from '../upload-deps';
 
@@ -186,16 +186,17 @@ export function registerFileRoutes(router: Router, registry: OpenAPIRegistry): v
     {
       method: 'get',
       path: '/files/{id}/content',
-      summary: 'Download the current version (Range, ETag/If-None-Match, X-Checksum-Sha256)',
+      summary: 'Download the current version (Range, ETag/If-None-Match, X-Checksum-Sha256); ?redirect=1: 302 to the store when it can serve the bytes',
       tag: 'files',
       access: 'authenticated',
       params: idParam,
-      responses: { 200: { description: 'The bytes' }, 206: { description: 'A byte range' }, 304: { description: 'Not modified' } },
+      query: redirectQuery,
+      responses: { 200: { description: 'The bytes' }, 206: { description: 'A byte range' }, 302: { description: 'redirect=1: a 15-minute presigned URL on the store (S3, a file stored in one chunk)' }, 304: { description: 'Not modified' } },
       errors: [410, 416],
     },
-    async (ctx, { principal, params }) => {
+    async (ctx, { principal, params, query }) => {
       const { file, version } = await readableFileVersion(ctx.deps.db, principal, params.id);
-      sendVersionContent(ctx, version, file.name);
+      await sendVersionContent(ctx, version, file.name, query);
     },
   );
 
@@ -224,12 +225,13 @@ export function registerFileRoutes(router: Router, registry: OpenAPIRegistry): v
       tag: 'files',
       access: 'public',
       params: z.object({ token: z.string().max(1024) }),
-      responses: { 200: { description: 'The bytes' }, 206: { description: 'A byte range' } },
+      query: redirectQuery,
+      responses: { 200: { description: 'The bytes' }, 206: { description: 'A byte range' }, 302: { description: 'redirect=1: a presigned URL on the store (S3, one chunk)' } },
       errors: [403, 404, 410, 416],
     },
-    async (ctx, { params }) => {
+    async (ctx, { params, query }) => {
       const { file, version } = await openSignedDownload(ctx.deps.db, ctx.deps.secretKey, params.token);
-      sendVersionContent(ctx, version, file.name);
+      await sendVersionContent(ctx, version, file.name, query);
     },
   );
 
@@ -263,7 +265,7 @@ export function registerFileRoutes(router: Router, registry: OpenAPIRegistry): v
     },
     async (ctx, { principal, params }) => {
       const { file, version } = await readableFileVersion(ctx.deps.db, principal, params.id, params.version_id);
-      sendVersionContent(ctx, version, file.name);
+      await sendVersionContent(ctx, version, file.name);
     },
   );
 

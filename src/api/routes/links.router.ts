@@ -266,7 +266,7 @@ export function registerLinkRoutes(router: Router, registry: OpenAPIRegistry): v
       }
       const version = await links.currentVersionOf(ctx.deps.db, file);
       await countUse(ctx, link, 'download');
-      sendVersionContent(ctx, version, file.name);
+      await sendVersionContent(ctx, version, file.name);
     },
   );
 
