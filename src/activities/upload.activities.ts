@@ -74,19 +74,26 @@ export function createUploadActivities(deps: { db: Db; storage: BlobStorage }) {
       const known = await knownChecksumOfManifest(deps.db, session);
       if (known) return { checksum: known, manifestSha256: manifest.fingerprint };
       let lastBeat = 0;
-      const checksum = await hashUpload(deps, uploadId, (chunksDone, bytesDone) => {
+      const progress = (chunksDone: number, bytesDone: number) => {
         const now = Date.now();
         if (now - lastBeat > 1000) {
           lastBeat = now;
           heartbeat({ chunksDone, bytesDone });
         }
-      }).catch((error: unknown) => {
-        // A chunk object gone from storage will not come back by retrying: a permanent failure.
-        if (error instanceof BlobNotFoundError) {
-          throw ApplicationFailure.create({ nonRetryable: true, type: 'CHUNK_MISSING', message: `A chunk of this upload is missing from storage (${error.key}); start the upload again` });
-        }
-        throw error;
-      });
+      };
+      const hash = (fromStart: boolean) =>
+        hashUpload(deps, uploadId, progress, { fromStart }).catch((error: unknown) => {
+          // A chunk object gone from storage will not come back by retrying: a permanent failure.
+          if (error instanceof BlobNotFoundError) {
+            throw ApplicationFailure.create({ nonRetryable: true, type: 'CHUNK_MISSING', message: `A chunk of this upload is missing from storage (${error.key}); start the upload again` });
+          }
+          throw error;
+        });
+      const first = await hash(false);
+      let checksum = first.checksum;
+      // Belt and braces: a mismatch after continuing a saved state is confirmed from the first byte before the
+      // client is told its file is wrong.
+      if (first.resumedAtChunk > 0 && session.checksum_sha256 && checksum !== session.checksum_sha256) checksum = (await hash(true)).checksum;
       // Chunk writes are refused while finalizing, so this cannot differ; checked anyway (cheap, and the commit relies on it).
       const after = await deps.db.selectNoFrom(manifestFingerprint('upload_chunks', 'upload_id', uploadId).as('fingerprint')).executeTakeFirstOrThrow();
       if (after.fingerprint !== manifest.fingerprint) throw new Error('The chunk manifest changed while it was hashed');

@@ -29,5 +29,6 @@ export function uploadDeps(ctx: AppContext): UploadDeps {
     onDeduplicated: () => ctx.deps.metrics.chunksDeduplicated.inc(),
     onBytesReceived: (n) => ctx.deps.metrics.bytesUploaded.inc(n),
     limits: uploadLimits(ctx.deps),
+    followHash: { onError: (error) => ctx.deps.logger.warn({ err: error }, 'keeping an upload hash up to date failed (finalize hashes the rest)') },
   };
 }

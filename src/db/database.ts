@@ -189,6 +189,11 @@ export interface UploadSessionsTable {
   checksum_sha256: string | null;
   /** 'proxied' (chunks through the API) or 'direct' (presigned PUTs to the store). */
   transfer: ColumnType<'proxied' | 'direct', 'proxied' | 'direct' | undefined, never>;
+  /** The whole-file hash kept as chunks arrive: chunks [0, hashed_chunks) are in `hash_state` (hash-wasm). */
+  hashed_chunks: Generated<number>;
+  hash_state: Buffer | null;
+  /** Chain digest of the hashed chunks' SHA-256s: '' for none, then sha256(previous chain + chunk sha256). */
+  hashed_chain: Generated<string>;
   base_version_id: string | null;
   status: Generated<UploadStatus>;
   error_code: string | null;

@@ -8,6 +8,7 @@ import { finalizationGraceHours } from '../temporal/activity-options';
 import { chunkKey } from './chunk-store';
 import { releaseReservations } from './quota-reservations.service';
 import { manifestFingerprint } from './versions.service';
+import { manifestChain, resumableSha256 } from './upload-hash.service';
 
 /** Chunk reads kept in flight while hashing an upload. */
 const hashPrefetch = 4;
@@ -88,11 +89,23 @@ export async function knownChecksumOfManifest(db: Db, session: UploadSession): P
 
 /**
  * Streams the session's chunks in order through SHA-256, reading the manifest a page at a time so memory
- * stays flat whatever the file size. `onProgress` gets the number of chunks hashed so far.
+ * stays flat whatever the file size. It continues from the hash state kept as chunks arrived when that state
+ * provably covers the first chunks of this manifest (same chain digest; see upload-hash.service.ts), and from
+ * the start otherwise or when `fromStart`. `onProgress` gets the number of chunks hashed so far.
  */
-export async function hashUpload(deps: { db: Db; storage: BlobStorage }, uploadId: string, onProgress?: (chunksDone: number, bytesDone: number) => void): Promise<string> {
-  const hash = createHash('sha256');
-  let nextIndex = 0;
+export async function hashUpload(
+  deps: { db: Db; storage: BlobStorage },
+  uploadId: string,
+  onProgress?: (chunksDone: number, bytesDone: number) => void,
+  options: { fromStart?: boolean } = {},
+): Promise<{ checksum: string; resumedAtChunk: number }> {
+  const saved = await deps.db.selectFrom('upload_sessions').select(['hashed_chunks', 'hash_state', 'hashed_chain']).where('id', '=', uploadId).executeTakeFirstOrThrow();
+  const resumable = !options.fromStart && saved.hashed_chunks > 0 && saved.hash_state !== null && (await manifestChain(deps.db, uploadId, saved.hashed_chunks)) === saved.hashed_chain;
+  // node:crypto is four times faster than hash-wasm; hash-wasm only where a saved state must be continued.
+  const resumed = resumable ? await resumableSha256(saved.hash_state) : null;
+  const fresh = resumed ? null : createHash('sha256');
+  let nextIndex = resumed ? saved.hashed_chunks : 0;
+  const resumedAtChunk = nextIndex;
   let bytes = 0;
   for (;;) {
     const page = await deps.db.selectFrom('upload_chunks').select(['index', 'tenant_id', 'sha256']).where('upload_id', '=', uploadId).where('index', '>=', nextIndex).orderBy('index').limit(500).execute();
@@ -113,7 +126,8 @@ export async function hashUpload(deps: { db: Db; storage: BlobStorage }, uploadI
       const parts = await inFlight[i]!;
       if (i + hashPrefetch < page.length) inFlight.push(fetchChunk(page[i + hashPrefetch]!));
       for (const part of parts) {
-        hash.update(part);
+        if (resumed) resumed.update(part);
+        else fresh!.update(part);
         bytes += part.length;
       }
       inFlight[i] = Promise.resolve([]);
@@ -121,5 +135,5 @@ export async function hashUpload(deps: { db: Db; storage: BlobStorage }, uploadI
     }
     nextIndex = page[page.length - 1]!.index + 1;
   }
-  return hash.digest('hex');
+  return { checksum: resumed ? resumed.digest('hex') : fresh!.digest('hex'), resumedAtChunk };
 }

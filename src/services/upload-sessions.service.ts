@@ -7,6 +7,7 @@ import { newId } from '../ids';
 import type { BlobStorage } from '../storage/blob-storage';
 import { accessNode } from './access.service';
 import { sha256Hex, storeChunk } from './chunk-store';
+import { followUploadHash } from './upload-hash.service';
 import { getTenant } from './identity.service';
 import type { Principal } from './principal';
 import { chargeSubjects } from './quota.service';
@@ -32,6 +33,8 @@ export interface UploadDeps {
   onBytesReceived?: (bytes: number) => void;
   /** Per-process limits on bodies (buffer budget, per-user chunk concurrency, stall timeout); none when absent. */
   limits?: UploadLimits;
+  /** Keep the whole-file hash moving as chunks arrive (upload-hash.service.ts); a failure there only costs speed. */
+  followHash?: { onError: (error: unknown) => void };
 }
 
 export function requireUser(principal: Principal): string {
@@ -256,6 +259,9 @@ export async function putChunk(
       const deduplicated = (await storeChunk(deps.db, deps.storage, session.tenant_id, sha256, data, { skipWhenStored: ownsChunk })) && ownsChunk;
       if (deduplicated) deps.onDeduplicated?.();
       await recordChunks(deps.db, session.id, [{ index, sha256, size: data.length }]);
+      if (deps.followHash && session.transfer === 'proxied') {
+        followUploadHash({ db: deps.db, storage: deps.storage, onError: deps.followHash.onError }, session.id, { index, sha256, data });
+      }
       return { index, size: data.length, sha256, deduplicated };
     }),
   );
@@ -344,6 +350,7 @@ export async function checkAndAttach(
   await deps.db.updateTable('chunks').set({ last_seen_at: sql`now()` }).where('tenant_id', '=', session.tenant_id).where('sha256', 'in', [...new Set(chunks.map((c) => c.sha256))]).execute();
   await recordChunks(deps.db, session.id, chunks);
   for (let i = 0; i < chunks.length; i++) deps.onDeduplicated?.();
+  if (deps.followHash && session.transfer === 'proxied') followUploadHash({ db: deps.db, storage: deps.storage, onError: deps.followHash.onError }, session.id);
   return { known, attached: chunks.map((c) => c.index).sort((a, b) => a - b) };
 }
 

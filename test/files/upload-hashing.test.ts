@@ -1,0 +1,129 @@
+// The whole-file hash kept as chunks arrive (issue #13 item 3): whatever the order, re-sends, replicas or gaps,
+// the committed checksum is the SHA-256 of the bytes, a wrong declared checksum is still CHECKSUM_MISMATCH, and
+// finalize continues from the saved state when it covers the manifest (shown by deleting a hashed chunk's
+// object: a finalize that hashed from the start could not read it).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chunkKey } from '../../src/services/chunk-store';
+import { api, createTestTenant, startTestStack, type TestStack } from '../helpers/stack';
+import { createSession, newUser, putChunk, randomData, sha256, type TestUser } from '../helpers/files';
+import { startApiProcess, type ApiProcess } from '../helpers/api-process';
+import { openPool } from '../helpers/race';
+
+const chunkSize = 64 * 1024;
+
+describe('upload hashing as chunks arrive', () => {
+  let stack: TestStack;
+  let alice: TestUser;
+  let replica: ApiProcess;
+
+  before(async () => {
+    stack = await startTestStack({ workers: true });
+    alice = await newUser(stack, (await createTestTenant(stack)).id, 'alice');
+    replica = await startApiProcess(stack);
+  });
+  after(async () => {
+    await replica.stop();
+    await stack.close();
+  });
+
+  async function open(data: Buffer, checksum: string | null = sha256(data)) {
+    const session = await createSession(stack, alice.token, { parent_id: alice.rootFolderId, name: `h-${Math.random()}.bin`, size: data.length, chunk_size: chunkSize, ...(checksum ? { checksum_sha256: checksum } : {}) });
+    assert.equal(session.status, 201, session.text);
+    return session.body.id as string;
+  }
+  const chunkOf = (data: Buffer, index: number) => data.subarray(index * chunkSize, (index + 1) * chunkSize);
+  const saved = (uploadId: string) => stack.services.db.selectFrom('upload_sessions').select(['hashed_chunks', 'hashed_chain']).where('id', '=', uploadId).executeTakeFirstOrThrow();
+
+  async function hashedThrough(uploadId: string, count: number): Promise<void> {
+    const deadline = Date.now() + 20_000;
+    while ((await saved(uploadId)).hashed_chunks < count) {
+      assert.ok(Date.now() < deadline, `hashed ${(await saved(uploadId)).hashed_chunks} of ${count} chunks`);
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  }
+  const finalize = (uploadId: string) => api(stack.baseUrl, 'POST', `/api/v1/uploads/${uploadId}/finalize`, { token: alice.token });
+
+  test('in order: the saved hash follows the chunks, and finalize continues from it (a hashed chunk need not be read again)', async () => {
+    const data = randomData(chunkSize * 6 + 123);
+    const uploadId = await open(data);
+    for (let index = 0; index < 7; index++) assert.equal((await putChunk(stack, alice.token, uploadId, index, chunkOf(data, index))).status, 200);
+    await hashedThrough(uploadId, 7);
+    // The first chunk's object is gone: only a finalize that trusts the saved state can still finish.
+    const { tenant_id: tenantId } = await stack.services.db.selectFrom('upload_sessions').select('tenant_id').where('id', '=', uploadId).executeTakeFirstOrThrow();
+    await stack.services.storage.delete(chunkKey(tenantId, sha256(chunkOf(data, 0))));
+    assert.equal(await stack.services.storage.head(chunkKey(tenantId, sha256(chunkOf(data, 0)))), null);
+    const done = await finalize(uploadId);
+    assert.equal(done.status, 200, done.text);
+    assert.equal(done.body.version.checksum_sha256, sha256(data));
+  });
+
+  test('reverse order, parallel, half the chunks through a second API process: the checksum is the bytes\' SHA-256', async () => {
+    const data = randomData(chunkSize * 12);
+    const uploadId = await open(data);
+    const order = Array.from({ length: 12 }, (_, i) => 11 - i);
+    await Promise.all(
+      [0, 1, 2, 3].map(async (lane) => {
+        for (const index of order.filter((_, i) => i % 4 === lane)) {
+          const baseUrl = index % 2 === 0 ? stack.baseUrl : replica.baseUrl;
+          const response = await fetch(`${baseUrl}/api/v1/uploads/${uploadId}/chunks/${index}`, { method: 'PUT', headers: { authorization: `Bearer ${alice.token}` }, body: chunkOf(data, index) });
+          assert.equal(response.status, 200, await response.text());
+        }
+      }),
+    );
+    await hashedThrough(uploadId, 12);
+    const done = await finalize(uploadId);
+    assert.equal(done.status, 200, done.text);
+    assert.equal(done.body.version.checksum_sha256, sha256(data));
+  });
+
+  test('a chunk re-sent with other bytes after it was hashed: the state no longer covers the manifest, the checksum is of the final bytes (declared or not)', async () => {
+    for (const declared of [true, false]) {
+      const original = randomData(chunkSize * 3);
+      const changed = Buffer.concat([chunkOf(original, 0), randomData(chunkSize), chunkOf(original, 2)]);
+      const uploadId = await open(changed, declared ? sha256(changed) : null);
+      for (let index = 0; index < 3; index++) assert.equal((await putChunk(stack, alice.token, uploadId, index, chunkOf(original, index))).status, 200);
+      await hashedThrough(uploadId, 3);
+      assert.equal((await putChunk(stack, alice.token, uploadId, 1, chunkOf(changed, 1))).status, 200);
+      const done = await finalize(uploadId);
+      assert.equal(done.status, 200, done.text);
+      assert.equal(done.body.version.checksum_sha256, sha256(changed), declared ? 'declared' : 'not declared');
+    }
+  });
+
+  test('a declared checksum of other bytes is CHECKSUM_MISMATCH even when the saved state covers every chunk', async () => {
+    const data = randomData(chunkSize * 2);
+    const uploadId = await open(data, sha256(randomData(10)));
+    for (let index = 0; index < 2; index++) assert.equal((await putChunk(stack, alice.token, uploadId, index, chunkOf(data, index))).status, 200);
+    await hashedThrough(uploadId, 2);
+    const done = await finalize(uploadId);
+    assert.equal(done.status, 400, done.text);
+    assert.equal(done.body.code, 'CHECKSUM_MISMATCH');
+  });
+
+  test('20 parallel PUTs of each chunk over keep-alive connections: one consistent state, the right checksum', async () => {
+    const data = randomData(chunkSize * 3);
+    const uploadId = await open(data);
+    const pool = await openPool(stack.baseUrl, 20);
+    try {
+      for (let index = 0; index < 3; index++) {
+        const results = await Promise.all(
+          Array.from({ length: 20 }, () =>
+            fetch(`${stack.baseUrl}/api/v1/uploads/${uploadId}/chunks/${index}`, { method: 'PUT', headers: { authorization: `Bearer ${alice.token}` }, body: chunkOf(data, index), dispatcher: pool } as RequestInit).then(async (r) => {
+              await r.arrayBuffer();
+              return r.status;
+            }),
+          ),
+        );
+        assert.ok(results.every((status) => status === 200 || status === 429), JSON.stringify(results));
+        if (!results.includes(200)) assert.equal((await putChunk(stack, alice.token, uploadId, index, chunkOf(data, index))).status, 200);
+      }
+    } finally {
+      await pool.close();
+    }
+    await hashedThrough(uploadId, 3);
+    const done = await finalize(uploadId);
+    assert.equal(done.status, 200, done.text);
+    assert.equal(done.body.version.checksum_sha256, sha256(data));
+  });
+});
