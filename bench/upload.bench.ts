@@ -181,19 +181,26 @@ function latencyStats(values: number[]): LatencyStats {
  * Runs `send(index, bytes)` for every chunk of the file with `workers` in parallel. Each worker reads its
  * chunk from the file into its own reusable buffer, so at most `workers` chunks are in memory here.
  */
-async function forEachChunk<T>(file: string, size: number, workers: number, send: (index: number, data: Buffer) => Promise<T>): Promise<{ results: T[]; latencies: number[] }> {
+async function forEachChunk<T>(
+  file: string,
+  size: number,
+  workers: number,
+  send: (index: number, data: Buffer) => Promise<T>,
+  order: 'forward' | 'reverse' = 'forward',
+): Promise<{ results: T[]; latencies: number[] }> {
   const handle = await open(file, 'r');
   const count = Math.ceil(size / chunkSize);
   const results: T[] = new Array(count);
   const latencies: number[] = [];
-  let next = 0;
+  let taken = 0;
   try {
     await Promise.all(
       Array.from({ length: Math.min(workers, count) }, async () => {
         const buffer = Buffer.allocUnsafe(chunkSize);
         for (;;) {
-          const index = next++;
-          if (index >= count) return;
+          if (taken >= count) return;
+          const index = order === 'forward' ? taken : count - 1 - taken;
+          taken++;
           const data = await readFully(handle, buffer, Math.min(chunkSize, size - index * chunkSize), index * chunkSize);
           const started = performance.now();
           results[index] = await send(index, data);
@@ -329,6 +336,11 @@ async function benchmark(sizeMiB: number, cleanup: Cleanup): Promise<number> {
   log(`writing ${sizeLabel} of random bytes to ${file}`);
   const writeStarted = performance.now();
   const { sha256: fileSha256, chunkSha256 } = await writeRandomFile(file, size);
+  // Other bytes for (f) and (g): the same file again would be deduplicated and its manifest already known.
+  const directFile = path.join(tempDir, 'random-direct.bin');
+  const directContent = await writeRandomFile(directFile, size);
+  const reverseFile = path.join(tempDir, 'random-reverse.bin');
+  const reverseContent = await writeRandomFile(reverseFile, size);
   const writeSeconds = (performance.now() - writeStarted) / 1000;
   log(`file written in ${writeSeconds.toFixed(1)} s, sha256 ${fileSha256.slice(0, 16)}…`);
 
@@ -494,7 +506,7 @@ async function benchmark(sizeMiB: number, cleanup: Cleanup): Promise<number> {
   );
 
   // --- (c) finalize ----------------------------------------------------------------------------------
-  const finalize = async (uploadId: string): Promise<{ status: number; body: FinalizeBody; requestStartMs: number; responseEndMs: number }> => {
+  const finalize = async (uploadId: string, expectedSha256 = fileSha256): Promise<{ status: number; body: FinalizeBody; requestStartMs: number; responseEndMs: number }> => {
     const requestStartMs = Date.now();
     const answer = await client.json<FinalizeBody>('POST', `/uploads/${uploadId}/finalize`, undefined, [200, 202]);
     let body = answer.body;
@@ -509,7 +521,7 @@ async function benchmark(sizeMiB: number, cleanup: Cleanup): Promise<number> {
         }
       }
     }
-    if (body.version?.checksum_sha256 !== fileSha256 || body.file?.size !== size) throw new Error(`finalize of ${uploadId} committed unexpected content: ${JSON.stringify(body)}`);
+    if (body.version?.checksum_sha256 !== expectedSha256 || body.file?.size !== size) throw new Error(`finalize of ${uploadId} committed unexpected content: ${JSON.stringify(body)}`);
     return { status: answer.status, body, requestStartMs, responseEndMs: Date.now() };
   };
   const finalized = await measure('c', `finalize (POST /uploads/{id}/finalize → upload-finalization workflow)`, size, () => finalize(first.id), (r) =>
@@ -571,6 +583,43 @@ async function benchmark(sizeMiB: number, cleanup: Cleanup): Promise<number> {
   );
   const attachBreakdown = await finalizeBreakdown(stack.temporal, attach.result.uploadId, 0, 0);
 
+  // --- (f) direct-to-storage chunks: presigned PUTs straight to MinIO, then finalize -----------------
+  const directSession = (
+    await client.json<UploadSessionBody>('POST', '/uploads', { parent_id: parentId, name: 'bench-direct.bin', size, checksum_sha256: directContent.sha256, chunk_size: chunkSize, transfer: 'direct' }, [201])
+  ).body;
+  let directTransferLatency: LatencyStats | undefined;
+  const viaDirectTransfer = await measure(
+    'f',
+    `direct-to-storage: ${chunkCount} chunks, each ticket → presigned PUT to MinIO → complete, ${parallel} parallel`,
+    size,
+    async () => {
+      const { latencies } = await forEachChunk(directFile, size, parallel, async (index, data) => {
+        const ticket = await client.json<{ url: string | null; headers: Record<string, string>; deduplicated: boolean }>(
+          'POST',
+          `/uploads/${directSession.id}/chunks/${index}/url`,
+          { sha256: directContent.chunkSha256[index], size: data.length },
+          [200],
+        );
+        if (ticket.body.deduplicated) return;
+        const stored = await httpRequest(ticket.body.url!, 'PUT', { ...ticket.body.headers, 'content-length': data.length }, data);
+        if (stored.status !== 200) throw new Error(`presigned PUT of chunk ${index}: ${stored.status} ${stored.body.toString('utf8').slice(0, 300)}`);
+        await client.json('PUT', `/uploads/${directSession.id}/chunks/${index}/complete`, { sha256: directContent.chunkSha256[index] }, [200]);
+      });
+      directTransferLatency = latencyStats(latencies);
+    },
+    () => `per chunk (ticket + PUT + complete) median ${directTransferLatency!.medianMs} ms, p95 ${directTransferLatency!.p95Ms} ms`,
+  );
+  await measure('f-fin', 'finalize of the direct-to-storage upload (the API never read its bytes: hashed from the start)', size, () => finalize(directSession.id, directContent.sha256), (r) => `HTTP ${r.status}`);
+
+  // --- (g) chunks through the API in reverse order, then finalize --------------------------------------
+  const reverseSession = (
+    await client.json<UploadSessionBody>('POST', '/uploads', { parent_id: parentId, name: 'bench-reverse.bin', size, checksum_sha256: reverseContent.sha256, chunk_size: chunkSize }, [201])
+  ).body;
+  await measure('g', `resumable API: PUT ${chunkCount} chunks in reverse order, ${parallel} parallel`, size, () =>
+    forEachChunk(reverseFile, size, parallel, (index, data) => client.putChunk(reverseSession.id, index, data), 'reverse'),
+  );
+  const reverseFinalized = await measure('g-fin', 'finalize after the reverse-order upload (nothing could be hashed before chunk 0 arrived)', size, () => finalize(reverseSession.id, reverseContent.sha256), (r) => `HTTP ${r.status}`);
+
   // --- downloads (nice to have): through the API, and straight from MinIO -----------------------------
   await measure('get-api', `download GET /files/{id}/content (streamed, hashed by the client)`, size, async () => {
     const got = await client.download(`/files/${fileId}/content`);
@@ -612,7 +661,32 @@ async function benchmark(sizeMiB: number, cleanup: Cleanup): Promise<number> {
   const finalizeFactorDisk = finalized.seconds / hashFromDisk.seconds;
   const reputSpeedup = viaApi.seconds / reput.seconds;
   const attachSpeedup = viaApi.seconds / attach.seconds;
+  const directTransferRatio = megabytesPerSecond(size, viaDirectTransfer.seconds) / directMbps;
+  const oneChunkHashSeconds = hashInMemory.seconds / chunkCount;
+  const inOrderFinalizeBound = 0.25 + oneChunkHashSeconds;
+  const reverseFactor = reverseFinalized.seconds / hashInMemory.seconds;
   const goals: Goal[] = [
+    {
+      goal: '(f)/(a) direct-to-storage upload vs direct multipart PUT',
+      measured: `${fixed(directTransferRatio)} (${fixed(megabytesPerSecond(size, viaDirectTransfer.seconds), 1)} / ${fixed(directMbps, 1)} MB/s)`,
+      target: '≥ 0.95',
+      met: directTransferRatio >= 0.95,
+      value: directTransferRatio,
+    },
+    {
+      goal: '(c) finalize after the in-order upload (b)',
+      measured: `${fixed(finalized.seconds)} s`,
+      target: `≤ 0.25 s + one chunk's hash (≤ ${fixed(inOrderFinalizeBound)} s)`,
+      met: finalized.seconds <= inOrderFinalizeBound,
+      value: finalized.seconds,
+    },
+    {
+      goal: '(g) finalize after a reverse-order upload vs SHA-256 in memory',
+      measured: `${fixed(reverseFinalized.seconds)} s = ${fixed(reverseFactor, 1)}× ${fixed(hashInMemory.seconds)} s`,
+      target: `≤ 2× (≤ ${fixed(2 * hashInMemory.seconds)} s)`,
+      met: reverseFactor <= 2,
+      value: reverseFactor,
+    },
     { goal: '(b)/(a) throughput ratio', measured: `${fixed(ratio)} (${fixed(apiMbps, 1)} / ${fixed(directMbps, 1)} MB/s)`, target: '≥ 0.70', met: ratio >= 0.7, value: ratio },
     {
       goal: `finalize ${sizeLabel} vs SHA-256 of ${sizeLabel} in Node (in memory)`,

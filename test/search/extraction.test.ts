@@ -92,7 +92,9 @@ describe('text extraction', () => {
     clearInterval(ticker);
     assert.ok(slow.status === 'unsupported' && /longer than 0.2 s/.test(slow.reason), JSON.stringify(slow).slice(0, 300));
     assert.ok(elapsed < 2000, `stopped at its limit, not when the parse ended: ${elapsed.toFixed(0)} ms`);
-    assert.ok(longestGap < 150, `the event loop kept ticking during the parse (longest gap ${longestGap.toFixed(0)} ms)`);
+    // On the caller's thread this parse blocks the event loop for seconds (2–8 s here); on its own thread the loop
+    // only sees reading and copying the bytes, plus scheduling noise on a shared 2-core CI machine (~300 ms seen).
+    assert.ok(longestGap < 1000, `the event loop kept ticking during the parse (longest gap ${longestGap.toFixed(0)} ms)`);
     const next = await extract('small.html', '<p>still working</p>');
     assert.ok(next.status === 'extracted' && next.text.includes('still working'), JSON.stringify(next));
   });
