@@ -37,12 +37,28 @@ export function openVersionStream(db: Db, storage: BlobStorage, versionId: strin
         .limit(200)
         .execute();
       if (page.length === 0) return;
-      for (const chunk of page) {
+      const open = (chunk: (typeof page)[number]) => {
         const start = Math.max(from, chunk.offset) - chunk.offset;
         const end = Math.min(to, chunk.offset + chunk.size - 1) - chunk.offset;
         const whole = start === 0 && end === chunk.size - 1;
-        yield* await storage.get(chunkKey(chunk.tenant_id, chunk.sha256), whole ? undefined : { start, end });
-        from = chunk.offset + end + 1;
+        const stream = storage.get(chunkKey(chunk.tenant_id, chunk.sha256), whole ? undefined : { start, end });
+        stream.catch(() => undefined); // awaited in order below; an early failure must not go unhandled
+        return { stream, end: chunk.offset + end };
+      };
+      // The next chunk's request goes out while this one streams, so the store's time to first byte is not paid
+      // between chunks (one object opened ahead: its bytes wait in the socket until they are read).
+      let current = open(page[0]!);
+      let ahead: typeof current | undefined;
+      try {
+        for (let i = 0; i < page.length; i++) {
+          ahead = i + 1 < page.length ? open(page[i + 1]!) : undefined;
+          yield* await current.stream;
+          from = current.end + 1;
+          if (ahead) [current, ahead] = [ahead, undefined];
+        }
+      } finally {
+        // A failed read or a client gone mid-download: the object opened ahead is released too.
+        if (ahead) void ahead.stream.then((stream) => stream.destroy(), () => undefined);
       }
     }
   }
