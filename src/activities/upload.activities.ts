@@ -21,6 +21,8 @@ export type CommitOutcome = { kind: 'completed'; fileId: string; versionId: stri
 export interface HashedContent {
   checksum: string;
   manifestSha256: string | null;
+  /** The chunk hashing continued from (the ones before were hashed as they arrived); 0 when hashed whole. */
+  resumedAtChunk?: number;
 }
 
 export function createUploadActivities(deps: { db: Db; storage: BlobStorage }) {
@@ -93,11 +95,15 @@ export function createUploadActivities(deps: { db: Db; storage: BlobStorage }) {
       let checksum = first.checksum;
       // Belt and braces: a mismatch after continuing a saved state is confirmed from the first byte before the
       // client is told its file is wrong.
-      if (first.resumedAtChunk > 0 && session.checksum_sha256 && checksum !== session.checksum_sha256) checksum = (await hash(true)).checksum;
+      let resumedAtChunk = first.resumedAtChunk;
+      if (resumedAtChunk > 0 && session.checksum_sha256 && checksum !== session.checksum_sha256) {
+        checksum = (await hash(true)).checksum;
+        resumedAtChunk = 0;
+      }
       // Chunk writes are refused while finalizing, so this cannot differ; checked anyway (cheap, and the commit relies on it).
       const after = await deps.db.selectNoFrom(manifestFingerprint('upload_chunks', 'upload_id', uploadId).as('fingerprint')).executeTakeFirstOrThrow();
       if (after.fingerprint !== manifest.fingerprint) throw new Error('The chunk manifest changed while it was hashed');
-      return { checksum, manifestSha256: manifest.fingerprint };
+      return { checksum, manifestSha256: manifest.fingerprint, resumedAtChunk };
     },
 
     /** Ends the session as failed with the reason (the workflow's failure path); releases what it reserved. */

@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { sql, type Transaction } from 'kysely';
 import type { Database, Db, UploadSession } from '../db/database';
-import type { BlobStorage } from '../storage/blob-storage';
+import { BlobNotFoundError, type BlobStorage } from '../storage/blob-storage';
 import { finalizationGraceHours } from '../temporal/activity-options';
 import { chunkKey } from './chunk-store';
 import { releaseReservations } from './quota-reservations.service';
@@ -87,6 +87,28 @@ export async function knownChecksumOfManifest(db: Db, session: UploadSession): P
   return match?.checksum_sha256 ?? null;
 }
 
+/** Chunk HEADs in flight while checking that chunks are stored. */
+const headConcurrency = 16;
+
+/** Throws BlobNotFoundError for the first of the session's first `count` chunks that is not stored with its size. */
+async function assertChunksStored(deps: { db: Db; storage: BlobStorage }, uploadId: string, count: number): Promise<void> {
+  let next = 0;
+  while (next < count) {
+    const page = await deps.db.selectFrom('upload_chunks').select(['index', 'tenant_id', 'sha256', 'size']).where('upload_id', '=', uploadId).where('index', '>=', next).where('index', '<', count).orderBy('index').limit(500).execute();
+    if (page.length === 0) return;
+    for (let i = 0; i < page.length; i += headConcurrency) {
+      await Promise.all(
+        page.slice(i, i + headConcurrency).map(async (row) => {
+          const key = chunkKey(row.tenant_id, row.sha256);
+          const stored = await deps.storage.head(key);
+          if (stored?.size !== row.size) throw new BlobNotFoundError(key);
+        }),
+      );
+    }
+    next = page[page.length - 1]!.index + 1;
+  }
+}
+
 /**
  * Streams the session's chunks in order through SHA-256, reading the manifest a page at a time so memory
  * stays flat whatever the file size. It continues from the hash state kept as chunks arrived when that state
@@ -106,6 +128,9 @@ export async function hashUpload(
   const fresh = resumed ? null : createHash('sha256');
   let nextIndex = resumed ? saved.hashed_chunks : 0;
   const resumedAtChunk = nextIndex;
+  // The chunks hashed as they arrived are not read again, but the version will reference them: each must still
+  // be in storage, whole (a version must never point at a missing object).
+  if (resumed) await assertChunksStored(deps, uploadId, resumedAtChunk);
   let bytes = 0;
   for (;;) {
     const page = await deps.db.selectFrom('upload_chunks').select(['index', 'tenant_id', 'sha256']).where('upload_id', '=', uploadId).where('index', '>=', nextIndex).orderBy('index').limit(500).execute();

@@ -1,7 +1,7 @@
 // The whole-file hash kept as chunks arrive (issue #13 item 3): whatever the order, re-sends, replicas or gaps,
-// the committed checksum is the SHA-256 of the bytes, a wrong declared checksum is still CHECKSUM_MISMATCH, and
-// finalize continues from the saved state when it covers the manifest (shown by deleting a hashed chunk's
-// object: a finalize that hashed from the start could not read it).
+// the committed checksum is the SHA-256 of the bytes, a wrong declared checksum is still CHECKSUM_MISMATCH,
+// finalize continues from the saved state when it covers the manifest (its activity says where it resumed), and a
+// hashed chunk gone from storage still fails the finalize.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chunkKey } from '../../src/services/chunk-store';
@@ -44,18 +44,40 @@ describe('upload hashing as chunks arrive', () => {
   }
   const finalize = (uploadId: string) => api(stack.baseUrl, 'POST', `/api/v1/uploads/${uploadId}/finalize`, { token: alice.token });
 
-  test('in order: the saved hash follows the chunks, and finalize continues from it (a hashed chunk need not be read again)', async () => {
+  /** Where the finalization's hashing continued from, read from the workflow's history (the activity's result). */
+  async function resumedAtChunk(uploadId: string): Promise<number | undefined> {
+    const history = await stack.services.temporal.workflow.getHandle(`upload-finalize/${uploadId}`).fetchHistory();
+    for (const event of history.events ?? []) {
+      const data = event.activityTaskCompletedEventAttributes?.result?.payloads?.[0]?.data;
+      if (!data) continue;
+      const result = JSON.parse(Buffer.from(data).toString('utf8')) as { resumedAtChunk?: number };
+      if (result && typeof result === 'object' && 'resumedAtChunk' in result) return result.resumedAtChunk;
+    }
+    return undefined;
+  }
+
+  test('in order: the saved hash follows the chunks, and finalize continues from it', async () => {
     const data = randomData(chunkSize * 6 + 123);
     const uploadId = await open(data);
     for (let index = 0; index < 7; index++) assert.equal((await putChunk(stack, alice.token, uploadId, index, chunkOf(data, index))).status, 200);
     await hashedThrough(uploadId, 7);
-    // The first chunk's object is gone: only a finalize that trusts the saved state can still finish.
-    const { tenant_id: tenantId } = await stack.services.db.selectFrom('upload_sessions').select('tenant_id').where('id', '=', uploadId).executeTakeFirstOrThrow();
-    await stack.services.storage.delete(chunkKey(tenantId, sha256(chunkOf(data, 0))));
-    assert.equal(await stack.services.storage.head(chunkKey(tenantId, sha256(chunkOf(data, 0)))), null);
     const done = await finalize(uploadId);
     assert.equal(done.status, 200, done.text);
     assert.equal(done.body.version.checksum_sha256, sha256(data));
+    assert.equal(await resumedAtChunk(uploadId), 7, 'finalize hashed nothing again');
+  });
+
+  test('a chunk hashed as it arrived but gone from storage fails the finalize (a version never points at a missing object)', async () => {
+    const data = randomData(chunkSize * 3);
+    const uploadId = await open(data);
+    for (let index = 0; index < 3; index++) assert.equal((await putChunk(stack, alice.token, uploadId, index, chunkOf(data, index))).status, 200);
+    await hashedThrough(uploadId, 3);
+    const { tenant_id: tenantId } = await stack.services.db.selectFrom('upload_sessions').select('tenant_id').where('id', '=', uploadId).executeTakeFirstOrThrow();
+    await stack.services.storage.delete(chunkKey(tenantId, sha256(chunkOf(data, 1))));
+    const done = await finalize(uploadId);
+    assert.equal(done.status, 409, done.text);
+    assert.equal(done.body.code, 'UPLOAD_FAILED');
+    assert.equal(done.body.details.reason, 'CHUNK_MISSING');
   });
 
   test('reverse order, parallel, half the chunks through a second API process: the checksum is the bytes\' SHA-256', async () => {
