@@ -350,7 +350,6 @@ export async function checkAndAttach(
   await deps.db.updateTable('chunks').set({ last_seen_at: sql`now()` }).where('tenant_id', '=', session.tenant_id).where('sha256', 'in', [...new Set(chunks.map((c) => c.sha256))]).execute();
   await recordChunks(deps.db, session.id, chunks);
   for (let i = 0; i < chunks.length; i++) deps.onDeduplicated?.();
-  if (deps.followHash && session.transfer === 'proxied') followUploadHash({ db: deps.db, storage: deps.storage, onError: deps.followHash.onError }, session.id);
   return { known, attached: chunks.map((c) => c.index).sort((a, b) => a - b) };
 }
 
