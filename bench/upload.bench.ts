@@ -592,26 +592,36 @@ async function benchmark(sizeMiB: number, cleanup: Cleanup): Promise<number> {
     await client.json<UploadSessionBody>('POST', '/uploads', { parent_id: parentId, name: 'bench-direct.bin', size, checksum_sha256: directContent.sha256, chunk_size: chunkSize, transfer: 'direct' }, [201])
   ).body;
   let directTransferLatency: LatencyStats | undefined;
+  interface Ticket {
+    index: number;
+    url: string | null;
+    headers: Record<string, string>;
+    deduplicated: boolean;
+  }
+  const batches = (count: number) => Array.from({ length: Math.ceil(count / 100) }, (_, b) => Array.from({ length: Math.min(100, count - b * 100) }, (_, i) => b * 100 + i));
   const viaDirectTransfer = await measure(
     'f',
-    `direct-to-storage: ${chunkCount} chunks, each ticket → presigned PUT to MinIO → complete, ${parallel} parallel`,
+    `direct-to-storage: tickets for 100 chunks per request → ${chunkCount} presigned PUTs to MinIO, ${parallel} parallel → completes for 100 chunks per request`,
     size,
     async () => {
+      const tickets = new Map<number, Ticket>();
+      for (const batch of batches(chunkCount)) {
+        const chunks = batch.map((index) => ({ index, sha256: directContent.chunkSha256[index], size: Math.min(chunkSize, size - index * chunkSize) }));
+        const answer = await client.json<{ items: Ticket[] }>('POST', `/uploads/${directSession.id}/chunks/urls`, { chunks }, [200]);
+        for (const ticket of answer.body.items) tickets.set(ticket.index, ticket);
+      }
       const { latencies } = await forEachChunk(directFile, size, parallel, async (index, data) => {
-        const ticket = await client.json<{ url: string | null; headers: Record<string, string>; deduplicated: boolean }>(
-          'POST',
-          `/uploads/${directSession.id}/chunks/${index}/url`,
-          { sha256: directContent.chunkSha256[index], size: data.length },
-          [200],
-        );
-        if (ticket.body.deduplicated) return;
-        const stored = await httpRequest(ticket.body.url!, 'PUT', { ...ticket.body.headers, 'content-length': data.length }, data);
+        const ticket = tickets.get(index)!;
+        if (ticket.deduplicated) return;
+        const stored = await httpRequest(ticket.url!, 'PUT', { ...ticket.headers, 'content-length': data.length }, data);
         if (stored.status !== 200) throw new Error(`presigned PUT of chunk ${index}: ${stored.status} ${stored.body.toString('utf8').slice(0, 300)}`);
-        await client.json('PUT', `/uploads/${directSession.id}/chunks/${index}/complete`, { sha256: directContent.chunkSha256[index] }, [200]);
       });
+      for (const batch of batches(chunkCount)) {
+        await client.json('POST', `/uploads/${directSession.id}/chunks/complete`, { chunks: batch.map((index) => ({ index, sha256: directContent.chunkSha256[index] })) }, [200]);
+      }
       directTransferLatency = latencyStats(latencies);
     },
-    () => `per chunk (ticket + PUT + complete) median ${directTransferLatency!.medianMs} ms, p95 ${directTransferLatency!.p95Ms} ms`,
+    () => `per presigned PUT median ${directTransferLatency!.medianMs} ms, p95 ${directTransferLatency!.p95Ms} ms; incl. ${2 * Math.ceil(chunkCount / 100)} batch requests to the API`,
   );
   await measure('f-fin', 'finalize of the direct-to-storage upload (the API never read its bytes: hashed from the start)', size, () => finalize(directSession.id, directContent.sha256), (r) => `HTTP ${r.status}`);
 

@@ -150,6 +150,35 @@ describe('direct-to-storage chunk uploads (S3 driver)', () => {
     assert.equal((await complete(stack, bob.token, bobsSession, 0, data.subarray(0, chunkSize))).status, 200);
   });
 
+  test('batches: tickets for many chunks in one request, completes in one request; chunks not PUT are named in a 409, the rest recorded', async () => {
+    const data = randomData(chunkSize * 4 + 10);
+    const uploadId = await directSession(stack, alice, 'batch.bin', data);
+    const chunks = Array.from({ length: 5 }, (_, index) => data.subarray(index * chunkSize, (index + 1) * chunkSize));
+    const issued = await api(stack.baseUrl, 'POST', `/api/v1/uploads/${uploadId}/chunks/urls`, {
+      token: alice.token,
+      body: { chunks: [...chunks.map((chunk, index) => ({ index, sha256: sha256(chunk), size: chunk.length })), { index: 0, sha256: sha256(chunks[0]!), size: chunkSize }] },
+    });
+    assert.equal(issued.status, 200, issued.text);
+    assert.deepEqual(issued.body.items.map((t: Ticket) => t.index), [0, 1, 2, 3, 4], 'one ticket per index');
+    // All but chunk 3 go to the store.
+    for (const t of issued.body.items as Ticket[]) if (t.index !== 3) assert.equal((await putToStore(t, chunks[t.index]!)).status, 200);
+    const all = chunks.map((chunk, index) => ({ index, sha256: sha256(chunk) }));
+    const partly = await api(stack.baseUrl, 'POST', `/api/v1/uploads/${uploadId}/chunks/complete`, { token: alice.token, body: { chunks: all } });
+    assert.equal(partly.status, 409, partly.text);
+    assert.equal(partly.body.code, 'CHUNK_NOT_UPLOADED');
+    assert.deepEqual(partly.body.details.indexes, [3]);
+    assert.deepEqual((await api(stack.baseUrl, 'GET', `/api/v1/uploads/${uploadId}`, { token: alice.token })).body.received_chunks, [0, 1, 2, 4]);
+    assert.equal((await putToStore((issued.body.items as Ticket[])[3]!, chunks[3]!)).status, 200);
+    const rest = await api(stack.baseUrl, 'POST', `/api/v1/uploads/${uploadId}/chunks/complete`, { token: alice.token, body: { chunks: all } });
+    assert.equal(rest.status, 200, rest.text);
+    assert.equal(rest.body.items.length, 5);
+    const finalize = await api(stack.baseUrl, 'POST', `/api/v1/uploads/${uploadId}/finalize`, { token: alice.token });
+    assert.equal(finalize.status, 200, finalize.text);
+    assert.equal(finalize.body.version.checksum_sha256, sha256(data));
+    const tooMany = await api(stack.baseUrl, 'POST', `/api/v1/uploads/${uploadId}/chunks/urls`, { token: alice.token, body: { chunks: Array.from({ length: 101 }, (_, index) => ({ index, sha256: sha256(data), size: 1 })) } });
+    assert.equal(tooMany.status, 422, tooMany.text);
+  });
+
   test('20 parallel completes of one chunk over keep-alive connections record it once; a proxied session has no URLs', async () => {
     const data = randomData(chunkSize);
     const uploadId = await directSession(stack, alice, 'parallel.bin', data);

@@ -4,7 +4,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import { AppError, conflict } from '../../errors';
 import * as sessions from '../../services/upload-sessions.service';
-import { chunkUploadUrl, completeDirectChunk } from '../../services/direct-transfer.service';
+import { chunkUploadUrl, chunkUploadUrls, completeDirectChunk, completeDirectChunks, maxChunksPerBatch } from '../../services/direct-transfer.service';
 import { loadCommit } from '../../services/versions.service';
 import { uploadFinalizationWorkflow, type FinalizationResult } from '../../workflows/upload-finalization.workflow';
 import { workflowIds } from '../../temporal/workflow-ids';
@@ -161,6 +161,41 @@ export function registerUploadRoutes(router: Router, registry: OpenAPIRegistry):
     },
     async (ctx, { principal, params, body }) => {
       ctx.body = await completeDirectChunk(uploadDeps(ctx), principal, params.id, Number(params.index), body.sha256);
+    },
+  );
+
+  route(
+    {
+      method: 'post',
+      path: '/uploads/{id}/chunks/urls',
+      summary: `Direct transfer: presigned PUT URLs for up to ${maxChunksPerBatch} chunks in one request`,
+      tag: 'uploads',
+      access: 'authenticated',
+      params: idParam,
+      body: z.object({ chunks: z.array(z.object({ index: z.number().int().min(0), sha256, size: z.number().int().min(0) })).min(1).max(maxChunksPerBatch) }),
+      responses: { 200: { description: 'Where to send each chunk', schema: z.object({ items: z.array(chunkUploadTicketSchema) }) } },
+      errors: [400, 409, 410],
+    },
+    async (ctx, { principal, params, body }) => {
+      const deps = { ...uploadDeps(ctx), directUrlTtlSeconds: ctx.deps.config.uploads.directUrlTtlSeconds };
+      ctx.body = { items: await chunkUploadUrls(deps, principal, params.id, body.chunks) };
+    },
+  );
+
+  route(
+    {
+      method: 'post',
+      path: '/uploads/{id}/chunks/complete',
+      summary: `Direct transfer: record up to ${maxChunksPerBatch} chunks PUT to their URLs (those not found are named in a 409, the others recorded)`,
+      tag: 'uploads',
+      access: 'authenticated',
+      params: idParam,
+      body: z.object({ chunks: z.array(z.object({ index: z.number().int().min(0), sha256 })).min(1).max(maxChunksPerBatch) }),
+      responses: { 200: { description: 'Recorded', schema: z.object({ items: z.array(chunkReceiptSchema) }) } },
+      errors: [400, 409, 410],
+    },
+    async (ctx, { principal, params, body }) => {
+      ctx.body = { items: await completeDirectChunks(uploadDeps(ctx), principal, params.id, body.chunks) };
     },
   );
 
