@@ -5,7 +5,7 @@
 // really sent the bytes — finding an object someone else stored under that hash proves nothing (it would grant
 // their content to anyone who knows its hash).
 import { sql } from 'kysely';
-import type { Db, UploadSession } from '../db/database';
+import type { UploadSession } from '../db/database';
 import { badRequest, conflict } from '../errors';
 import { S3Storage } from '../storage/s3-storage';
 import { accessNode } from './access.service';
