@@ -9,9 +9,8 @@ import { createSHA256, type IHasher } from 'hash-wasm';
 import type { Db } from '../db/database';
 import type { BlobStorage } from '../storage/blob-storage';
 import { chunkKey } from './chunk-store';
+import { sha256Step } from './sha256-thread';
 
-/** Bytes hashed between yields to the event loop (hash-wasm runs on the calling thread, ~400 MB/s). */
-const sliceBytes = 1024 * 1024;
 /** Chunks whose bytes a follower may keep from their requests (read back from storage otherwise). */
 const maxHandoffChunksPerSession = 4;
 /** Bytes all followers of this process may keep from requests at once. */
@@ -26,14 +25,6 @@ export async function resumableSha256(state: Uint8Array | null): Promise<IHasher
   if (state) hasher.load(state);
   else hasher.init();
   return hasher;
-}
-
-/** Feeds `data` in slices, letting the event loop run between them. */
-export async function updateYielding(hasher: IHasher, data: Uint8Array): Promise<void> {
-  for (let offset = 0; offset < data.length; offset += sliceBytes) {
-    hasher.update(data.subarray(offset, offset + sliceBytes));
-    if (offset + sliceBytes < data.length) await new Promise((resolve) => setImmediate(resolve));
-  }
 }
 
 /** The chain digest of a session's first `count` chunks as its manifest has them now. */
@@ -116,11 +107,10 @@ async function runFollower(deps: HashFollowerDeps, uploadId: string, follower: F
     }
     const kept = follower.handoff.get(index);
     const data = kept && kept.sha256 === chunk.sha256 ? kept.data : await readAll(deps.storage, chunkKey(session.tenant_id, chunk.sha256));
-    const hasher = await resumableSha256(session.hash_state);
-    await updateYielding(hasher, data);
+    const state = await sha256Step(session.hash_state, data);
     await deps.db
       .updateTable('upload_sessions')
-      .set({ hashed_chunks: index + 1, hash_state: Buffer.from(hasher.save()), hashed_chain: chainNext(session.hashed_chain, chunk.sha256) })
+      .set({ hashed_chunks: index + 1, hash_state: Buffer.from(state), hashed_chain: chainNext(session.hashed_chain, chunk.sha256) })
       .where('id', '=', uploadId)
       .where('status', '=', 'open')
       .where('hashed_chunks', '=', index)
