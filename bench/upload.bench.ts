@@ -30,16 +30,21 @@ import { workflowIds } from '../src/temporal/workflow-ids';
 import { Cleanup, repoRoot, startBenchStack, stopChild, type BenchStack } from './lib/stack';
 import { monotonicMicros, mainThreadProfile, summarizeProfile, type ProfileSummary } from './lib/cpu-profile';
 import { CpuMeter, RssSampler, readCommandLine, readMemory, snapshotAllProcesses, topOtherProcesses } from './lib/proc';
+import { ensureTusd, startTusd, TusClient, tusdModule } from './lib/tusd';
 import { MB, MiB, fixed, localDate, markdownTable, megabytesPerSecond, writeResults } from './lib/report';
 
 export const description = 'direct MinIO multipart vs resumable API upload, finalize, dedup re-upload, API RSS (BENCH_SIZE_MIB, default 1024)';
 
 const chunkSize = 8 * MiB;
 const parallel = 4;
-const ports = { temporal: 27533, temporalUi: 28533, minio: 29500, minioConsole: 29501, api: 29580 };
+const ports = { temporal: 27533, temporalUi: 28533, minio: 29500, minioConsole: 29501, api: 29580, tusd: 29590 };
 const databaseUrl = 'postgres://postgres@127.0.0.1:5432/scaidrive_bench';
 const apiBucket = 'scaidrive-bench';
 const directBucket = 'bench-direct';
+const tusdBucket = 'bench-tusd';
+/** Step b64: chunks of the largest size the API takes, many in parallel, so the buffer budget has to hold. */
+const bigChunkSize = 64 * MiB;
+const bigChunkParallel = 16;
 
 const startedAt = performance.now();
 function log(line: string): void {
@@ -85,9 +90,16 @@ class ApiClient {
     return { status: result.status, body: (result.body.length ? JSON.parse(result.body.toString('utf8')) : undefined) as T };
   }
 
-  async putChunk(uploadId: string, index: number, data: Buffer): Promise<ChunkReceipt> {
+  /** PUTs one chunk; a 503 (the API's buffer budget is taken) is retried after its Retry-After, counted in `refused`. */
+  async putChunk(uploadId: string, index: number, data: Buffer, refused?: { count: number }): Promise<ChunkReceipt> {
     const route = `/uploads/${uploadId}/chunks/${index}`;
-    const result = await httpRequest(`${this.baseUrl}/api/v1${route}`, 'PUT', { authorization: `Bearer ${this.token}`, 'content-type': 'application/octet-stream', 'content-length': data.length }, data);
+    let result: HttpResult;
+    for (;;) {
+      result = await httpRequest(`${this.baseUrl}/api/v1${route}`, 'PUT', { authorization: `Bearer ${this.token}`, 'content-type': 'application/octet-stream', 'content-length': data.length }, data);
+      if (result.status !== 503 || !refused) break;
+      refused.count++;
+      await new Promise((r) => setTimeout(r, 1000 * Number(result.headers['retry-after'] ?? 1)));
+    }
     if (result.status !== 200) throw new Error(`PUT ${route} answered ${result.status}: ${result.body.toString('utf8').slice(0, 500)}`);
     return JSON.parse(result.body.toString('utf8')) as ChunkReceipt;
   }
@@ -187,21 +199,22 @@ async function forEachChunk<T>(
   workers: number,
   send: (index: number, data: Buffer) => Promise<T>,
   order: 'forward' | 'reverse' = 'forward',
+  pieceSize = chunkSize,
 ): Promise<{ results: T[]; latencies: number[] }> {
   const handle = await open(file, 'r');
-  const count = Math.ceil(size / chunkSize);
+  const count = Math.ceil(size / pieceSize);
   const results: T[] = new Array(count);
   const latencies: number[] = [];
   let taken = 0;
   try {
     await Promise.all(
       Array.from({ length: Math.min(workers, count) }, async () => {
-        const buffer = Buffer.allocUnsafe(chunkSize);
+        const buffer = Buffer.allocUnsafe(pieceSize);
         for (;;) {
           if (taken >= count) return;
           const index = order === 'forward' ? taken : count - 1 - taken;
           taken++;
-          const data = await readFully(handle, buffer, Math.min(chunkSize, size - index * chunkSize), index * chunkSize);
+          const data = await readFully(handle, buffer, Math.min(pieceSize, size - index * pieceSize), index * pieceSize);
           const started = performance.now();
           results[index] = await send(index, data);
           latencies.push(performance.now() - started);
@@ -341,6 +354,8 @@ async function benchmark(sizeMiB: number, cleanup: Cleanup): Promise<number> {
   const directContent = await writeRandomFile(directFile, size);
   const reverseFile = path.join(tempDir, 'random-reverse.bin');
   const reverseContent = await writeRandomFile(reverseFile, size);
+  const oneStreamFile = path.join(tempDir, 'random-one-stream.bin');
+  const oneStreamContent = await writeRandomFile(oneStreamFile, size);
   const writeSeconds = (performance.now() - writeStarted) / 1000;
   log(`file written in ${writeSeconds.toFixed(1)} s, sha256 ${fileSha256.slice(0, 16)}…`);
 
@@ -350,6 +365,21 @@ async function benchmark(sizeMiB: number, cleanup: Cleanup): Promise<number> {
     { tempDir, ports, databaseUrl, bucket: apiBucket, tenantSettings: { max_file_size_bytes: 4 * 1024 * MiB }, cpuProfileDir, log },
     cleanup,
   );
+  // tusd, the tus reference server, storing into the same MinIO (its own bucket): the peer in steps tusd-1/tusd-4.
+  const tusdBinary = await ensureTusd(log);
+  const s3 = new S3Client({
+    region: stack.s3.region,
+    endpoint: stack.s3.endpoint,
+    forcePathStyle: true,
+    credentials: { accessKeyId: stack.s3.accessKeyId, secretAccessKey: stack.s3.secretAccessKey },
+    // As the API's S3 driver does (src/storage/s3-storage.ts), so both sides do the same work per request.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+  cleanup.add('destroy S3 client', () => s3.destroy());
+  await s3.send(new CreateBucketCommand({ Bucket: tusdBucket }));
+  const tusd = await startTusd(tusdBinary, { port: ports.tusd, bucket: tusdBucket, s3: stack.s3, partSize: chunkSize, logFile: path.join(tempDir, 'tusd.log') }, cleanup);
+  const tus = new TusClient(tusd.url, httpRequest);
   const apiPid = stack.api.pid!;
   const workerPid = stack.worker.pid!;
   const apiCommand = readCommandLine(apiPid);
@@ -363,9 +393,9 @@ async function benchmark(sizeMiB: number, cleanup: Cleanup): Promise<number> {
     apiRss.stop();
     workerRss.stop();
   });
-  const ourProcesses = ['bench', 'api', 'worker', 'minio', 'temporal'];
-  const ourPids = new Set([process.pid, apiPid, workerPid, stack.minio.pid!, stack.temporalServer.pid!]);
-  const cpu = new CpuMeter({ bench: process.pid, api: apiPid, worker: workerPid, minio: stack.minio.pid!, temporal: stack.temporalServer.pid! });
+  const ourProcesses = ['bench', 'api', 'worker', 'minio', 'temporal', 'tusd'];
+  const ourPids = new Set([process.pid, apiPid, workerPid, stack.minio.pid!, stack.temporalServer.pid!, tusd.child.pid!]);
+  const cpu = new CpuMeter({ bench: process.pid, api: apiPid, worker: workerPid, minio: stack.minio.pid!, temporal: stack.temporalServer.pid!, tusd: tusd.child.pid! });
   const apiIdleRss = readMemory(apiPid)?.rssBytes ?? NaN;
 
   // What the rest of the machine is doing while our stack idles: other work competes for the same cores.
@@ -452,16 +482,6 @@ async function benchmark(sizeMiB: number, cleanup: Cleanup): Promise<number> {
   });
 
   // --- (a) direct multipart upload to MinIO ----------------------------------------------------------
-  const s3 = new S3Client({
-    region: stack.s3.region,
-    endpoint: stack.s3.endpoint,
-    forcePathStyle: true,
-    credentials: { accessKeyId: stack.s3.accessKeyId, secretAccessKey: stack.s3.secretAccessKey },
-    // As the API's S3 driver does (src/storage/s3-storage.ts), so both sides do the same work per request.
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
-  cleanup.add('destroy S3 client', () => s3.destroy());
   await s3.send(new CreateBucketCommand({ Bucket: directBucket }));
   const directKey = 'random.bin';
   let directLatency: LatencyStats | undefined;
@@ -480,6 +500,35 @@ async function benchmark(sizeMiB: number, cleanup: Cleanup): Promise<number> {
     },
     () => `${chunkCount} parts; per part median ${directLatency!.medianMs} ms, p95 ${directLatency!.p95Ms} ms; incl. create + complete`,
   );
+
+  // --- tusd: the same file through the tus protocol, one stream and four partial uploads concatenated ----
+  const tusOneStream = await measure('tusd-1', `tusd (tus reference server, S3 store in the same MinIO): 1 stream, PATCHes of 8 MiB`, size, async () => {
+    const url = await tus.create(size);
+    let offset = 0;
+    await forEachChunk(file, size, 1, async (_index, data) => {
+      offset = await tus.patch(url, offset, data);
+    });
+    if (offset !== size) throw new Error(`tusd took ${offset} of ${size} bytes`);
+  });
+  const tusParallel = await measure('tusd-4', `tusd: ${parallel} partial uploads in parallel (a quarter each, PATCHes of 8 MiB) + concatenation`, size, async () => {
+    const perPart = Math.ceil(chunkCount / parallel) * chunkSize;
+    const ranges = Array.from({ length: parallel }, (_, i) => ({ start: i * perPart, end: Math.min(size, (i + 1) * perPart) })).filter((r) => r.start < r.end);
+    const handle = await open(file, 'r');
+    try {
+      const partials = await Promise.all(
+        ranges.map(async ({ start, end }) => {
+          const url = await tus.create(end - start, true);
+          const buffer = Buffer.allocUnsafe(chunkSize);
+          let offset = 0;
+          while (start + offset < end) offset = await tus.patch(url, offset, await readFully(handle, buffer, Math.min(chunkSize, end - start - offset), start + offset));
+          return url;
+        }),
+      );
+      await tus.concatenate(partials);
+    } finally {
+      await handle.close();
+    }
+  });
 
   // --- (b) resumable API upload ----------------------------------------------------------------------
   const client = new ApiClient(stack.apiUrl, stack.token);
@@ -533,6 +582,14 @@ async function benchmark(sizeMiB: number, cleanup: Cleanup): Promise<number> {
   );
   const breakdown = await finalizeBreakdown(stack.temporal, first.id, finalized.result.requestStartMs, finalized.result.responseEndMs);
   const fileId = finalized.result.body.file!.id;
+
+  // --- b1: the resumable API with one stream (other bytes: the file of (b) would be deduplicated) --------
+  const oneStreamSession = (
+    await client.json<UploadSessionBody>('POST', '/uploads', { parent_id: parentId, name: 'bench-one-stream.bin', size, checksum_sha256: oneStreamContent.sha256, chunk_size: chunkSize }, [201])
+  ).body;
+  const viaApiOneStream = await measure('b1', `resumable API: PUT ${chunkCount} chunks of 8 MiB, 1 stream`, size, () =>
+    forEachChunk(oneStreamFile, size, 1, (index, data) => client.putChunk(oneStreamSession.id, index, data)),
+  );
 
   // --- (d) re-upload of the same file (dedup) ---------------------------------------------------------
   const reputTimes = { create: 0, chunks: 0, finalize: 0 };
@@ -637,6 +694,23 @@ async function benchmark(sizeMiB: number, cleanup: Cleanup): Promise<number> {
     `HTTP ${r.status}; ${hashedBeforeG}/${chunkCount} chunks hashed as they arrived`,
   );
 
+  // --- b64: the largest chunks, many in parallel: the API's buffer budget must hold its memory -----------
+  // The bytes of (b) cut at 64 MiB: other chunk hashes, so every chunk is written, none deduplicated.
+  const bigSession = (
+    await client.json<UploadSessionBody>('POST', '/uploads', { parent_id: parentId, name: 'bench-64mib-chunks.bin', size, checksum_sha256: fileSha256, chunk_size: bigChunkSize }, [201])
+  ).body;
+  const bigRefused = { count: 0 };
+  const viaApiBig = await measure(
+    'b64',
+    `resumable API: PUT ${Math.ceil(size / bigChunkSize)} chunks of 64 MiB, ${bigChunkParallel} parallel (503 + Retry-After past the buffer budget, retried)`,
+    size,
+    async () => {
+      const { results } = await forEachChunk(file, size, bigChunkParallel, (index, data) => client.putChunk(bigSession.id, index, data, bigRefused), 'forward', bigChunkSize);
+      return results.filter((r) => r.deduplicated).length;
+    },
+    (dedup) => `${bigRefused.count} PUTs refused with 503 and retried; ${dedup} deduplicated`,
+  );
+
   // --- downloads (nice to have): through the API, and straight from MinIO -----------------------------
   const downloadViaApi = await measure('get-api', `download GET /files/{id}/content (streamed, hashed by the client)`, size, async () => {
     const got = await client.download(`/files/${fileId}/content`);
@@ -662,7 +736,7 @@ async function benchmark(sizeMiB: number, cleanup: Cleanup): Promise<number> {
     await stopChild(stack.api);
     await stopChild(stack.worker, 30_000);
     const files = { api: await mainThreadProfile(path.join(cpuProfileDir, 'api')), worker: await mainThreadProfile(path.join(cpuProfileDir, 'worker')) };
-    const wanted: [keyof typeof files, string][] = [['api', 'b'], ['api', 'd-put'], ['api', 'get-api'], ['worker', 'c'], ['worker', 'd-attach']];
+    const wanted: [keyof typeof files, string][] = [['api', 'b'], ['api', 'b1'], ['api', 'd-put'], ['api', 'get-api'], ['worker', 'c'], ['worker', 'f-fin'], ['worker', 'd-attach']];
     for (const [name, step] of wanted) {
       const file = files[name];
       if (file) profiles.push({ process: name, step, summary: await summarizeProfile(file, windows.get(step)) });
@@ -682,6 +756,11 @@ async function benchmark(sizeMiB: number, cleanup: Cleanup): Promise<number> {
   const oneChunkHashSeconds = hashInMemory.seconds / chunkCount;
   const inOrderFinalizeBound = 0.25 + oneChunkHashSeconds;
   const reverseFactor = reverseFinalized.seconds / hashInMemory.seconds;
+  const rssDuringB = apiRss.phasePeaks.get('b') ?? NaN;
+  const rssDuringBig = apiRss.phasePeaks.get('b64') ?? NaN;
+  const apiCpuPerGiB = (steps.find((st) => st.key === 'b')?.cpuSeconds?.api ?? NaN) / (size / (1024 * MiB));
+  const tusdParallelRatio = tusParallel.seconds / viaApi.seconds;
+  const tusdOneStreamRatio = tusOneStream.seconds / viaApiOneStream.seconds;
   const goals: Goal[] = [
     {
       goal: '(f)/(a) direct-to-storage upload vs direct multipart PUT',
@@ -729,15 +808,45 @@ async function benchmark(sizeMiB: number, cleanup: Cleanup): Promise<number> {
     { goal: 're-upload (d, chunks PUT again + finalize) vs (b)', measured: `${fixed(reputSpeedup, 1)}× faster (${fixed(reput.seconds)} s vs ${fixed(viaApi.seconds)} s)`, target: '≥ 5× faster', met: reputSpeedup >= 5, value: reputSpeedup },
     { goal: 're-upload (d, check + attach + finalize) vs (b)', measured: `${fixed(attachSpeedup, 1)}× faster (${fixed(attach.seconds)} s vs ${fixed(viaApi.seconds)} s)`, target: '≥ 5× faster', met: attachSpeedup >= 5, value: attachSpeedup },
     {
-      goal: '(e) API process peak RSS',
-      measured: `${fixed(apiPeak / MB, 1)} MB (${fixed(apiPeak / MiB, 1)} MiB)`,
-      target: '< 250 MB',
-      met: apiPeak < 250 * MB,
-      value: apiPeak / MB,
+      goal: `(e) API peak RSS during (b): ${parallel} parallel 8 MiB chunks`,
+      measured: `${fixed(rssDuringB / MB, 1)} MB (${fixed(rssDuringB / MiB, 1)} MiB)`,
+      target: '< 200 MB',
+      met: rssDuringB < 200 * MB,
+      value: rssDuringB / MB,
+    },
+    {
+      goal: `(e) API peak RSS during b64: ${bigChunkParallel} parallel 64 MiB chunks (the buffer budget at work)`,
+      measured: `${fixed(rssDuringBig / MB, 1)} MB (${fixed(rssDuringBig / MiB, 1)} MiB); ${bigRefused.count} PUTs refused with 503, none lost`,
+      target: '< 300 MB',
+      met: rssDuringBig < 300 * MB,
+      value: rssDuringBig / MB,
+    },
+    {
+      goal: `(b) API CPU per GiB received (proxied, ${parallel} parallel)`,
+      measured: `${fixed(apiCpuPerGiB, 1)} CPU-s/GiB`,
+      target: '≤ 4 s',
+      met: apiCpuPerGiB <= 4,
+      value: apiCpuPerGiB,
+    },
+    {
+      goal: `(b) proxied upload vs tusd, ${parallel} parallel (tusd-4: partial uploads + concatenation)`,
+      measured: `${fixed(tusdParallelRatio)} (${fixed(apiMbps, 1)} / ${fixed(megabytesPerSecond(size, tusParallel.seconds), 1)} MB/s)`,
+      target: '≥ 1.00',
+      met: tusdParallelRatio >= 1,
+      value: tusdParallelRatio,
+    },
+    {
+      goal: '(b1) proxied upload vs tusd, 1 stream (tusd-1)',
+      measured: `${fixed(tusdOneStreamRatio)} (${fixed(megabytesPerSecond(size, viaApiOneStream.seconds), 1)} / ${fixed(megabytesPerSecond(size, tusOneStream.seconds), 1)} MB/s)`,
+      target: '≥ 1.00',
+      met: tusdOneStreamRatio >= 1,
+      value: tusdOneStreamRatio,
     },
   ];
 
   // --- report ----------------------------------------------------------------------------------------
+  const gib = size / (1024 * MiB);
+  const stageNames = [...new Set(profiles.flatMap((p) => p.summary.byStage.map((st) => st.name)))];
   const machine = machineInfo();
   const stepRows = steps.map((s) => [`${s.key}: ${s.step}`, fixed(s.seconds), fixed(s.mbPerSecond, 1), s.notes]);
   stepRows.push([
@@ -766,7 +875,7 @@ async function benchmark(sizeMiB: number, cleanup: Cleanup): Promise<number> {
     '',
     `\`npm run bench -- upload\`, ${runDate.toISOString()}. File: ${sizeLabel} (${size} bytes) of random data, ${chunkCount} chunks of 8 MiB, ${parallel} in parallel.`,
     `Machine: ${machine.cpus} × ${machine.cpu_model} (SHA extensions: ${machine.cpu_sha_extensions ? 'yes' : 'no'}), ${fixed(machine.memory_bytes / 1024 ** 3, 1)} GiB RAM, Node ${machine.node}, ${machine.platform}.`,
-    `Everything on loopback on this machine: MinIO (\`minio server\`, one drive under the temp dir), Temporal dev server (SQLite), PostgreSQL, the API (\`node bin/scaidrive.mjs api\`, pid ${apiPid}) and the workers (\`node bin/scaidrive.mjs worker\`) as separate processes, and this benchmark process.`,
+    `Everything on loopback on this machine: MinIO (\`minio server\`, one drive under the temp dir), tusd ${tusdModule.split('@')[1]} (S3 store in the same MinIO, part size 8 MiB), Temporal dev server (SQLite), PostgreSQL, the API (\`node bin/scaidrive.mjs api\`, pid ${apiPid}) and the workers (\`node bin/scaidrive.mjs worker\`) as separate processes, and this benchmark process.`,
     `Load average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(2)).join(' ')}; right before the steps (after waiting ${quietWaitSeconds.toFixed(0)} s for a quiet moment), ${backgroundCores.toFixed(2)} of ${machine.cpus} cores were busy outside our processes. Other work on the machine competes for the same cores: steps where it used a quarter of the cores or more are marked [contended] (see "other CPU s" below); ${steps.filter((st) => st.contended).length} of ${steps.length} steps were.`,
     `MB = 10^6 bytes. Random file written in ${writeSeconds.toFixed(1)} s before the measurements; every step reads its chunks from that file (page cache).`,
     '',
@@ -795,6 +904,18 @@ async function benchmark(sizeMiB: number, cleanup: Cleanup): Promise<number> {
     ...(profiles.length
       ? [
           '## Where the CPU time went (V8 CPU profiles; profiling slows the processes, so the figures above are not comparable)',
+          '',
+          'CPU seconds per GiB of the file, per stage of the data path (main thread only: the hashing thread and libuv\'s pool are not sampled):',
+          '',
+          markdownTable(
+            ['process', 'step', 'busy CPU-s/GiB', ...stageNames],
+            profiles.map(({ process: name, step, summary }) => [
+              name,
+              step,
+              fixed((summary.totalMs - summary.idleMs) / 1000 / gib),
+              ...stageNames.map((stage) => fixed((summary.byStage.find((st) => st.name === stage)?.ms ?? 0) / 1000 / gib)),
+            ]),
+          ),
           '',
           ...profiles.flatMap(({ process: name, step, summary }) => [
             `### ${name} process during ${step} (${fixed(summary.totalMs / 1000)} s sampled, ${fixed(summary.idleMs / 1000)} s idle)`,

@@ -22,6 +22,8 @@ export interface ProfileSummary {
   totalMs: number;
   idleMs: number;
   byArea: { name: string; ms: number; pct: number }[];
+  /** Busy time per stage of the data path (every area counted, not only the top ones). */
+  byStage: { name: string; ms: number; pct: number }[];
   byFunction: { name: string; area: string; ms: number; pct: number }[];
 }
 
@@ -48,6 +50,18 @@ function area(url: string, functionName: string): string {
   const src = /\/(src\/[^?]+)/.exec(url);
   if (src) return src[1]!;
   return url.replace(/^file:\/\//, '');
+}
+
+/** The stage of the data path an area belongs to (issue #13: receive, hash, S3 client, database). */
+export function stageOf(area: string): string {
+  if (/^node:crypto$|^hash-wasm$/.test(area)) return 'hash';
+  if (/^@aws-sdk\/|^@smithy\//.test(area)) return 'S3 client';
+  if (/^(pg|pg-[a-z-]+|kysely)$/.test(area)) return 'database';
+  if (/^node:(_http_\w+|http|net|stream|streams|buffer|events|timers)$|^(koa|koa-[a-z-]+|@koa\/[a-z-]+|raw-body|co-body)$/.test(area)) return 'receive (HTTP, streams)';
+  if (area === '(garbage collector)') return 'GC';
+  if (area.startsWith('src/')) return 'ScaiDrive code';
+  if (area === '(native / V8 builtins)' || area === '(program)') return 'V8 builtins, native';
+  return 'other packages';
 }
 
 export async function summarizeProfile(file: string, window?: { startUs: number; endUs: number }, top = 12): Promise<ProfileSummary> {
@@ -84,8 +98,11 @@ export async function summarizeProfile(file: string, window?: { startUs: number;
   const busy = total - idle || 1;
   const ms = (us: number) => Math.round(us / 100) / 10;
   const pct = (us: number) => Math.round((us / busy) * 1000) / 10;
+  const byStage = new Map<string, number>();
+  for (const [name, us] of byArea) byStage.set(stageOf(name), (byStage.get(stageOf(name)) ?? 0) + us);
   return {
     totalMs: ms(total),
+    byStage: [...byStage.entries()].sort((a, b) => b[1] - a[1]).map(([name, us]) => ({ name, ms: ms(us), pct: pct(us) })),
     idleMs: ms(idle),
     byArea: [...byArea.entries()].sort((a, b) => b[1] - a[1]).slice(0, top).map(([name, us]) => ({ name, ms: ms(us), pct: pct(us) })),
     byFunction: [...byFunction.entries()].sort((a, b) => b[1].us - a[1].us).slice(0, top).map(([name, v]) => ({ name, area: v.area, ms: ms(v.us), pct: pct(v.us) })),

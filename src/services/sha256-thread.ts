@@ -56,19 +56,21 @@ function startThread(): Worker {
 
 /**
  * The saved SHA-256 state after hashing `data` on top of `state` (a hash-wasm `save()`; null = a fresh hash).
- * `data` is copied to the thread (the caller's buffer stays usable); only its own bytes are sent, not the whole
- * ArrayBuffer it may be a view of.
+ * With `handOver`, a buffer that is a whole ArrayBuffer of its own moves to the thread without a copy and is
+ * unusable here afterwards (the caller must own it: never a view into a pool or a buffer someone still reads).
+ * Otherwise its bytes are copied (only its own bytes, not the whole ArrayBuffer it may be a view of).
  */
-export function sha256Step(state: Uint8Array | null, data: Uint8Array): Promise<Uint8Array> {
+export function sha256Step(state: Uint8Array | null, data: Uint8Array, options: { handOver?: boolean } = {}): Promise<Uint8Array> {
   thread ??= startThread();
   const worker = thread;
   const id = nextId++;
+  const whole = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
   // Structured cloning copies a view's whole ArrayBuffer: a view into a larger one is copied down to its bytes.
-  const exact = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : new Uint8Array(data);
+  const sent = whole ? data : new Uint8Array(data);
   return new Promise<Uint8Array>((resolve, reject) => {
     pending.set(id, { resolve, reject });
     worker.ref();
-    worker.postMessage({ id, state, data: exact });
+    worker.postMessage({ id, state, data: sent }, whole && options.handOver ? [sent.buffer as ArrayBuffer] : []);
   });
 }
 

@@ -100,14 +100,19 @@ async function runFollower(deps: HashFollowerDeps, uploadId: string, follower: F
         follower.handoff.delete(kept);
       }
     }
-    const chunk = await deps.db.selectFrom('upload_chunks').select(['sha256']).where('upload_id', '=', uploadId).where('index', '=', index).executeTakeFirst();
+    const chunk = await deps.db.selectFrom('upload_chunks').select(['sha256', 'size']).where('upload_id', '=', uploadId).where('index', '=', index).executeTakeFirst();
     if (!chunk) {
       if (follower.again) continue; // a chunk arrived while this one looked
       return;
     }
     const kept = follower.handoff.get(index);
-    const data = kept && kept.sha256 === chunk.sha256 ? kept.data : await readAll(deps.storage, chunkKey(session.tenant_id, chunk.sha256));
-    const state = await sha256Step(session.hash_state, data);
+    if (kept) {
+      follower.handoff.delete(index);
+      handoffBytes -= kept.data.length;
+    }
+    // The follower owns both a handed-off request body and a chunk it read back: they move to the hashing thread.
+    const data = kept && kept.sha256 === chunk.sha256 ? kept.data : await readChunk(deps.storage, chunkKey(session.tenant_id, chunk.sha256), chunk.size);
+    const state = await sha256Step(session.hash_state, data, { handOver: true });
     await deps.db
       .updateTable('upload_sessions')
       .set({ hashed_chunks: index + 1, hash_state: Buffer.from(state), hashed_chain: chainNext(session.hashed_chain, chunk.sha256) })
@@ -122,8 +127,16 @@ async function runFollower(deps: HashFollowerDeps, uploadId: string, follower: F
   }
 }
 
-async function readAll(storage: BlobStorage, key: string): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const part of await storage.get(key)) parts.push(part as Buffer);
-  return Buffer.concat(parts);
+/** A stored chunk read into one buffer of its own (one copy, no concatenation). */
+async function readChunk(storage: BlobStorage, key: string, size: number): Promise<Buffer> {
+  const data = Buffer.allocUnsafeSlow(size);
+  let filled = 0;
+  for await (const part of await storage.get(key)) {
+    const piece = part as Buffer;
+    if (filled + piece.length > size) throw new Error(`chunk ${key} holds more than its recorded ${size} bytes`);
+    piece.copy(data, filled);
+    filled += piece.length;
+  }
+  if (filled !== size) throw new Error(`chunk ${key} holds ${filled} of its recorded ${size} bytes`);
+  return data;
 }

@@ -16,6 +16,19 @@ test('SHA-256 steps on the hashing thread, each continuing the saved state of th
   assert.equal(last.digest('hex'), createHash('sha256').update(Buffer.concat(chunks)).digest('hex'));
 });
 
+test('a buffer handed over moves to the thread without a copy; a view into a larger buffer is copied, never moved', async () => {
+  const own = Buffer.allocUnsafeSlow(1024 * 1024).fill(7);
+  const expected = createHash('sha256').update(own).digest('hex');
+  const state = await sha256Step(null, own, { handOver: true });
+  assert.equal(own.length, 0, 'the handed-over buffer is detached here');
+  assert.equal((await resumableSha256(state)).digest('hex'), expected);
+  const larger = Buffer.alloc(4096, 1);
+  const view = larger.subarray(100, 200);
+  const viewState = await sha256Step(null, view, { handOver: true });
+  assert.equal(larger.length, 4096, 'the larger buffer a view belongs to stays usable');
+  assert.equal((await resumableSha256(viewState)).digest('hex'), createHash('sha256').update(larger.subarray(100, 200)).digest('hex'));
+});
+
 test('steps started together are answered each with its own state, and a stopped thread is replaced', async () => {
   const parts = Array.from({ length: 8 }, () => randomBytes(100_000));
   const states = await Promise.all(parts.map((part) => sha256Step(null, part)));
