@@ -11,8 +11,13 @@ import type { BlobStorage } from '../storage/blob-storage';
 import { chunkKey } from './chunk-store';
 import { sha256Step } from './sha256-thread';
 
-/** Chunks whose bytes a follower may keep from their requests (read back from storage otherwise). */
-const maxHandoffChunksPerSession = 4;
+/**
+ * Chunks whose bytes a follower may keep from their requests: only those within this many chunks of its frontier,
+ * the ones it will hash next. A chunk it does not hold is read back from storage only to close a gap before a
+ * chunk it holds (e.g. one received by another replica); otherwise it stops and finalize hashes the rest, once,
+ * in the worker — a follower reading a whole upload back from storage would compete with the upload itself.
+ */
+const handoffWindowChunks = 8;
 /** Bytes all followers of this process may keep from requests at once. */
 const maxHandoffBytes = 128 * 1024 * 1024;
 
@@ -46,7 +51,15 @@ export async function manifestChain(db: Db, uploadId: string, count: number): Pr
 interface Follower {
   again: boolean;
   handoff: Map<number, { sha256: string; data: Buffer }>;
+  /** The session's frontier (chunks hashed) as the follower last read it; unknown before its first step. */
+  frontier?: number;
+  running: boolean;
+  /** While idle and holding chunks (waiting for the one at its frontier): when it lets them go. */
+  releaseTimer?: NodeJS.Timeout;
 }
+
+/** How long an idle follower keeps the chunks it holds for the chunk at its frontier to arrive. */
+const idleReleaseMs = 30_000;
 
 const followers = new Map<string, Follower>();
 let handoffBytes = 0;
@@ -60,52 +73,76 @@ export interface HashFollowerDeps {
 /**
  * Moves the session's saved hash forward over the chunks received contiguously from its frontier, in the
  * background of this process (never in a request's path; it never throws). `received` is a chunk just stored
- * whose bytes are still in memory, kept for the follower when it is close to the frontier; other chunks are
- * read back from storage. One follower per session per process; another replica's may race it: each step is one
+ * whose bytes are still in memory, kept for the follower when it is close to the frontier (see handoffWindowChunks
+ * for when it reads a chunk back from storage and when it leaves the rest to finalize). One follower per session per process; another replica's may race it: each step is one
  * conditional UPDATE (frontier and chain unchanged, the chunk still in the manifest with that hash, the session
  * still open), so a step that lost the race is not saved.
  */
 export function followUploadHash(deps: HashFollowerDeps, uploadId: string, received?: { index: number; sha256: string; data: Buffer }): void {
   let follower = followers.get(uploadId);
-  const starting = !follower;
   if (!follower) {
-    follower = { again: false, handoff: new Map() };
+    follower = { again: false, handoff: new Map(), running: false };
     followers.set(uploadId, follower);
   }
   follower.again = true;
-  if (received && follower.handoff.size < maxHandoffChunksPerSession && handoffBytes + received.data.length <= maxHandoffBytes && !follower.handoff.has(received.index)) {
+  // The frontier known here may be stale (another replica moves it too): the window is applied at each step.
+  const notHashed = (index: number) => follower.frontier === undefined || index >= follower.frontier;
+  if (received && notHashed(received.index) && follower.handoff.size < handoffWindowChunks && handoffBytes + received.data.length <= maxHandoffBytes && !follower.handoff.has(received.index)) {
     follower.handoff.set(received.index, { sha256: received.sha256, data: received.data });
     handoffBytes += received.data.length;
   }
-  if (!starting) return;
-  const current = follower;
-  void runFollower(deps, uploadId, current)
-    .catch((error: unknown) => deps.onError?.(error))
-    .finally(() => {
-      for (const kept of current.handoff.values()) handoffBytes -= kept.data.length;
-      current.handoff.clear();
-      followers.delete(uploadId);
+  if (!follower.running) startFollower(deps, uploadId, follower);
+}
+
+function startFollower(deps: HashFollowerDeps, uploadId: string, follower: Follower): void {
+  follower.running = true;
+  clearTimeout(follower.releaseTimer);
+  void runFollower(deps, uploadId, follower)
+    .catch((error: unknown) => {
+      deps.onError?.(error);
+      return 'finished' as const;
+    })
+    .then((outcome) => {
+      follower.running = false;
+      if (outcome === 'waiting' && follower.again) return startFollower(deps, uploadId, follower); // a chunk arrived just now
+      if (outcome === 'waiting' && follower.handoff.size > 0) {
+        // The chunk at its frontier is still on its way (or at another replica): keep what is held for a while.
+        follower.releaseTimer = setTimeout(() => releaseFollower(uploadId, follower), idleReleaseMs).unref();
+        return;
+      }
+      releaseFollower(uploadId, follower);
     });
 }
 
-async function runFollower(deps: HashFollowerDeps, uploadId: string, follower: Follower): Promise<void> {
+function releaseFollower(uploadId: string, follower: Follower): void {
+  if (follower.running) return;
+  for (const kept of follower.handoff.values()) handoffBytes -= kept.data.length;
+  follower.handoff.clear();
+  if (followers.get(uploadId) === follower) followers.delete(uploadId);
+}
+
+/** Hashes while it can; 'waiting' when the next chunk is not here yet, 'finished' when the session is no longer open. */
+async function runFollower(deps: HashFollowerDeps, uploadId: string, follower: Follower): Promise<'waiting' | 'finished'> {
   for (;;) {
     follower.again = false;
     const session = await deps.db.selectFrom('upload_sessions').select(['status', 'tenant_id', 'transfer', 'hashed_chunks', 'hash_state', 'hashed_chain']).where('id', '=', uploadId).executeTakeFirst();
-    if (!session || session.status !== 'open' || session.transfer !== 'proxied') return;
+    if (!session || session.status !== 'open' || session.transfer !== 'proxied') return 'finished';
     const index = session.hashed_chunks;
+    follower.frontier = index;
     for (const kept of [...follower.handoff.keys()]) {
-      if (kept < index) {
+      if (kept < index || kept >= index + handoffWindowChunks) {
         handoffBytes -= follower.handoff.get(kept)!.data.length;
         follower.handoff.delete(kept);
       }
     }
     const chunk = await deps.db.selectFrom('upload_chunks').select(['sha256', 'size']).where('upload_id', '=', uploadId).where('index', '=', index).executeTakeFirst();
-    if (!chunk) {
-      if (follower.again) continue; // a chunk arrived while this one looked
-      return;
-    }
     const kept = follower.handoff.get(index);
+    // Not received yet, or received elsewhere with nothing after it here: wait for the next arrival (finalize
+    // hashes what is never followed).
+    if (!chunk || (!kept && !follower.handoff.has(index + 1))) {
+      if (follower.again) continue; // a chunk arrived while this step looked
+      return 'waiting';
+    }
     if (kept) {
       follower.handoff.delete(index);
       handoffBytes -= kept.data.length;
