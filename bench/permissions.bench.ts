@@ -143,7 +143,7 @@ export async function run(): Promise<number> {
     const markdown = [
       `# Permissions benchmark — ${date}`,
       '',
-      `\`npm run bench -- permissions\`, ${new Date().toISOString()}. ${fileCount} files in one folder of a share that the caller reaches only through a group grant (reader), and ${fileCount} files in the owner's personal space as the baseline, same run. API as its own process (\`node bin/scaidrive.mjs api\`), PostgreSQL on loopback; ${os.cpus().length} cores, Node ${process.version}. Latency measured by this process over HTTP on loopback (ms).`,
+      `\`npm run bench -- permissions\`, ${new Date().toISOString()}. ${fileCount} files in one folder of a share that the caller reaches only through a group grant (reader), and ${fileCount} files in the owner's personal space as the baseline, same run. API as its own process (\`node dist/scaidrive.mjs api\`), PostgreSQL on loopback; ${os.cpus().length} cores, Node ${process.version}. Latency measured by this process over HTTP on loopback (ms).`,
       '',
       '## Latency',
       '',

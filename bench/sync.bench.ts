@@ -197,7 +197,7 @@ export async function run(): Promise<number> {
     const markdown = [
       `# Sync benchmark — ${date}`,
       '',
-      `\`npm run bench -- sync\`, ${new Date().toISOString()}. Two API processes (\`node bin/scaidrive.mjs api\`) on one PostgreSQL, the benchmark as the client over loopback; ${os.cpus().length} cores, Node ${process.version}.`,
+      `\`npm run bench -- sync\`, ${new Date().toISOString()}. Two API processes (\`node dist/scaidrive.mjs api\`) on one PostgreSQL, the benchmark as the client over loopback; ${os.cpus().length} cores, Node ${process.version}.`,
       '',
       '## (a) Pulling the change feed',
       '',

@@ -1,8 +1,8 @@
 // A throw-away ScaiDrive stack for benchmarks, built from the project's own launchers: a Temporal dev server,
 // MinIO, a fresh PostgreSQL database, a tenant, and the API and the workers as their own processes
-// (`node bin/scaidrive.mjs api|worker`) so their memory and CPU can be measured from /proc.
+// (`node dist/scaidrive.mjs api|worker`, compiled by `npm run build`) so their memory and CPU can be measured from /proc.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -128,11 +128,30 @@ function cpuProfileFlags(dir: string | undefined, exitOnSigterm: boolean): strin
   return ['--cpu-prof', '--cpu-prof-dir', dir, ...(exitOnSigterm ? ['--import', preload] : [])];
 }
 
+/** dist/scaidrive.mjs, which must be at least as new as every source file (else: run `npm run build`). */
+function compiledCli(): string {
+  const compiled = path.join(repoRoot, 'dist', 'scaidrive.mjs');
+  if (!existsSync(compiled)) throw new Error(`${compiled} is missing: run \`npm run build\` (npm run bench does)`);
+  const builtAt = statSync(compiled).mtimeMs;
+  const newer = (dir: string): string | undefined => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const full = path.join(dir, entry.name);
+      const found = entry.isDirectory() ? newer(full) : statSync(full).mtimeMs > builtAt ? full : undefined;
+      if (found) return found;
+    }
+    return undefined;
+  };
+  const stale = newer(path.join(repoRoot, 'src'));
+  if (stale) throw new Error(`${compiled} is older than ${stale}: run \`npm run build\` (npm run bench does)`);
+  return compiled;
+}
+
 function spawnScaidrive(command: 'api' | 'worker', env: NodeJS.ProcessEnv, logFile: string, nodeFlags: string[] = []): ChildProcess {
   const fd = openSync(logFile, 'a');
   try {
-    // process.execPath directly (no shell, no npx): the pid we get is the node process whose /proc we read.
-    return spawn(process.execPath, [...nodeFlags, path.join(repoRoot, 'bin', 'scaidrive.mjs'), command], { cwd: repoRoot, env, stdio: ['ignore', fd, fd] });
+    // process.execPath directly (no shell, no npx): the pid we get is the node process whose /proc we read. The
+    // compiled CLI (`npm run bench` builds it first), as in production: no TypeScript loader in the measured process.
+    return spawn(process.execPath, [...nodeFlags, compiledCli(), command], { cwd: repoRoot, env, stdio: ['ignore', fd, fd] });
   } finally {
     closeSync(fd);
   }

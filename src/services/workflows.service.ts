@@ -1,7 +1,7 @@
 // Operators' view of a tenant's workflows (spec §12): list them from Temporal visibility by ScaiTenantId,
 // and retry a finished one as a new run with the same input (activities are idempotent, so that is safe).
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
-import { executionInfoFromRaw } from '@temporalio/client/lib/helpers';
+import { executionInfoFromRaw } from '@temporalio/client/lib/helpers.js';
 import { defaultPayloadConverter, WorkflowNotFoundError } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import { AppError, badRequest, notFound } from '../errors';

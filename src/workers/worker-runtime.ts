@@ -1,4 +1,5 @@
 // Builds Temporal workers: the workflow bundle is made once and shared by every task queue's worker.
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
 import type { Config } from '../config';
@@ -8,8 +9,11 @@ import { activityLogging } from './activity-logging';
 import type { Client } from '@temporalio/client';
 import { SearchDispatcher } from '../services/search-dispatcher';
 
-const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
-const workflowInterceptorsPath = fileURLToPath(new URL('../workflows/interceptors.ts', import.meta.url));
+// The workflow sources, bundled by the SDK when a worker starts: next to this module when it runs from src/, under
+// src/ when it runs compiled into dist/scaidrive.mjs (scripts/build.mjs).
+const workflowsDir = existsSync(fileURLToPath(new URL('../workflows/index.ts', import.meta.url))) ? new URL('../workflows/', import.meta.url) : new URL('../src/workflows/', import.meta.url);
+const workflowsPath = fileURLToPath(new URL('index.ts', workflowsDir));
+const workflowInterceptorsPath = fileURLToPath(new URL('interceptors.ts', workflowsDir));
 
 let runtimeInstalled = false;
 

@@ -22,12 +22,13 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-export async function startApiProcess(stack: TestStack): Promise<ApiProcess> {
+/** `cli`: the entry point to run (the TypeScript sources through bin/scaidrive.mjs unless given, e.g. dist/scaidrive.mjs). */
+export async function startApiProcess(stack: TestStack, cli = 'bin/scaidrive.mjs'): Promise<ApiProcess> {
   const config = stack.config;
   const port = await freePort();
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('SCAIDRIVE_')));
   const logs: Buffer[] = [];
-  const child = spawn(process.execPath, [path.resolve('bin/scaidrive.mjs'), 'api'], {
+  const child = spawn(process.execPath, [path.resolve(cli), 'api'], {
     env: {
       ...inherited,
       SCAIDRIVE_ENV: 'test',

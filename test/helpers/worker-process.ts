@@ -17,12 +17,12 @@ export function startConnectorWorker(stack: TestStack, logs: Buffer[], env: Part
   return startWorkerProcess(stack, logs, ['connectors'], env);
 }
 
-/** A worker process for `queues`; resolves once it polls the first of them. */
-export async function startWorkerProcess(stack: TestStack, logs: Buffer[], queues: TaskQueueKind[], env: Partial<Record<ConfigVariable, string>> = {}): Promise<WorkerProcess> {
+/** A worker process for `queues`; resolves once it polls the first of them. `cli` as for startApiProcess. */
+export async function startWorkerProcess(stack: TestStack, logs: Buffer[], queues: TaskQueueKind[], env: Partial<Record<ConfigVariable, string>> = {}, cli = 'bin/scaidrive.mjs'): Promise<WorkerProcess> {
   const config = stack.config;
   // The caller's SCAIDRIVE_* stay out (unknown keys stop start-up); NODE_EXTRA_CA_CERTS and the rest pass through.
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('SCAIDRIVE_')));
-  const child = spawn(process.execPath, [path.resolve('bin/scaidrive.mjs'), 'worker', ...queues.flatMap((queue) => ['--queue', queue])], {
+  const child = spawn(process.execPath, [path.resolve(cli), 'worker', ...queues.flatMap((queue) => ['--queue', queue])], {
     env: {
       ...inherited,
       SCAIDRIVE_ENV: 'test',
