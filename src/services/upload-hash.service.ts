@@ -10,6 +10,7 @@ import type { Db } from '../db/database';
 import type { BlobStorage } from '../storage/blob-storage';
 import { chunkKey } from './chunk-store';
 import { sha256Step } from './sha256-thread';
+import type { ByteBudget } from './upload-limits';
 
 /**
  * Chunks whose bytes a follower may keep from their requests: only those within this many chunks of its frontier,
@@ -18,8 +19,12 @@ import { sha256Step } from './sha256-thread';
  * in the worker — a follower reading a whole upload back from storage would compete with the upload itself.
  */
 const handoffWindowChunks = 8;
-/** Bytes all followers of this process may keep from requests at once. */
-const maxHandoffBytes = 128 * 1024 * 1024;
+/**
+ * Bytes all followers of this process may keep from requests at once: 128 MiB, and at most a quarter of the
+ * process's buffer budget for request bodies (so the process holds at most 1.25 × that budget of chunk bytes; the
+ * follower's chunks never take budget from requests, which would turn uploads away to speed up hashing).
+ */
+const maxHandoffBytes = (budget?: ByteBudget) => Math.min(128 * 1024 * 1024, budget ? Math.floor(budget.capacity / 4) : Infinity);
 
 /** The chain digest after one more chunk. */
 export const chainNext = (chain: string, chunkSha256: string) => createHash('sha256').update(chain).update(chunkSha256).digest('hex');
@@ -67,6 +72,8 @@ let handoffBytes = 0;
 export interface HashFollowerDeps {
   db: Db;
   storage: BlobStorage;
+  /** The process's buffer budget for request bodies: bounds what the followers may keep (see maxHandoffBytes). */
+  budget?: ByteBudget;
   onError?: (error: unknown) => void;
 }
 
@@ -87,7 +94,7 @@ export function followUploadHash(deps: HashFollowerDeps, uploadId: string, recei
   follower.again = true;
   // The frontier known here may be stale (another replica moves it too): the window is applied at each step.
   const notHashed = (index: number) => follower.frontier === undefined || index >= follower.frontier;
-  if (received && notHashed(received.index) && follower.handoff.size < handoffWindowChunks && handoffBytes + received.data.length <= maxHandoffBytes && !follower.handoff.has(received.index)) {
+  if (received && notHashed(received.index) && follower.handoff.size < handoffWindowChunks && handoffBytes + received.data.length <= maxHandoffBytes(deps.budget) && !follower.handoff.has(received.index)) {
     follower.handoff.set(received.index, { sha256: received.sha256, data: received.data });
     handoffBytes += received.data.length;
   }

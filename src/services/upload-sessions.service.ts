@@ -260,7 +260,7 @@ export async function putChunk(
       if (deduplicated) deps.onDeduplicated?.();
       await recordChunks(deps.db, session.id, [{ index, sha256, size: data.length }]);
       if (deps.followHash && session.transfer === 'proxied') {
-        followUploadHash({ db: deps.db, storage: deps.storage, onError: deps.followHash.onError }, session.id, { index, sha256, data });
+        followUploadHash({ db: deps.db, storage: deps.storage, budget: deps.limits?.buffer, onError: deps.followHash.onError }, session.id, { index, sha256, data });
       }
       return { index, size: data.length, sha256, deduplicated };
     }),
