@@ -4,11 +4,12 @@ import type { Readable } from 'node:stream';
 import { AppError, payloadTooLarge } from '../errors';
 
 /**
- * Reads a chunk body of exactly `expected` bytes into one buffer (a single copy); more → 413, before
- * buffering the excess; fewer → the caller's size check; a body stalling for `idleMs` → 408.
+ * Reads a chunk body of exactly `expected` bytes into one buffer (a single copy; `into` when given, which must be
+ * `expected` bytes long); more → 413, before buffering the excess; fewer → the caller's size check; a body
+ * stalling for `idleMs` → 408.
  */
-export async function readBounded(body: Readable, expected: number, idleMs?: number): Promise<Buffer> {
-  const data = Buffer.allocUnsafe(expected);
+export async function readBounded(body: Readable, expected: number, idleMs?: number, into?: Buffer): Promise<Buffer> {
+  const data = into && into.length === expected ? into : Buffer.allocUnsafe(expected);
   let total = 0;
   for await (const piece of bodyParts(body, idleMs)) {
     if (total + piece.length > expected) {

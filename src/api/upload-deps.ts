@@ -2,6 +2,7 @@
 // process-wide upload limits (one set per app, so every request shares the same buffer budget).
 import type { AppContext, AppDeps } from './context';
 import type { UploadDeps } from '../services/upload-sessions.service';
+import { ChunkBufferPool } from '../services/chunk-buffers';
 import { ByteBudget, ConcurrencyLimiter, type UploadLimits } from '../services/upload-limits';
 
 const limitsByApp = new WeakMap<AppDeps, UploadLimits>();
@@ -13,6 +14,8 @@ export function uploadLimits(deps: AppDeps): UploadLimits {
     const config = deps.config.uploads;
     limits = {
       buffer: new ByteBudget(config.bufferBudgetBytes),
+      // Unused chunk buffers kept for reuse: at most a quarter of the budget.
+      chunkBuffers: new ChunkBufferPool(Math.floor(config.bufferBudgetBytes / 4)),
       chunksPerUser: new ConcurrencyLimiter(config.maxConcurrentChunksPerUser),
       bodyIdleTimeoutMs: config.bodyTimeoutSeconds * 1000,
       maxOpenSessionsPerUser: config.maxOpenSessionsPerUser,

@@ -85,7 +85,7 @@ export interface HashFollowerDeps {
  * conditional UPDATE (frontier and chain unchanged, the chunk still in the manifest with that hash, the session
  * still open), so a step that lost the race is not saved.
  */
-export function followUploadHash(deps: HashFollowerDeps, uploadId: string, received?: { index: number; sha256: string; data: Buffer }): void {
+export function followUploadHash(deps: HashFollowerDeps, uploadId: string, received?: { index: number; sha256: string; data: Buffer }): boolean {
   let follower = followers.get(uploadId);
   if (!follower) {
     follower = { again: false, handoff: new Map(), running: false };
@@ -99,6 +99,7 @@ export function followUploadHash(deps: HashFollowerDeps, uploadId: string, recei
     handoffBytes += received.data.length;
   }
   if (!follower.running) startFollower(deps, uploadId, follower);
+  return received !== undefined && follower.handoff.get(received.index)?.data === received.data;
 }
 
 function startFollower(deps: HashFollowerDeps, uploadId: string, follower: Follower): void {

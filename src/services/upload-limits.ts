@@ -2,6 +2,7 @@
 // chunk bytes held in memory and a per-user cap on concurrent chunk PUTs (the stalled-body timeout is applied
 // where bodies are read, in src/api/request-body.ts).
 import { AppError } from '../errors';
+import type { ChunkBufferPool } from './chunk-buffers';
 
 /** Seconds a client is told to wait when the budget or its concurrency cap is exhausted. */
 const retryAfterSeconds = '2';
@@ -58,6 +59,8 @@ export class ConcurrencyLimiter {
 
 export interface UploadLimits {
   buffer: ByteBudget;
+  /** Chunk-sized buffers handed out again once a request is done with them. */
+  chunkBuffers?: ChunkBufferPool;
   chunksPerUser: ConcurrencyLimiter;
   /** A body that sends nothing for this long is answered 408. */
   bodyIdleTimeoutMs: number;

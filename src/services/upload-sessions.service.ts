@@ -228,8 +228,11 @@ export async function putChunk(
   principal: Principal,
   uploadId: string,
   index: number,
-  /** Reads the chunk's body, which must be `expectedBytes` long (the transport enforces 413 before excess bytes). */
-  readBody: (expectedBytes: number) => Promise<Buffer>,
+  /**
+   * Reads the chunk's body, which must be `expectedBytes` long (the transport enforces 413 before excess bytes),
+   * into `into` when given.
+   */
+  readBody: (expectedBytes: number, into?: Buffer) => Promise<Buffer>,
   declared: { contentLength?: number; sha256?: string },
 ): Promise<ChunkReceipt> {
   const session = await getOwnSession(deps.db, principal, uploadId);
@@ -246,7 +249,8 @@ export async function putChunk(
   // The chunk's bytes are reserved from the process budget before a byte is read, and released on every path.
   return withChunkSlot(deps.limits, session.user_id, () =>
     withBufferBudget(deps.limits, expected, async () => {
-      const data = await readBody(expected);
+      const pooled = deps.limits?.chunkBuffers?.take(expected);
+      const data = await readBody(expected, pooled);
       deps.onBytesReceived?.(data.length);
       if (data.length !== expected) throw badRequest(`Chunk ${index} must be ${expected} bytes, got ${data.length}`, 'CHUNK_SIZE_MISMATCH');
       const sha256 = sha256Hex(data);
@@ -259,10 +263,12 @@ export async function putChunk(
       const deduplicated = (await storeChunk(deps.db, deps.storage, session.tenant_id, sha256, data, { skipWhenStored: ownsChunk })) && ownsChunk;
       if (deduplicated) deps.onDeduplicated?.();
       await recordChunks(deps.db, session.id, [{ index, sha256, size: data.length }]);
-      if (deps.followHash && session.transfer === 'proxied') {
-        followUploadHash({ db: deps.db, storage: deps.storage, budget: deps.limits?.buffer, onError: deps.followHash.onError }, session.id, { index, sha256, data });
-      }
-      return { index, size: data.length, sha256, deduplicated };
+      const receipt = { index, size: data.length, sha256, deduplicated };
+      const keptForHashing =
+        deps.followHash && session.transfer === 'proxied' && followUploadHash({ db: deps.db, storage: deps.storage, budget: deps.limits?.buffer, onError: deps.followHash.onError }, session.id, { index, sha256, data });
+      // Stored and recorded: nothing refers to the bytes any more unless the hash follower kept them.
+      if (pooled && data === pooled && !keptForHashing) deps.limits!.chunkBuffers!.give(pooled);
+      return receipt;
     }),
   );
 }

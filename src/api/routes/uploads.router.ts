@@ -119,7 +119,7 @@ export function registerUploadRoutes(router: Router, registry: OpenAPIRegistry):
     async (ctx, { principal, params }) => {
       const length = ctx.get('content-length');
       const idleMs = uploadLimits(ctx.deps).bodyIdleTimeoutMs;
-      const readBody = (expectedBytes: number) => readBounded(ctx.req, expectedBytes, idleMs);
+      const readBody = (expectedBytes: number, into?: Buffer) => readBounded(ctx.req, expectedBytes, idleMs, into);
       ctx.body = await sessions.putChunk(uploadDeps(ctx), principal, params.id, Number(params.index), readBody, {
         contentLength: length ? Number(length) : undefined,
         sha256: ctx.get('x-chunk-sha256') || undefined,
