@@ -6,6 +6,7 @@
 // race, costs a full re-hash, never a wrong checksum. The declared checksum is always verified against bytes.
 import { createHash } from 'node:crypto';
 import { createSHA256, type IHasher } from 'hash-wasm';
+import { sql } from 'kysely';
 import type { Db } from '../db/database';
 import type { BlobStorage } from '../storage/blob-storage';
 import { chunkKey } from './chunk-store';
@@ -131,11 +132,17 @@ function releaseFollower(uploadId: string, follower: Follower): void {
 
 /** Hashes while it can; 'waiting' when the next chunk is not here yet, 'finished' when the session is no longer open. */
 async function runFollower(deps: HashFollowerDeps, uploadId: string, follower: Follower): Promise<'waiting' | 'finished'> {
+  // What the session row holds, as read or as this follower's last successful step left it: a step that goes
+  // through needs no read before the next one (one UPDATE per stretch of chunks while the upload runs).
+  let known: { tenantId: string; hashedChunks: number; hashState: Uint8Array | null; hashedChain: string } | undefined;
   for (;;) {
     follower.again = false;
-    const session = await deps.db.selectFrom('upload_sessions').select(['status', 'tenant_id', 'transfer', 'hashed_chunks', 'hash_state', 'hashed_chain']).where('id', '=', uploadId).executeTakeFirst();
-    if (!session || session.status !== 'open' || session.transfer !== 'proxied') return 'finished';
-    const index = session.hashed_chunks;
+    if (!known) {
+      const session = await deps.db.selectFrom('upload_sessions').select(['status', 'tenant_id', 'transfer', 'hashed_chunks', 'hash_state', 'hashed_chain']).where('id', '=', uploadId).executeTakeFirst();
+      if (!session || session.status !== 'open' || session.transfer !== 'proxied') return 'finished';
+      known = { tenantId: session.tenant_id, hashedChunks: session.hashed_chunks, hashState: session.hash_state, hashedChain: session.hashed_chain };
+    }
+    const index = known.hashedChunks;
     follower.frontier = index;
     for (const kept of [...follower.handoff.keys()]) {
       if (kept < index || kept >= index + handoffWindowChunks) {
@@ -143,32 +150,50 @@ async function runFollower(deps: HashFollowerDeps, uploadId: string, follower: F
         follower.handoff.delete(kept);
       }
     }
-    const chunk = await deps.db.selectFrom('upload_chunks').select(['sha256', 'size']).where('upload_id', '=', uploadId).where('index', '=', index).executeTakeFirst();
-    const kept = follower.handoff.get(index);
-    // Not received yet, or received elsewhere with nothing after it here: wait for the next arrival (finalize
-    // hashes what is never followed).
-    if (!chunk || (!kept && !follower.handoff.has(index + 1))) {
-      if (follower.again) continue; // a chunk arrived while this step looked
+    // This step's stretch: the chunks held from the frontier on, or the frontier chunk read back from storage
+    // when it closes a gap before one held (e.g. received by another replica).
+    const stretch: { index: number; sha256: string; data: Buffer }[] = [];
+    for (let next = index; follower.handoff.has(next); next++) {
+      const kept = follower.handoff.get(next)!;
+      follower.handoff.delete(next);
+      handoffBytes -= kept.data.length;
+      stretch.push({ index: next, ...kept });
+    }
+    if (stretch.length === 0 && follower.handoff.has(index + 1)) {
+      const chunk = await deps.db.selectFrom('upload_chunks').select(['sha256', 'size']).where('upload_id', '=', uploadId).where('index', '=', index).executeTakeFirst();
+      if (chunk) stretch.push({ index, sha256: chunk.sha256, data: await readChunk(deps.storage, chunkKey(known.tenantId, chunk.sha256), chunk.size) });
+    }
+    if (stretch.length === 0) {
+      // Not received yet, or received elsewhere with nothing after it here: wait for the next arrival (finalize
+      // hashes what is never followed).
+      if (follower.again) {
+        known = undefined; // a chunk arrived while this step looked (maybe at another replica): look again
+        continue;
+      }
       return 'waiting';
     }
-    if (kept) {
-      follower.handoff.delete(index);
-      handoffBytes -= kept.data.length;
+    // The follower owns these buffers (request bodies handed over, or read back): they move to the hashing thread.
+    let state = known.hashState;
+    let chain = known.hashedChain;
+    for (const chunk of stretch) {
+      state = await sha256Step(state, chunk.data, { handOver: true });
+      chain = chainNext(chain, chunk.sha256);
     }
-    // The follower owns both a handed-off request body and a chunk it read back: they move to the hashing thread.
-    const data = kept && kept.sha256 === chunk.sha256 ? kept.data : await readChunk(deps.storage, chunkKey(session.tenant_id, chunk.sha256), chunk.size);
-    const state = await sha256Step(session.hash_state, data, { handOver: true });
-    await deps.db
+    const done = known.hashedChunks + stretch.length;
+    // Saved only if the row is as this step started from and every chunk hashed is the manifest's, byte for byte
+    // (a chunk re-sent with other bytes since it was received, or another replica's step, makes it a no-op).
+    const saved = await deps.db
       .updateTable('upload_sessions')
-      .set({ hashed_chunks: index + 1, hash_state: Buffer.from(state), hashed_chain: chainNext(session.hashed_chain, chunk.sha256) })
+      .set({ hashed_chunks: done, hash_state: Buffer.from(state!), hashed_chain: chain })
       .where('id', '=', uploadId)
       .where('status', '=', 'open')
       .where('hashed_chunks', '=', index)
-      .where('hashed_chain', '=', session.hashed_chain)
-      .where(({ exists, selectFrom }) =>
-        exists(selectFrom('upload_chunks').select('index').where('upload_id', '=', uploadId).where('index', '=', index).where('sha256', '=', chunk.sha256)),
+      .where('hashed_chain', '=', known.hashedChain)
+      .where(
+        sql<boolean>`(select count(*) from upload_chunks c where c.upload_id = ${uploadId} and (c.index, c.sha256) in (${sql.join(stretch.map((chunk) => sql`(${chunk.index}::int, ${chunk.sha256}::text)`))})) = ${stretch.length}`,
       )
-      .execute();
+      .executeTakeFirst();
+    known = Number(saved.numUpdatedRows) === 1 ? { ...known, hashedChunks: done, hashState: state, hashedChain: chain } : undefined;
   }
 }
 
