@@ -103,6 +103,15 @@ export function followUploadHash(deps: HashFollowerDeps, uploadId: string, recei
   return received !== undefined && follower.handoff.get(received.index)?.data === received.data;
 }
 
+/**
+ * Resolves once this process's follower of the session has saved what it holds (it is no longer hashing), or
+ * after `maxWaitMs`. Nothing to wait for on a process that does not follow the session.
+ */
+export async function hashFollowerSettled(uploadId: string, maxWaitMs: number): Promise<void> {
+  const deadline = Date.now() + maxWaitMs;
+  while (followers.get(uploadId)?.running && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+}
+
 function startFollower(deps: HashFollowerDeps, uploadId: string, follower: Follower): void {
   follower.running = true;
   clearTimeout(follower.releaseTimer);

@@ -7,7 +7,7 @@ import { newId } from '../ids';
 import type { BlobStorage } from '../storage/blob-storage';
 import { accessNode } from './access.service';
 import { sha256Hex, storeChunk } from './chunk-store';
-import { followUploadHash } from './upload-hash.service';
+import { followUploadHash, hashFollowerSettled } from './upload-hash.service';
 import { getTenant } from './identity.service';
 import type { Principal } from './principal';
 import { chargeSubjects } from './quota.service';
@@ -407,5 +407,11 @@ export async function sessionToFinalize(
   const held = await openConflictOfUpload(db, session.id);
   if (held) throw versionConflict('This upload is held by an open sync conflict: resolve it (POST /sync/conflicts/{id}/resolve)', { base_version_id: held.base_version_id, current_version_id: held.server_version_id }, held);
   await accessNode(db, principal, session.parent_id, 'write', { kind: 'folder' });
+  // The last chunks are usually still in this process's hash follower: letting it save them first spares the
+  // worker reading them back (bounded; on another replica, or past the bound, finalize simply hashes more).
+  if (session.status === 'open') await hashFollowerSettled(session.id, followerSettleMs);
   return { session };
 }
+
+/** How long a finalize waits for this process's hash follower of the session to save what it holds. */
+const followerSettleMs = 2000;

@@ -27,8 +27,8 @@ describe('upload hashing as chunks arrive', () => {
     await stack.close();
   });
 
-  async function open(data: Buffer, checksum: string | null = sha256(data)) {
-    const session = await createSession(stack, alice.token, { parent_id: alice.rootFolderId, name: `h-${Math.random()}.bin`, size: data.length, chunk_size: chunkSize, ...(checksum ? { checksum_sha256: checksum } : {}) });
+  async function open(data: Buffer, checksum: string | null = sha256(data), size = chunkSize) {
+    const session = await createSession(stack, alice.token, { parent_id: alice.rootFolderId, name: `h-${Math.random()}.bin`, size: data.length, chunk_size: size, ...(checksum ? { checksum_sha256: checksum } : {}) });
     assert.equal(session.status, 201, session.text);
     return session.body.id as string;
   }
@@ -65,6 +65,19 @@ describe('upload hashing as chunks arrive', () => {
     assert.equal(done.status, 200, done.text);
     assert.equal(done.body.version.checksum_sha256, sha256(data));
     assert.equal(await resumedAtChunk(uploadId), 7, 'finalize hashed nothing again');
+  });
+
+  test('finalize right after the last chunk waits (bounded) for the follower to save what it holds, and continues from the end', async () => {
+    // Large chunks sent all at once: when the last answer arrives the follower still has most of them to hash.
+    const big = 4 * 1024 * 1024;
+    const data = randomData(big * 8);
+    const uploadId = await open(data, sha256(data), big);
+    const statuses = await Promise.all(Array.from({ length: 8 }, (_, index) => putChunk(stack, alice.token, uploadId, index, data.subarray(index * big, (index + 1) * big)).then((r) => r.status)));
+    assert.deepEqual(statuses, Array(8).fill(200));
+    const done = await finalize(uploadId);
+    assert.equal(done.status, 200, done.text);
+    assert.equal(done.body.version.checksum_sha256, sha256(data));
+    assert.equal(await resumedAtChunk(uploadId), 8, 'the worker read nothing back');
   });
 
   test('a chunk hashed as it arrived but gone from storage fails the finalize (a version never points at a missing object)', async () => {
