@@ -87,8 +87,8 @@ export async function knownChecksumOfManifest(db: Db, session: UploadSession): P
   return match?.checksum_sha256 ?? null;
 }
 
-/** Chunk HEADs in flight while checking that chunks are stored. */
-const headConcurrency = 16;
+/** Chunk HEADs in flight while checking that chunks are stored (a pool: a slow answer holds up one lane, not a batch). */
+const headConcurrency = 32;
 
 /** Throws BlobNotFoundError for the first of the session's first `count` chunks that is not stored with its size. */
 async function assertChunksStored(deps: { db: Db; storage: BlobStorage }, uploadId: string, count: number): Promise<void> {
@@ -96,15 +96,17 @@ async function assertChunksStored(deps: { db: Db; storage: BlobStorage }, upload
   while (next < count) {
     const page = await deps.db.selectFrom('upload_chunks').select(['index', 'tenant_id', 'sha256', 'size']).where('upload_id', '=', uploadId).where('index', '>=', next).where('index', '<', count).orderBy('index').limit(500).execute();
     if (page.length === 0) return;
-    for (let i = 0; i < page.length; i += headConcurrency) {
-      await Promise.all(
-        page.slice(i, i + headConcurrency).map(async (row) => {
+    let taken = 0;
+    await Promise.all(
+      Array.from({ length: Math.min(headConcurrency, page.length) }, async () => {
+        while (taken < page.length) {
+          const row = page[taken++]!;
           const key = chunkKey(row.tenant_id, row.sha256);
           const stored = await deps.storage.head(key);
           if (stored?.size !== row.size) throw new BlobNotFoundError(key);
-        }),
-      );
-    }
+        }
+      }),
+    );
     next = page[page.length - 1]!.index + 1;
   }
 }
