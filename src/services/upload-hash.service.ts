@@ -14,12 +14,13 @@ import { sha256Step } from './sha256-thread';
 import type { ByteBudget } from './upload-limits';
 
 /**
- * Chunks whose bytes a follower may keep from their requests: only those within this many chunks of its frontier,
- * the ones it will hash next. A chunk it does not hold is read back from storage only to close a gap before a
- * chunk it holds (e.g. one received by another replica); otherwise it stops and finalize hashes the rest, once,
- * in the worker — a follower reading a whole upload back from storage would compete with the upload itself.
+ * Chunks a follower hashes before saving a step. What it keeps from requests is bounded in bytes
+ * (maxHandoffBytes): when full, a chunk nearer its frontier displaces the farthest one held. A chunk it does not
+ * hold is read back from storage only to close a gap before one it holds (e.g. received by another replica);
+ * otherwise it waits and finalize hashes the rest, once, in the worker — a follower reading a whole upload back
+ * from storage would compete with the upload itself.
  */
-const handoffWindowChunks = 8;
+const chunksPerStep = 8;
 /**
  * Bytes all followers of this process may keep from requests at once: 128 MiB, and at most a quarter of the
  * process's buffer budget for request bodies (so the process holds at most 1.25 × that budget of chunk bytes; the
@@ -60,15 +61,31 @@ interface Follower {
   /** The session's frontier (chunks hashed) as the follower last read it; unknown before its first step. */
   frontier?: number;
   running: boolean;
-  /** While idle and holding chunks (waiting for the one at its frontier): when it lets them go. */
-  releaseTimer?: NodeJS.Timeout;
+  /** While idle and holding chunks (waiting for the one at its frontier): its next look at the session. */
+  retryTimer?: NodeJS.Timeout;
+  /** Since when it has been waiting without saving a step. */
+  waitingSince?: number;
 }
 
-/** How long an idle follower keeps the chunks it holds for the chunk at its frontier to arrive. */
+/**
+ * How long an idle follower keeps the chunks it holds for the chunk at its frontier to arrive, and how often it
+ * looks again meanwhile: the frontier can move without an arrival here (another replica saved a step), after
+ * which a chunk held here may be next.
+ */
 const idleReleaseMs = 30_000;
+const idleRetryMs = 250;
 
 const followers = new Map<string, Follower>();
 let handoffBytes = 0;
+
+/** Takes a kept chunk out of the follower's hands (and the process's count of kept bytes). */
+function dropKept(follower: Follower, index: number): { sha256: string; data: Buffer } | undefined {
+  const kept = follower.handoff.get(index);
+  if (!kept) return undefined;
+  follower.handoff.delete(index);
+  handoffBytes -= kept.data.length;
+  return kept;
+}
 
 export interface HashFollowerDeps {
   db: Db;
@@ -81,8 +98,9 @@ export interface HashFollowerDeps {
 /**
  * Moves the session's saved hash forward over the chunks received contiguously from its frontier, in the
  * background of this process (never in a request's path; it never throws). `received` is a chunk just stored
- * whose bytes are still in memory, kept for the follower when it is close to the frontier (see handoffWindowChunks
- * for when it reads a chunk back from storage and when it leaves the rest to finalize). One follower per session per process; another replica's may race it: each step is one
+ * whose bytes are still in memory, kept for the follower within the process's byte cap, nearest the frontier first
+ * (see chunksPerStep for when it reads a chunk back from storage and when it leaves the rest to finalize). One
+ * follower per session per process; another replica's may race it: each step is one
  * conditional UPDATE (frontier and chain unchanged, the chunk still in the manifest with that hash, the session
  * still open), so a step that lost the race is not saved.
  */
@@ -93,11 +111,21 @@ export function followUploadHash(deps: HashFollowerDeps, uploadId: string, recei
     followers.set(uploadId, follower);
   }
   follower.again = true;
-  // The frontier known here may be stale (another replica moves it too): the window is applied at each step.
-  const notHashed = (index: number) => follower.frontier === undefined || index >= follower.frontier;
-  if (received && notHashed(received.index) && follower.handoff.size < handoffWindowChunks && handoffBytes + received.data.length <= maxHandoffBytes(deps.budget) && !follower.handoff.has(received.index)) {
-    follower.handoff.set(received.index, { sha256: received.sha256, data: received.data });
-    handoffBytes += received.data.length;
+  // Chunks below the frontier last read are hashed already (by this follower or another replica's): let them go.
+  const frontier = follower.frontier;
+  if (frontier !== undefined) for (const kept of [...follower.handoff.keys()]) if (kept < frontier) dropKept(follower, kept);
+  if (received && (frontier === undefined || received.index >= frontier) && !follower.handoff.has(received.index)) {
+    // Room is made by letting go of the chunks held farthest from the frontier, never nearer ones.
+    const cap = maxHandoffBytes(deps.budget);
+    let farthest = Math.max(...follower.handoff.keys());
+    while (handoffBytes + received.data.length > cap && farthest > received.index) {
+      dropKept(follower, farthest);
+      farthest = Math.max(...follower.handoff.keys());
+    }
+    if (handoffBytes + received.data.length <= cap) {
+      follower.handoff.set(received.index, { sha256: received.sha256, data: received.data });
+      handoffBytes += received.data.length;
+    }
   }
   if (!follower.running) startFollower(deps, uploadId, follower);
   return received !== undefined && follower.handoff.get(received.index)?.data === received.data;
@@ -114,7 +142,7 @@ export async function hashFollowerSettled(uploadId: string, maxWaitMs: number): 
 
 function startFollower(deps: HashFollowerDeps, uploadId: string, follower: Follower): void {
   follower.running = true;
-  clearTimeout(follower.releaseTimer);
+  clearTimeout(follower.retryTimer);
   void runFollower(deps, uploadId, follower)
     .catch((error: unknown) => {
       deps.onError?.(error);
@@ -125,8 +153,11 @@ function startFollower(deps: HashFollowerDeps, uploadId: string, follower: Follo
       if (outcome === 'waiting' && follower.again) return startFollower(deps, uploadId, follower); // a chunk arrived just now
       if (outcome === 'waiting' && follower.handoff.size > 0) {
         // The chunk at its frontier is still on its way (or at another replica): keep what is held for a while.
-        follower.releaseTimer = setTimeout(() => releaseFollower(uploadId, follower), idleReleaseMs).unref();
-        return;
+        follower.waitingSince ??= Date.now();
+        if (Date.now() - follower.waitingSince < idleReleaseMs) {
+          follower.retryTimer = setTimeout(() => follower.running || startFollower(deps, uploadId, follower), idleRetryMs).unref();
+          return;
+        }
       }
       releaseFollower(uploadId, follower);
     });
@@ -134,8 +165,7 @@ function startFollower(deps: HashFollowerDeps, uploadId: string, follower: Follo
 
 function releaseFollower(uploadId: string, follower: Follower): void {
   if (follower.running) return;
-  for (const kept of follower.handoff.values()) handoffBytes -= kept.data.length;
-  follower.handoff.clear();
+  for (const kept of [...follower.handoff.keys()]) dropKept(follower, kept);
   if (followers.get(uploadId) === follower) followers.delete(uploadId);
 }
 
@@ -153,21 +183,11 @@ async function runFollower(deps: HashFollowerDeps, uploadId: string, follower: F
     }
     const index = known.hashedChunks;
     follower.frontier = index;
-    for (const kept of [...follower.handoff.keys()]) {
-      if (kept < index || kept >= index + handoffWindowChunks) {
-        handoffBytes -= follower.handoff.get(kept)!.data.length;
-        follower.handoff.delete(kept);
-      }
-    }
+    for (const kept of [...follower.handoff.keys()]) if (kept < index) dropKept(follower, kept);
     // This step's stretch: the chunks held from the frontier on, or the frontier chunk read back from storage
     // when it closes a gap before one held (e.g. received by another replica).
     const stretch: { index: number; sha256: string; data: Buffer }[] = [];
-    for (let next = index; follower.handoff.has(next); next++) {
-      const kept = follower.handoff.get(next)!;
-      follower.handoff.delete(next);
-      handoffBytes -= kept.data.length;
-      stretch.push({ index: next, ...kept });
-    }
+    for (let next = index; follower.handoff.has(next) && stretch.length < chunksPerStep; next++) stretch.push({ index: next, ...dropKept(follower, next)! });
     if (stretch.length === 0 && follower.handoff.has(index + 1)) {
       const chunk = await deps.db.selectFrom('upload_chunks').select(['sha256', 'size']).where('upload_id', '=', uploadId).where('index', '=', index).executeTakeFirst();
       if (chunk) stretch.push({ index, sha256: chunk.sha256, data: await readChunk(deps.storage, chunkKey(known.tenantId, chunk.sha256), chunk.size) });
@@ -203,6 +223,7 @@ async function runFollower(deps: HashFollowerDeps, uploadId: string, follower: F
       )
       .executeTakeFirst();
     known = Number(saved.numUpdatedRows) === 1 ? { ...known, hashedChunks: done, hashState: state, hashedChain: chain } : undefined;
+    if (known) follower.waitingSince = undefined;
   }
 }
 
