@@ -100,9 +100,10 @@ export interface HashFollowerDeps {
  * background of this process (never in a request's path; it never throws). `received` is a chunk just stored
  * whose bytes are still in memory, kept for the follower within the process's byte cap, nearest the frontier first
  * (see chunksPerStep for when it reads a chunk back from storage and when it leaves the rest to finalize). One
- * follower per session per process; another replica's may race it: each step is one
- * conditional UPDATE (frontier and chain unchanged, the chunk still in the manifest with that hash, the session
- * still open), so a step that lost the race is not saved.
+ * follower per session per process; another replica's may race it: each step is one conditional UPDATE (frontier
+ * and chain unchanged, every chunk of the step still in the manifest with that hash, the session still open), so a
+ * step that lost the race is not saved. Returns whether it kept `received`'s bytes: they are then the follower's
+ * (moved to the hashing thread later), and the caller must not reuse that buffer.
  */
 export function followUploadHash(deps: HashFollowerDeps, uploadId: string, received?: { index: number; sha256: string; data: Buffer }): boolean {
   let follower = followers.get(uploadId);
