@@ -6,19 +6,42 @@ import { AppError, payloadTooLarge } from '../errors';
 /**
  * Reads a chunk body of exactly `expected` bytes into one buffer (a single copy; `into` when given, which must be
  * `expected` bytes long); more → 413, before buffering the excess; fewer → the caller's size check; a body
- * stalling for `idleMs` → 408.
+ * stalling for `idleMs` → 408. Plain 'data' events and one idle timer re-armed per piece: an async iterator
+ * with a promise and a timer per 64 KiB piece cost the upload benchmark ~0.5 CPU-s per GiB.
  */
-export async function readBounded(body: Readable, expected: number, idleMs?: number, into?: Buffer): Promise<Buffer> {
+export function readBounded(body: Readable, expected: number, idleMs?: number, into?: Buffer): Promise<Buffer> {
   const data = into && into.length === expected ? into : Buffer.allocUnsafe(expected);
   let total = 0;
-  for await (const piece of bodyParts(body, idleMs)) {
-    if (total + piece.length > expected) {
-      throw payloadTooLarge(`Chunk body exceeds the ${expected} bytes this chunk must have`);
+  return new Promise<Buffer>((resolve, reject) => {
+    const timer = idleMs
+      ? setTimeout(() => stop(new AppError(408, 'REQUEST_TIMEOUT', `The request body stalled for more than ${idleMs / 1000} s`)), idleMs)
+      : undefined;
+    const onData = (piece: Buffer) => {
+      if (total + piece.length > expected) {
+        stop(payloadTooLarge(`Chunk body exceeds the ${expected} bytes this chunk must have`));
+        return;
+      }
+      piece.copy(data, total);
+      total += piece.length;
+      timer?.refresh();
+    };
+    const onEnd = () => stop();
+    const onError = (error: Error) => stop(error);
+    const onClose = () => stop(Object.assign(new Error('The client closed the connection before the body ended'), { code: 'ECONNRESET' }));
+    // Stopping early leaves the body undestroyed and paused: the socket must survive so our error response reaches
+    // the client (the error renderer then closes the connection).
+    function stop(error?: Error) {
+      clearTimeout(timer);
+      body.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
+      if (error) {
+        body.pause();
+        reject(error);
+      } else {
+        resolve(total === expected ? data : data.subarray(0, total));
+      }
     }
-    piece.copy(data, total);
-    total += piece.length;
-  }
-  return total === expected ? data : data.subarray(0, total);
+    body.on('data', onData).once('end', onEnd).once('error', onError).once('close', onClose);
+  });
 }
 
 /**

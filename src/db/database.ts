@@ -189,9 +189,13 @@ export interface UploadSessionsTable {
   checksum_sha256: string | null;
   /** 'proxied' (chunks through the API) or 'direct' (presigned PUTs to the store). */
   transfer: ColumnType<'proxied' | 'direct', 'proxied' | 'direct' | undefined, never>;
-  /** The whole-file hash kept as chunks arrive: chunks [0, hashed_chunks) are in `hash_state` (hash-wasm). */
+  /** The whole-file hash kept as chunks arrive, live in the process `hash_owner`: chunks [0, hashed_chunks) hashed. */
   hashed_chunks: Generated<number>;
-  hash_state: Buffer | null;
+  /** The process following the session's hash (see upload-hash.service.ts) and when it last made progress. */
+  hash_owner: string | null;
+  hash_owner_seen_at: Date | null;
+  /** The file's SHA-256 once hashed_chunks = chunk_count; valid for the manifest whose chain is `hashed_chain`. */
+  hashed_sha256: string | null;
   /** Chain digest of the hashed chunks' SHA-256s: '' for none, then sha256(previous chain + chunk sha256). */
   hashed_chain: Generated<string>;
   base_version_id: string | null;

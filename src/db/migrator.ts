@@ -17,6 +17,7 @@ import * as searchQueue from './migrations/2026_12_03_0009_search_queue';
 import * as sync from './migrations/2026_12_03_0010_sync';
 import * as syncConflicts from './migrations/2026_12_03_0011_sync_conflicts';
 import * as directTransfer from './migrations/2026_12_03_0012_direct_transfer';
+import * as liveUploadHash from './migrations/2026_12_03_0013_live_upload_hash';
 
 export const migrations: Record<string, Migration> = {
   '2026_11_22_0001_identity': identity,
@@ -34,6 +35,7 @@ export const migrations: Record<string, Migration> = {
   '2026_12_03_0010_sync': sync,
   '2026_12_03_0011_sync_conflicts': syncConflicts,
   '2026_12_03_0012_direct_transfer': directTransfer,
+  '2026_12_03_0013_live_upload_hash': liveUploadHash,
 };
 
 export function createMigrator(db: Db): Migrator {

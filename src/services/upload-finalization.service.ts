@@ -8,7 +8,7 @@ import { finalizationGraceHours } from '../temporal/activity-options';
 import { chunkKey } from './chunk-store';
 import { releaseReservations } from './quota-reservations.service';
 import { manifestFingerprint } from './versions.service';
-import { manifestChain, resumableSha256 } from './upload-hash.service';
+import { manifestChain } from './upload-hash.service';
 
 /** Chunk reads kept in flight while hashing an upload. */
 const hashPrefetch = 4;
@@ -113,9 +113,10 @@ async function assertChunksStored(deps: { db: Db; storage: BlobStorage }, upload
 
 /**
  * Streams the session's chunks in order through SHA-256, reading the manifest a page at a time so memory
- * stays flat whatever the file size. It continues from the hash state kept as chunks arrived when that state
- * provably covers the first chunks of this manifest (same chain digest; see upload-hash.service.ts), and from
- * the start otherwise or when `fromStart`. `onProgress` gets the number of chunks hashed so far.
+ * stays flat whatever the file size — unless the session's hash owner already hashed every chunk as it arrived
+ * and that hash provably covers this manifest (same chain digest; see upload-hash.service.ts), or `fromStart`.
+ * `onProgress` gets the number of chunks hashed so far. `resumedAtChunk` says where hashing started here: the
+ * chunk count when nothing was left, else 0.
  */
 export async function hashUpload(
   deps: { db: Db; storage: BlobStorage },
@@ -123,16 +124,17 @@ export async function hashUpload(
   onProgress?: (chunksDone: number, bytesDone: number) => void,
   options: { fromStart?: boolean } = {},
 ): Promise<{ checksum: string; resumedAtChunk: number }> {
-  const saved = await deps.db.selectFrom('upload_sessions').select(['hashed_chunks', 'hash_state', 'hashed_chain']).where('id', '=', uploadId).executeTakeFirstOrThrow();
-  const resumable = !options.fromStart && saved.hashed_chunks > 0 && saved.hash_state !== null && (await manifestChain(deps.db, uploadId, saved.hashed_chunks)) === saved.hashed_chain;
-  // node:crypto is four times faster than hash-wasm; hash-wasm only where a saved state must be continued.
-  const resumed = resumable ? await resumableSha256(saved.hash_state) : null;
-  const fresh = resumed ? null : createHash('sha256');
-  let nextIndex = resumed ? saved.hashed_chunks : 0;
-  const resumedAtChunk = nextIndex;
-  // The chunks hashed as they arrived are not read again, but the version will reference them: each must still
-  // be in storage, whole (a version must never point at a missing object).
-  if (resumed) await assertChunksStored(deps, uploadId, resumedAtChunk);
+  const saved = await deps.db.selectFrom('upload_sessions').select(['chunk_count', 'hashed_chunks', 'hashed_sha256', 'hashed_chain']).where('id', '=', uploadId).executeTakeFirstOrThrow();
+  const hashedAsArrived =
+    !options.fromStart && saved.hashed_sha256 !== null && saved.hashed_chunks === saved.chunk_count && (await manifestChain(deps.db, uploadId, saved.chunk_count)) === saved.hashed_chain;
+  if (hashedAsArrived) {
+    // The chunks are not read again, but the version will reference them: each must still be in storage, whole
+    // (a version must never point at a missing object).
+    await assertChunksStored(deps, uploadId, saved.chunk_count);
+    return { checksum: saved.hashed_sha256!, resumedAtChunk: saved.chunk_count };
+  }
+  const hash = createHash('sha256');
+  let nextIndex = 0;
   let bytes = 0;
   for (;;) {
     const page = await deps.db.selectFrom('upload_chunks').select(['index', 'tenant_id', 'sha256']).where('upload_id', '=', uploadId).where('index', '>=', nextIndex).orderBy('index').limit(500).execute();
@@ -153,8 +155,7 @@ export async function hashUpload(
       const parts = await inFlight[i]!;
       if (i + hashPrefetch < page.length) inFlight.push(fetchChunk(page[i + hashPrefetch]!));
       for (const part of parts) {
-        if (resumed) resumed.update(part);
-        else fresh!.update(part);
+        hash.update(part);
         bytes += part.length;
       }
       inFlight[i] = Promise.resolve([]);
@@ -162,5 +163,5 @@ export async function hashUpload(
     }
     nextIndex = page[page.length - 1]!.index + 1;
   }
-  return { checksum: resumed ? resumed.digest('hex') : fresh!.digest('hex'), resumedAtChunk };
+  return { checksum: hash.digest('hex'), resumedAtChunk: 0 };
 }

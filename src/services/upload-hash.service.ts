@@ -1,52 +1,62 @@
 // The whole-file SHA-256 of a resumable upload, kept up to date as chunks arrive (issue #13 item 3), so finalize
-// only hashes what is left instead of reading the whole file back. The state after the first `hashed_chunks`
-// chunks is saved with the session (hash-wasm can save and load a SHA-256 state; node:crypto cannot), with a
-// chain digest of those chunks' SHA-256s. Finalize trusts the state only when the chain of the session's
-// manifest equals the saved one — the same chunks, byte for byte — so a chunk re-sent with other bytes, or any
-// race, costs a full re-hash, never a wrong checksum. The declared checksum is always verified against bytes.
-import { createHash } from 'node:crypto';
-import { createSHA256, type IHasher } from 'hash-wasm';
+// is done the moment the last chunk lands instead of reading the whole file back.
+//
+// The hash is a live node:crypto SHA-256 in ONE API process per session, the session's hash owner (claimed with
+// one conditional UPDATE by the first process that receives a chunk of it). node:crypto cannot save its state,
+// so no other process can continue it; it is four times faster than hash-wasm, whose saved states could be
+// continued elsewhere but cost the API ~4 CPU-s per GiB (the upload benchmark's profile). The owner hashes the
+// chunks it receives, in order, and reads back from storage the ones another replica received. The session
+// records how far the owner got and, once every chunk is hashed, the file's SHA-256 with a chain digest of the
+// hashed chunks' SHA-256s: finalize trusts that checksum only when the chain of the session's manifest equals the
+// saved one — the same chunks, byte for byte — so a chunk re-sent with other bytes, a lost owner or any race
+// costs a full hash in the worker, never a wrong checksum. The declared checksum is always verified against it.
+import { createHash, randomUUID, type Hash } from 'node:crypto';
+import { hostname } from 'node:os';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { sql } from 'kysely';
 import type { Db } from '../db/database';
 import type { BlobStorage } from '../storage/blob-storage';
+import type { ChunkBufferPool } from './chunk-buffers';
 import { chunkKey } from './chunk-store';
-import { sha256Step } from './sha256-thread';
 import type { ByteBudget } from './upload-limits';
 
-/**
- * Chunks a follower hashes before saving a step. What it keeps from requests is bounded in bytes
- * (maxHandoffBytes): when full, a chunk nearer its frontier displaces the farthest one held. A chunk it does not
- * hold is read back from storage only to close a gap before one it holds (e.g. received by another replica);
- * otherwise it waits and finalize hashes the rest, once, in the worker — a follower reading a whole upload back
- * from storage would compete with the upload itself.
- */
+/** This process, as the hash owner of the sessions it follows. */
+const processToken = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+
+/** Chunks hashed before the step is saved (one conditional UPDATE per step). */
 const chunksPerStep = 8;
 /**
- * Bytes all followers of this process may keep from requests at once: 128 MiB, and at most a quarter of the
+ * Bytes all followers of this process may hold from requests at once: 128 MiB, and at most a quarter of the
  * process's buffer budget for request bodies (so the process holds at most 1.25 × that budget of chunk bytes; the
- * follower's chunks never take budget from requests, which would turn uploads away to speed up hashing).
+ * followers' chunks never take budget from requests, which would turn uploads away to speed up hashing). When
+ * full, a chunk nearer a follower's frontier displaces the farthest one it holds.
  */
-const maxHandoffBytes = (budget?: ByteBudget) => Math.min(128 * 1024 * 1024, budget ? Math.floor(budget.capacity / 4) : Infinity);
+const maxHeldBytes = (budget?: ByteBudget) => Math.min(128 * 1024 * 1024, budget ? Math.floor(budget.capacity / 4) : Infinity);
+/** Bytes hashed per turn of the event loop (~5 ms): a 64 MiB chunk does not hold up other requests for 40 ms. */
+const sliceBytes = 8 * 1024 * 1024;
+/**
+ * While the owner waits for the chunk at its frontier it looks at the manifest this often (the chunk may have
+ * reached another replica, or been dropped here when the byte cap was full), and lets the session go after this
+ * long without progress (an abandoned or paused upload; a later chunk claims it again, from chunk 0).
+ */
+const idleRetryMs = 250;
+const idleReleaseMs = 30_000;
+/** An owner that made no progress for this long may be replaced (it crashed, or its process stopped). */
+const ownerLeaseSeconds = 60;
+/** How long a process remembers that another one owns a session's hash (no claim query per chunk). */
+const notMineMs = 10_000;
 
 /** The chain digest after one more chunk. */
 export const chainNext = (chain: string, chunkSha256: string) => createHash('sha256').update(chain).update(chunkSha256).digest('hex');
 
-/** A SHA-256 that continues from a saved state (or starts fresh). */
-export async function resumableSha256(state: Uint8Array | null): Promise<IHasher> {
-  const hasher = await createSHA256();
-  if (state) hasher.load(state);
-  else hasher.init();
-  return hasher;
-}
-
-/** The chain digest of a session's first `count` chunks as its manifest has them now. */
+/** The chain digest of a session's first `count` chunks as its manifest has them now (null when one is missing). */
 export async function manifestChain(db: Db, uploadId: string, count: number): Promise<string | null> {
   let chain = '';
   let next = 0;
   while (next < count) {
     const page = await db.selectFrom('upload_chunks').select(['index', 'sha256']).where('upload_id', '=', uploadId).where('index', '>=', next).where('index', '<', count).orderBy('index').limit(1000).execute();
     for (const row of page) {
-      if (row.index !== next) return null; // a gap: the state cannot describe this manifest
+      if (row.index !== next) return null;
       chain = chainNext(chain, row.sha256);
       next++;
     }
@@ -55,184 +65,239 @@ export async function manifestChain(db: Db, uploadId: string, count: number): Pr
   return chain;
 }
 
+/** Feeds `data` to `hash` a slice per turn of the event loop. */
+export async function hashInSlices(hash: Hash, data: Buffer): Promise<void> {
+  for (let offset = 0; offset < data.length; offset += sliceBytes) {
+    if (offset > 0) await nextTurn();
+    hash.update(data.subarray(offset, offset + sliceBytes));
+  }
+}
+
+interface HeldChunk {
+  sha256: string;
+  data: Buffer;
+}
+
 interface Follower {
+  tenantId: string;
+  chunkCount: number;
+  /** SHA-256 of chunks [0, next), and the chain digest of their SHA-256s. */
+  hash: Hash;
+  next: number;
+  chain: string;
+  held: Map<number, HeldChunk>;
+  /** A chunk arrived since the running step looked. */
   again: boolean;
-  handoff: Map<number, { sha256: string; data: Buffer }>;
-  /** The session's frontier (chunks hashed) as the follower last read it; unknown before its first step. */
-  frontier?: number;
   running: boolean;
-  /** While idle and holding chunks (waiting for the one at its frontier): its next look at the session. */
   retryTimer?: NodeJS.Timeout;
-  /** Since when it has been waiting without saving a step. */
+  /** Since when it has been waiting without progress. */
   waitingSince?: number;
 }
 
-/**
- * How long an idle follower keeps the chunks it holds for the chunk at its frontier to arrive, and how often it
- * looks again meanwhile: the frontier can move without an arrival here (another replica saved a step), after
- * which a chunk held here may be next.
- */
-const idleReleaseMs = 30_000;
-const idleRetryMs = 250;
-
 const followers = new Map<string, Follower>();
-let handoffBytes = 0;
-
-/** Takes a kept chunk out of the follower's hands (and the process's count of kept bytes). */
-function dropKept(follower: Follower, index: number): { sha256: string; data: Buffer } | undefined {
-  const kept = follower.handoff.get(index);
-  if (!kept) return undefined;
-  follower.handoff.delete(index);
-  handoffBytes -= kept.data.length;
-  return kept;
-}
+const claims = new Map<string, Promise<void>>();
+const notMine = new Map<string, number>();
+let heldBytes = 0;
 
 export interface HashFollowerDeps {
   db: Db;
   storage: BlobStorage;
-  /** The process's buffer budget for request bodies: bounds what the followers may keep (see maxHandoffBytes). */
+  /** The process's buffer budget for request bodies: bounds what the followers may hold (see maxHeldBytes). */
   budget?: ByteBudget;
+  /** Where chunk buffers go back once hashed (and where read-back buffers come from). */
+  buffers?: ChunkBufferPool;
   onError?: (error: unknown) => void;
 }
 
+/** Lets go of a held chunk (its buffer back to the pool) and returns it. */
+function takeHeld(deps: HashFollowerDeps, follower: Follower, index: number, release: boolean): HeldChunk | undefined {
+  const held = follower.held.get(index);
+  if (!held) return undefined;
+  follower.held.delete(index);
+  heldBytes -= held.data.length;
+  if (release) deps.buffers?.give(held.data);
+  return held;
+}
+
 /**
- * Moves the session's saved hash forward over the chunks received contiguously from its frontier, in the
- * background of this process (never in a request's path; it never throws). `received` is a chunk just stored
- * whose bytes are still in memory, kept for the follower within the process's byte cap, nearest the frontier first
- * (see chunksPerStep for when it reads a chunk back from storage and when it leaves the rest to finalize). One
- * follower per session per process; another replica's may race it: each step is one conditional UPDATE (frontier
- * and chain unchanged, every chunk of the step still in the manifest with that hash, the session still open), so a
- * step that lost the race is not saved. Returns whether it kept `received`'s bytes: they are then the follower's
- * (moved to the hashing thread later), and the caller must not reuse that buffer.
+ * Hands a chunk just stored and recorded (`received`, its bytes still in memory) to the session's hash owner if
+ * that is this process (claiming the session when nobody owns it), in the background of this process: never in a
+ * request's path beyond the claim, and it never throws. The chunk is held within the process's byte cap, nearest
+ * the owner's frontier first. Returns whether it was held: the buffer is then the follower's (given back to
+ * `deps.buffers` once hashed), and the caller must not reuse it.
  */
-export function followUploadHash(deps: HashFollowerDeps, uploadId: string, received?: { index: number; sha256: string; data: Buffer }): boolean {
+export async function followUploadHash(deps: HashFollowerDeps, uploadId: string, received: { index: number; sha256: string; data: Buffer }): Promise<boolean> {
   let follower = followers.get(uploadId);
   if (!follower) {
-    follower = { again: false, handoff: new Map(), running: false };
-    followers.set(uploadId, follower);
+    if ((notMine.get(uploadId) ?? 0) > Date.now()) return false;
+    let claim = claims.get(uploadId);
+    if (!claim) {
+      claim = claimSession(deps, uploadId).finally(() => claims.delete(uploadId));
+      claims.set(uploadId, claim);
+    }
+    await claim.catch((error: unknown) => deps.onError?.(error));
+    follower = followers.get(uploadId);
+    if (!follower) return false;
   }
   follower.again = true;
-  // Chunks below the frontier last read are hashed already (by this follower or another replica's): let them go.
-  const frontier = follower.frontier;
-  if (frontier !== undefined) for (const kept of [...follower.handoff.keys()]) if (kept < frontier) dropKept(follower, kept);
-  if (received && (frontier === undefined || received.index >= frontier) && !follower.handoff.has(received.index)) {
-    // Room is made by letting go of the chunks held farthest from the frontier, never nearer ones.
-    const cap = maxHandoffBytes(deps.budget);
-    let farthest = Math.max(...follower.handoff.keys());
-    while (handoffBytes + received.data.length > cap && farthest > received.index) {
-      dropKept(follower, farthest);
-      farthest = Math.max(...follower.handoff.keys());
+  for (const index of [...follower.held.keys()]) if (index < follower.next) takeHeld(deps, follower, index, true);
+  const { index, data } = received;
+  if (index >= follower.next && !follower.held.has(index)) {
+    const cap = maxHeldBytes(deps.budget);
+    let farthest = Math.max(...follower.held.keys());
+    while (heldBytes + data.length > cap && farthest > index) {
+      takeHeld(deps, follower, farthest, true);
+      farthest = Math.max(...follower.held.keys());
     }
-    if (handoffBytes + received.data.length <= cap) {
-      follower.handoff.set(received.index, { sha256: received.sha256, data: received.data });
-      handoffBytes += received.data.length;
+    if (heldBytes + data.length <= cap) {
+      follower.held.set(index, { sha256: received.sha256, data });
+      heldBytes += data.length;
     }
   }
+  const kept = follower.held.get(index)?.data === data;
   if (!follower.running) startFollower(deps, uploadId, follower);
-  return received !== undefined && follower.handoff.get(received.index)?.data === received.data;
+  return kept;
+}
+
+/** Becomes the session's hash owner when nobody (alive) is, starting from chunk 0. */
+async function claimSession(deps: HashFollowerDeps, uploadId: string): Promise<void> {
+  const claimed = await deps.db
+    .updateTable('upload_sessions')
+    .set({ hash_owner: processToken, hash_owner_seen_at: sql`now()`, hashed_chunks: 0, hashed_chain: '', hashed_sha256: null })
+    .where('id', '=', uploadId)
+    .where('status', '=', 'open')
+    .where('transfer', '=', 'proxied')
+    .where('hashed_sha256', 'is', null)
+    .where((eb) => eb.or([eb('hash_owner', 'is', null), eb('hash_owner_seen_at', '<', sql<Date>`now() - make_interval(secs => ${ownerLeaseSeconds})`)]))
+    .returning(['tenant_id', 'chunk_count'])
+    .executeTakeFirst();
+  if (!claimed) {
+    if (notMine.size > 10_000) notMine.clear();
+    notMine.set(uploadId, Date.now() + notMineMs);
+    return;
+  }
+  followers.set(uploadId, { tenantId: claimed.tenant_id, chunkCount: claimed.chunk_count, hash: createHash('sha256'), next: 0, chain: '', held: new Map(), again: false, running: false });
 }
 
 /**
- * Resolves once this process's follower of the session has saved what it holds (it is no longer hashing), or
- * after `maxWaitMs`. Nothing to wait for on a process that does not follow the session.
+ * Resolves once the session's hash owner (in any process) has hashed every chunk, stopped making progress for
+ * `quietMs`, or after `maxWaitMs`: finalize waits for it so the worker need not hash the file again.
  */
-export async function hashFollowerSettled(uploadId: string, maxWaitMs: number): Promise<void> {
-  const deadline = Date.now() + maxWaitMs;
-  while (followers.get(uploadId)?.running && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+export async function sessionHashSettled(db: Db, uploadId: string, maxWaitMs = 10_000, quietMs = 1000): Promise<void> {
+  const start = Date.now();
+  let seen = -1;
+  let movedAt = start;
+  for (;;) {
+    const row = await db.selectFrom('upload_sessions').select(['status', 'hash_owner', 'hashed_chunks', 'hashed_sha256']).where('id', '=', uploadId).executeTakeFirst();
+    if (!row || row.status !== 'open' || !row.hash_owner || row.hashed_sha256) return;
+    const now = Date.now();
+    if (row.hashed_chunks !== seen) {
+      seen = row.hashed_chunks;
+      movedAt = now;
+    }
+    if (now - movedAt > quietMs || now - start > maxWaitMs) return;
+    await new Promise((resolve) => setTimeout(resolve, followers.has(uploadId) ? 5 : 20));
+  }
 }
 
-function startFollower(deps: HashFollowerDeps, uploadId: string, follower: Follower): void {
+function startFollower(deps: HashFollowerDeps, uploadId: string, follower: Follower, idle = false): void {
   follower.running = true;
   clearTimeout(follower.retryTimer);
-  void runFollower(deps, uploadId, follower)
+  void runFollower(deps, uploadId, follower, idle)
     .catch((error: unknown) => {
       deps.onError?.(error);
-      return 'finished' as const;
+      return 'lost' as const;
     })
     .then((outcome) => {
       follower.running = false;
-      if (outcome === 'waiting' && follower.again) return startFollower(deps, uploadId, follower); // a chunk arrived just now
-      if (outcome === 'waiting' && follower.handoff.size > 0) {
-        // The chunk at its frontier is still on its way (or at another replica): keep what is held for a while.
-        follower.waitingSince ??= Date.now();
-        if (Date.now() - follower.waitingSince < idleReleaseMs) {
-          follower.retryTimer = setTimeout(() => follower.running || startFollower(deps, uploadId, follower), idleRetryMs).unref();
-          return;
-        }
-      }
-      releaseFollower(uploadId, follower);
+      if (outcome !== 'waiting') return releaseFollower(deps, uploadId, follower, outcome === 'lost');
+      if (follower.again) return startFollower(deps, uploadId, follower); // a chunk arrived just now
+      follower.waitingSince ??= Date.now();
+      if (Date.now() - follower.waitingSince >= idleReleaseMs) return releaseFollower(deps, uploadId, follower, true);
+      follower.retryTimer = setTimeout(() => follower.running || startFollower(deps, uploadId, follower, true), idleRetryMs).unref();
     });
 }
 
-function releaseFollower(uploadId: string, follower: Follower): void {
-  if (follower.running) return;
-  for (const kept of [...follower.handoff.keys()]) dropKept(follower, kept);
+/** Forgets the session here (its held buffers back to the pool); `giveUp` also clears this process's claim on it. */
+function releaseFollower(deps: HashFollowerDeps, uploadId: string, follower: Follower, giveUp: boolean): void {
+  clearTimeout(follower.retryTimer);
+  for (const index of [...follower.held.keys()]) takeHeld(deps, follower, index, true);
   if (followers.get(uploadId) === follower) followers.delete(uploadId);
+  if (!giveUp) return;
+  void deps.db
+    .updateTable('upload_sessions')
+    .set({ hash_owner: null, hash_owner_seen_at: null, hashed_chunks: 0, hashed_chain: '' })
+    .where('id', '=', uploadId)
+    .where('hash_owner', '=', processToken)
+    .where('status', '=', 'open')
+    .where('hashed_sha256', 'is', null)
+    .execute()
+    .catch((error: unknown) => deps.onError?.(error));
 }
 
-/** Hashes while it can; 'waiting' when the next chunk is not here yet, 'finished' when the session is no longer open. */
-async function runFollower(deps: HashFollowerDeps, uploadId: string, follower: Follower): Promise<'waiting' | 'finished'> {
-  // What the session row holds, as read or as this follower's last successful step left it: a step that goes
-  // through needs no read before the next one (one UPDATE per stretch of chunks while the upload runs).
-  let known: { tenantId: string; hashedChunks: number; hashState: Uint8Array | null; hashedChain: string } | undefined;
+/**
+ * Hashes while it can: 'waiting' when the chunk at its frontier is not here (nor recorded) yet, 'done' once every
+ * chunk is hashed and saved, 'lost' when a step could not be saved (the session is no longer open, another process
+ * owns it, or a chunk changed under the step: this live hash no longer describes the manifest).
+ */
+async function runFollower(deps: HashFollowerDeps, uploadId: string, follower: Follower, idle: boolean): Promise<'waiting' | 'done' | 'lost'> {
   for (;;) {
     follower.again = false;
-    if (!known) {
-      const session = await deps.db.selectFrom('upload_sessions').select(['status', 'tenant_id', 'transfer', 'hashed_chunks', 'hash_state', 'hashed_chain']).where('id', '=', uploadId).executeTakeFirst();
-      if (!session || session.status !== 'open' || session.transfer !== 'proxied') return 'finished';
-      known = { tenantId: session.tenant_id, hashedChunks: session.hashed_chunks, hashState: session.hash_state, hashedChain: session.hashed_chain };
-    }
-    const index = known.hashedChunks;
-    follower.frontier = index;
-    for (const kept of [...follower.handoff.keys()]) if (kept < index) dropKept(follower, kept);
-    // This step's stretch: the chunks held from the frontier on, or the frontier chunk read back from storage
-    // when it closes a gap before one held (e.g. received by another replica).
-    const stretch: { index: number; sha256: string; data: Buffer }[] = [];
-    for (let next = index; follower.handoff.has(next) && stretch.length < chunksPerStep; next++) stretch.push({ index: next, ...dropKept(follower, next)! });
-    if (stretch.length === 0 && follower.handoff.has(index + 1)) {
-      const chunk = await deps.db.selectFrom('upload_chunks').select(['sha256', 'size']).where('upload_id', '=', uploadId).where('index', '=', index).executeTakeFirst();
-      if (chunk) stretch.push({ index, sha256: chunk.sha256, data: await readChunk(deps.storage, chunkKey(known.tenantId, chunk.sha256), chunk.size) });
-    }
+    const from = follower.next;
+    for (const index of [...follower.held.keys()]) if (index < from) takeHeld(deps, follower, index, true);
+    // This step's stretch: the chunks held from the frontier on, or else the frontier chunk read back from
+    // storage when the manifest has it (received by another replica, or dropped here when the cap was full).
+    const stretch: (HeldChunk & { index: number })[] = [];
+    for (let next = from; follower.held.has(next) && stretch.length < chunksPerStep; next++) stretch.push({ index: next, ...takeHeld(deps, follower, next, false)! });
     if (stretch.length === 0) {
-      // Not received yet, or received elsewhere with nothing after it here: wait for the next arrival (finalize
-      // hashes what is never followed).
-      if (follower.again) {
-        known = undefined; // a chunk arrived while this step looked (maybe at another replica): look again
-        continue;
+      // Right after hashing its own arrivals with nothing held, the next chunk is most likely still on its way here:
+      // the manifest is read when a chunk waits behind the frontier, or once idle (the retry timer).
+      if (!idle && follower.held.size === 0) {
+        if (follower.again) continue;
+        return 'waiting';
       }
-      return 'waiting';
+      const recorded = await deps.db.selectFrom('upload_chunks').select(['sha256', 'size']).where('upload_id', '=', uploadId).where('index', '=', from).executeTakeFirst();
+      if (follower.held.has(from)) continue; // handed over while the manifest was read
+      if (!recorded) {
+        if (follower.again) continue;
+        return 'waiting';
+      }
+      stretch.push({ index: from, sha256: recorded.sha256, data: await readChunk(deps, chunkKey(follower.tenantId, recorded.sha256), recorded.size) });
     }
-    // The follower owns these buffers (request bodies handed over, or read back): they move to the hashing thread.
-    let state = known.hashState;
-    let chain = known.hashedChain;
+    let chain = follower.chain;
     for (const chunk of stretch) {
-      state = await sha256Step(state, chunk.data, { handOver: true });
+      await hashInSlices(follower.hash, chunk.data);
       chain = chainNext(chain, chunk.sha256);
+      deps.buffers?.give(chunk.data);
     }
-    const done = known.hashedChunks + stretch.length;
-    // Saved only if the row is as this step started from and every chunk hashed is the manifest's, byte for byte
-    // (a chunk re-sent with other bytes since it was received, or another replica's step, makes it a no-op).
+    const done = from + stretch.length;
+    const sha256 = done === follower.chunkCount ? follower.hash.digest('hex') : null;
+    // Saved only while this process owns the session, the row is as this step started from, and every chunk hashed
+    // is the manifest's, byte for byte (a chunk re-sent with other bytes since it was received makes it a no-op).
     const saved = await deps.db
       .updateTable('upload_sessions')
-      .set({ hashed_chunks: done, hash_state: Buffer.from(state!), hashed_chain: chain })
+      .set({ hashed_chunks: done, hashed_chain: chain, hash_owner_seen_at: sql`now()`, hashed_sha256: sha256, ...(sha256 ? { hash_owner: null } : {}) })
       .where('id', '=', uploadId)
       .where('status', '=', 'open')
-      .where('hashed_chunks', '=', index)
-      .where('hashed_chain', '=', known.hashedChain)
+      .where('hash_owner', '=', processToken)
+      .where('hashed_chunks', '=', from)
       .where(
         sql<boolean>`(select count(*) from upload_chunks c where c.upload_id = ${uploadId} and (c.index, c.sha256) in (${sql.join(stretch.map((chunk) => sql`(${chunk.index}::int, ${chunk.sha256}::text)`))})) = ${stretch.length}`,
       )
       .executeTakeFirst();
-    known = Number(saved.numUpdatedRows) === 1 ? { ...known, hashedChunks: done, hashState: state, hashedChain: chain } : undefined;
-    if (known) follower.waitingSince = undefined;
+    if (Number(saved.numUpdatedRows) !== 1) return 'lost';
+    follower.next = done;
+    follower.chain = chain;
+    follower.waitingSince = undefined;
+    if (sha256) return 'done';
   }
 }
 
-/** A stored chunk read into one buffer of its own (one copy, no concatenation). */
-async function readChunk(storage: BlobStorage, key: string, size: number): Promise<Buffer> {
-  const data = Buffer.allocUnsafeSlow(size);
+/** A stored chunk read into one buffer (one copy, no concatenation; from the pool when there is one). */
+async function readChunk(deps: HashFollowerDeps, key: string, size: number): Promise<Buffer> {
+  const data = deps.buffers?.take(size) ?? Buffer.allocUnsafeSlow(size);
   let filled = 0;
-  for await (const part of await storage.get(key)) {
+  for await (const part of await deps.storage.get(key)) {
     const piece = part as Buffer;
     if (filled + piece.length > size) throw new Error(`chunk ${key} holds more than its recorded ${size} bytes`);
     piece.copy(data, filled);

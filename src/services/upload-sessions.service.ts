@@ -7,7 +7,7 @@ import { newId } from '../ids';
 import type { BlobStorage } from '../storage/blob-storage';
 import { accessNode } from './access.service';
 import { sha256Hex, storeChunk } from './chunk-store';
-import { followUploadHash, hashFollowerSettled } from './upload-hash.service';
+import { followUploadHash, sessionHashSettled } from './upload-hash.service';
 import { getTenant } from './identity.service';
 import type { Principal } from './principal';
 import { chargeSubjects } from './quota.service';
@@ -265,7 +265,9 @@ export async function putChunk(
       await recordChunks(deps.db, session.id, [{ index, sha256, size: data.length }]);
       const receipt = { index, size: data.length, sha256, deduplicated };
       const keptForHashing =
-        deps.followHash && session.transfer === 'proxied' && followUploadHash({ db: deps.db, storage: deps.storage, budget: deps.limits?.buffer, onError: deps.followHash.onError }, session.id, { index, sha256, data });
+        deps.followHash &&
+        session.transfer === 'proxied' &&
+        (await followUploadHash({ db: deps.db, storage: deps.storage, budget: deps.limits?.buffer, buffers: deps.limits?.chunkBuffers, onError: deps.followHash.onError }, session.id, { index, sha256, data }));
       // Stored and recorded: nothing refers to the bytes any more unless the hash follower kept them.
       if (pooled && data === pooled && !keptForHashing) deps.limits!.chunkBuffers!.give(pooled);
       return receipt;
@@ -407,11 +409,9 @@ export async function sessionToFinalize(
   const held = await openConflictOfUpload(db, session.id);
   if (held) throw versionConflict('This upload is held by an open sync conflict: resolve it (POST /sync/conflicts/{id}/resolve)', { base_version_id: held.base_version_id, current_version_id: held.server_version_id }, held);
   await accessNode(db, principal, session.parent_id, 'write', { kind: 'folder' });
-  // The last chunks are usually still in this process's hash follower: letting it save them first spares the
-  // worker reading them back (bounded; on another replica, or past the bound, finalize simply hashes more).
-  if (session.status === 'open') await hashFollowerSettled(session.id, followerSettleMs);
+  // The last chunks are usually still being hashed by the session's hash owner (this process or another): letting
+  // it finish spares the worker hashing the whole file (bounded: while it makes progress, at most 10 s; past that,
+  // finalize simply hashes the file).
+  if (session.status === 'open') await sessionHashSettled(db, session.id);
   return { session };
 }
-
-/** How long a finalize waits for this process's hash follower of the session to save what it holds. */
-const followerSettleMs = 2000;

@@ -1,6 +1,6 @@
 // The compiled CLI (`npm run build` → dist/scaidrive.mjs, what production and the benchmarks run): an API
 // process and an uploads worker from the bundle serve a resumable upload end to end — the chunks hashed as they
-// arrive on the hashing thread, the finalization workflow bundled from src/workflows by the compiled worker —
+// arrive, the finalization workflow bundled from src/workflows by the compiled worker —
 // and the download gives the bytes back.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,7 +1,7 @@
 // The whole-file hash kept as chunks arrive (issue #13 item 3): whatever the order, re-sends, replicas or gaps,
 // the committed checksum is the SHA-256 of the bytes, a wrong declared checksum is still CHECKSUM_MISMATCH,
-// finalize continues from the saved state when it covers the manifest (its activity says where it resumed), and a
-// hashed chunk gone from storage still fails the finalize.
+// finalize uses the hash owner's saved SHA-256 when it covers the manifest (its activity says where it resumed: the
+// chunk count, or 0 when it hashed the file), and a hashed chunk gone from storage still fails the finalize.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chunkKey } from '../../src/services/chunk-store';
@@ -67,7 +67,7 @@ describe('upload hashing as chunks arrive', () => {
     assert.equal(await resumedAtChunk(uploadId), 7, 'finalize hashed nothing again');
   });
 
-  test('finalize right after the last chunk waits (bounded) for the follower to save what it holds, and continues from the end', async () => {
+  test('finalize right after the last chunk waits (bounded) for the owner to hash what it holds, and uses its SHA-256', async () => {
     // Large chunks sent all at once: when the last answer arrives the follower still has most of them to hash.
     const big = 4 * 1024 * 1024;
     const data = randomData(big * 8);
@@ -106,7 +106,7 @@ describe('upload hashing as chunks arrive', () => {
     );
   }
 
-  test('in order, parallel, alternating between two API processes: each closes the gaps the other left, finalize continues from the end', async () => {
+  test('in order, parallel, alternating between two API processes: the owner reads back the chunks the other received, finalize uses its SHA-256', async () => {
     const data = randomData(chunkSize * 12);
     const uploadId = await open(data);
     await putAcrossReplicas(uploadId, data, Array.from({ length: 12 }, (_, i) => i));
@@ -117,7 +117,7 @@ describe('upload hashing as chunks arrive', () => {
     assert.equal(await resumedAtChunk(uploadId), 12);
   });
 
-  test('reverse order, parallel, across two API processes: what each holds is hashed once chunk 0 arrives (the gaps read back), and the checksum is the bytes\' SHA-256', async () => {
+  test('reverse order, parallel, across two API processes: the owner hashes what it holds once chunk 0 is there (the rest read back), and the checksum is the bytes\' SHA-256', async () => {
     const data = randomData(chunkSize * 12);
     const uploadId = await open(data);
     await putAcrossReplicas(uploadId, data, Array.from({ length: 12 }, (_, i) => 11 - i));
@@ -126,6 +126,45 @@ describe('upload hashing as chunks arrive', () => {
     assert.equal(done.status, 200, done.text);
     assert.equal(done.body.version.checksum_sha256, sha256(data));
     assert.equal(await resumedAtChunk(uploadId), 12);
+  });
+
+  test('one hash owner per session: the process that claimed it hashes every chunk, also those another replica received, and saves the file\'s SHA-256', async () => {
+    const data = randomData(chunkSize * 8);
+    const uploadId = await open(data);
+    // 20 parallel PUTs of chunk 0, half through each process: exactly one of them becomes the owner.
+    const firsts = await Promise.all(Array.from({ length: 20 }, (_, i) => fetch(`${i % 2 ? replica.baseUrl : stack.baseUrl}/api/v1/uploads/${uploadId}/chunks/0`, { method: 'PUT', headers: { authorization: `Bearer ${alice.token}` }, body: chunkOf(data, 0) }).then((r) => r.status)));
+    assert.ok(firsts.every((status) => status === 200 || status === 429) && firsts.includes(200), JSON.stringify(firsts));
+    const { hash_owner: owner } = await stack.services.db.selectFrom('upload_sessions').select('hash_owner').where('id', '=', uploadId).executeTakeFirstOrThrow();
+    assert.ok(owner, 'an owner claimed the session');
+    await putAcrossReplicas(uploadId, data, Array.from({ length: 7 }, (_, i) => i + 1));
+    await hashedThrough(uploadId, 8);
+    const row = await stack.services.db.selectFrom('upload_sessions').select(['hash_owner', 'hashed_sha256']).where('id', '=', uploadId).executeTakeFirstOrThrow();
+    assert.deepEqual(row, { hash_owner: null, hashed_sha256: sha256(data) });
+    const done = await finalize(uploadId);
+    assert.equal(done.status, 200, done.text);
+    assert.equal(await resumedAtChunk(uploadId), 8);
+  });
+
+  test('an owner gone mid-upload (its process stopped): no other process continues its partial hash, finalize hashes the file from the start', async () => {
+    const doomed = await startApiProcess(stack);
+    const data = randomData(chunkSize * 4);
+    const uploadId = await open(data);
+    try {
+      for (let index = 0; index < 2; index++) {
+        const response = await fetch(`${doomed.baseUrl}/api/v1/uploads/${uploadId}/chunks/${index}`, { method: 'PUT', headers: { authorization: `Bearer ${alice.token}` }, body: chunkOf(data, index) });
+        assert.equal(response.status, 200, await response.text());
+      }
+      await hashedThrough(uploadId, 2);
+    } finally {
+      await doomed.stop();
+    }
+    for (let index = 2; index < 4; index++) assert.equal((await putChunk(stack, alice.token, uploadId, index, chunkOf(data, index))).status, 200);
+    const row = await saved(uploadId);
+    assert.equal(row.hashed_chunks, 2, 'the live owner\'s lease keeps others from claiming it');
+    const done = await finalize(uploadId);
+    assert.equal(done.status, 200, done.text);
+    assert.equal(done.body.version.checksum_sha256, sha256(data));
+    assert.equal(await resumedAtChunk(uploadId), 0, 'hashed from the start');
   });
 
   test('a chunk re-sent with other bytes after it was hashed: the state no longer covers the manifest, the checksum is of the final bytes (declared or not)', async () => {
