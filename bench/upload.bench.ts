@@ -253,16 +253,41 @@ interface BreakdownRow {
   ms: number;
 }
 
-/** Where a finalize request's time went, from the workflow's history (the Temporal server shares our clock). */
+/**
+ * Where a finalize request's time went, from the workflow's history (the Temporal server shares our clock). Local
+ * activities run inside workflow tasks and are recorded as markers: their time is the tasks' running time.
+ */
 async function finalizeBreakdown(client: Client, uploadId: string, requestStartMs: number, responseEndMs: number): Promise<BreakdownRow[]> {
   const history = await client.workflow.getHandle(workflowIds.uploadFinalize(uploadId)).fetchHistory();
   const activities = new Map<string, { name: string; scheduled: number; started?: number; completed?: number; attempt?: number }>();
+  const localActivities: string[] = [];
   let workflowStarted = NaN;
   let workflowClosed = NaN;
+  let taskScheduled = NaN;
+  let taskStarted = NaN;
+  let tasks = 0;
+  let taskWaitMs = 0;
+  let taskRunMs = 0;
   for (const event of history.events ?? []) {
     const time = tsMs(event.eventTime as Timestamp);
     if (event.workflowExecutionStartedEventAttributes) workflowStarted = time;
     if (event.workflowExecutionCompletedEventAttributes || event.workflowExecutionFailedEventAttributes) workflowClosed = time;
+    if (event.workflowTaskScheduledEventAttributes) taskScheduled = time;
+    if (event.workflowTaskStartedEventAttributes) {
+      taskStarted = time;
+      taskWaitMs += time - taskScheduled;
+    }
+    if (event.workflowTaskCompletedEventAttributes) {
+      tasks++;
+      taskRunMs += time - taskStarted;
+    }
+    const marker = event.markerRecordedEventAttributes;
+    if (marker?.markerName === 'core_local_activity') {
+      const data = marker.details?.data?.payloads?.[0]?.data;
+      const meta = data ? (JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type?: string; activityType?: string }) : undefined;
+      const name = meta?.activity_type ?? meta?.activityType;
+      localActivities.push(name ?? 'local activity');
+    }
     const scheduled = event.activityTaskScheduledEventAttributes;
     if (scheduled) activities.set(String(event.eventId), { name: scheduled.activityType?.name ?? '?', scheduled: time });
     const started = event.activityTaskStartedEventAttributes;
@@ -276,7 +301,7 @@ async function finalizeBreakdown(client: Client, uploadId: string, requestStartM
       if (a) a.completed = time;
     }
   }
-  const rows: BreakdownRow[] = [{ phase: 'API: request received → workflow started (HTTP, auth, session lookup, start)', ms: workflowStarted - requestStartMs }];
+  const rows: BreakdownRow[] = [{ phase: 'API: request received → workflow started (HTTP, auth, session lookup, wait for the hash owner, start)', ms: workflowStarted - requestStartMs }];
   let inActivities = 0;
   for (const a of activities.values()) {
     const started = a.started ?? a.completed ?? NaN;
@@ -284,7 +309,9 @@ async function finalizeBreakdown(client: Client, uploadId: string, requestStartM
     rows.push({ phase: `${a.name}: running`, ms: (a.completed ?? NaN) - started });
     inActivities += (a.completed ?? NaN) - a.scheduled;
   }
-  rows.push({ phase: 'workflow tasks between activities', ms: workflowClosed - workflowStarted - inActivities });
+  rows.push({ phase: `workflow tasks (${tasks}): scheduled → started`, ms: taskWaitMs });
+  rows.push({ phase: `workflow tasks (${tasks}): running${localActivities.length ? `, incl. local activities ${localActivities.join(', ')}` : ''}`, ms: taskRunMs });
+  rows.push({ phase: 'rest of the workflow (between tasks and activities)', ms: workflowClosed - workflowStarted - inActivities - taskWaitMs - taskRunMs });
   rows.push({ phase: 'API: workflow closed → response received', ms: responseEndMs - workflowClosed });
   return rows.map((r) => ({ phase: r.phase, ms: Math.round(r.ms) }));
 }

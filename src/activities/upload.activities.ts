@@ -5,7 +5,7 @@ import { sql } from 'kysely';
 import type { Db } from '../db/database';
 import { AppError } from '../errors';
 import type { BlobStorage } from '../storage/blob-storage';
-import { hashUpload, knownChecksumOfManifest, markUploadFailed, missingChunks } from '../services/upload-finalization.service';
+import { hashUpload, knownChecksumOfManifest, markUploadFailed, missingChunks, savedUploadChecksum } from '../services/upload-finalization.service';
 import { isExpired } from '../services/upload-sessions.service';
 import { BlobNotFoundError } from '../storage/blob-storage';
 import { commitVersion, manifestFingerprint } from '../services/versions.service';
@@ -23,6 +23,14 @@ export interface HashedContent {
   manifestSha256: string | null;
   /** The chunk hashing continued from (the ones before were hashed as they arrived); 0 when hashed whole. */
   resumedAtChunk?: number;
+}
+
+/** A chunk object gone from storage will not come back by retrying: a permanent failure. */
+function chunkMissingIsPermanent(error: unknown): never {
+  if (error instanceof BlobNotFoundError) {
+    throw ApplicationFailure.create({ nonRetryable: true, type: 'CHUNK_MISSING', message: `A chunk of this upload is missing from storage (${error.key}); start the upload again` });
+  }
+  throw error;
 }
 
 export function createUploadActivities(deps: { db: Db; storage: BlobStorage }) {
@@ -66,6 +74,23 @@ export function createUploadActivities(deps: { db: Db; storage: BlobStorage }) {
     },
 
     /**
+     * The checksum when no byte needs reading (run as a local activity, see the workflow): the tenant already
+     * stores a version with exactly this chunk manifest, or the API's hash owner hashed every chunk as it arrived
+     * (checked: its chain covers this manifest, the chunks are stored). Null when the bytes must be hashed
+     * (hashUploadedContent), also when a saved hash differs from the declared checksum: that is confirmed from the
+     * first byte before the client is told its file is wrong.
+     */
+    async checksumWithoutReading(uploadId: string): Promise<HashedContent | null> {
+      const session = await deps.db.selectFrom('upload_sessions').selectAll().where('id', '=', uploadId).executeTakeFirstOrThrow();
+      const manifest = await deps.db.selectNoFrom(manifestFingerprint('upload_chunks', 'upload_id', uploadId).as('fingerprint')).executeTakeFirstOrThrow();
+      const known = await knownChecksumOfManifest(deps.db, session);
+      if (known) return { checksum: known, manifestSha256: manifest.fingerprint };
+      const saved = await savedUploadChecksum(deps, uploadId).catch(chunkMissingIsPermanent);
+      if (!saved || (session.checksum_sha256 && saved !== session.checksum_sha256)) return null;
+      return { checksum: saved, manifestSha256: manifest.fingerprint, resumedAtChunk: session.chunk_count };
+    },
+
+    /**
      * Streams every chunk in order through SHA-256, heartbeating progress (chunks and bytes done) — unless the
      * tenant already stores a version with exactly this chunk manifest, whose checksum is then the answer.
      * Returns the manifest fingerprint it hashed too, so the commit can prove it commits that manifest.
@@ -83,18 +108,11 @@ export function createUploadActivities(deps: { db: Db; storage: BlobStorage }) {
           heartbeat({ chunksDone, bytesDone });
         }
       };
-      const hash = (fromStart: boolean) =>
-        hashUpload(deps, uploadId, progress, { fromStart }).catch((error: unknown) => {
-          // A chunk object gone from storage will not come back by retrying: a permanent failure.
-          if (error instanceof BlobNotFoundError) {
-            throw ApplicationFailure.create({ nonRetryable: true, type: 'CHUNK_MISSING', message: `A chunk of this upload is missing from storage (${error.key}); start the upload again` });
-          }
-          throw error;
-        });
+      const hash = (fromStart: boolean) => hashUpload(deps, uploadId, progress, { fromStart }).catch(chunkMissingIsPermanent);
       const first = await hash(false);
       let checksum = first.checksum;
-      // Belt and braces: a mismatch after continuing a saved state is confirmed from the first byte before the
-      // client is told its file is wrong.
+      // Belt and braces: a mismatch against the hash saved as chunks arrived is confirmed from the first byte
+      // before the client is told its file is wrong.
       let resumedAtChunk = first.resumedAtChunk;
       if (resumedAtChunk > 0 && session.checksum_sha256 && checksum !== session.checksum_sha256) {
         checksum = (await hash(true)).checksum;

@@ -112,11 +112,24 @@ async function assertChunksStored(deps: { db: Db; storage: BlobStorage }, upload
 }
 
 /**
+ * The file's SHA-256 as the session's hash owner saved it once every chunk had arrived (see
+ * upload-hash.service.ts), when it provably covers this manifest (same chain digest) — after checking with a HEAD
+ * per chunk that the chunks are still stored whole, since they are not read again and the version will reference
+ * them (a version must never point at a missing object: BlobNotFoundError). Null when there is none to trust.
+ */
+export async function savedUploadChecksum(deps: { db: Db; storage: BlobStorage }, uploadId: string): Promise<string | null> {
+  const saved = await deps.db.selectFrom('upload_sessions').select(['chunk_count', 'hashed_chunks', 'hashed_sha256', 'hashed_chain']).where('id', '=', uploadId).executeTakeFirstOrThrow();
+  if (saved.hashed_sha256 === null || saved.hashed_chunks !== saved.chunk_count) return null;
+  if ((await manifestChain(deps.db, uploadId, saved.chunk_count)) !== saved.hashed_chain) return null;
+  await assertChunksStored(deps, uploadId, saved.chunk_count);
+  return saved.hashed_sha256;
+}
+
+/**
  * Streams the session's chunks in order through SHA-256, reading the manifest a page at a time so memory
- * stays flat whatever the file size — unless the session's hash owner already hashed every chunk as it arrived
- * and that hash provably covers this manifest (same chain digest; see upload-hash.service.ts), or `fromStart`.
- * `onProgress` gets the number of chunks hashed so far. `resumedAtChunk` says where hashing started here: the
- * chunk count when nothing was left, else 0.
+ * stays flat whatever the file size — unless the hash owner's saved SHA-256 covers this manifest
+ * (savedUploadChecksum), or `fromStart`. `onProgress` gets the number of chunks hashed so far. `resumedAtChunk`
+ * says where hashing started here: the chunk count when nothing was left, else 0.
  */
 export async function hashUpload(
   deps: { db: Db; storage: BlobStorage },
@@ -124,14 +137,10 @@ export async function hashUpload(
   onProgress?: (chunksDone: number, bytesDone: number) => void,
   options: { fromStart?: boolean } = {},
 ): Promise<{ checksum: string; resumedAtChunk: number }> {
-  const saved = await deps.db.selectFrom('upload_sessions').select(['chunk_count', 'hashed_chunks', 'hashed_sha256', 'hashed_chain']).where('id', '=', uploadId).executeTakeFirstOrThrow();
-  const hashedAsArrived =
-    !options.fromStart && saved.hashed_sha256 !== null && saved.hashed_chunks === saved.chunk_count && (await manifestChain(deps.db, uploadId, saved.chunk_count)) === saved.hashed_chain;
-  if (hashedAsArrived) {
-    // The chunks are not read again, but the version will reference them: each must still be in storage, whole
-    // (a version must never point at a missing object).
-    await assertChunksStored(deps, uploadId, saved.chunk_count);
-    return { checksum: saved.hashed_sha256!, resumedAtChunk: saved.chunk_count };
+  const saved = options.fromStart ? null : await savedUploadChecksum(deps, uploadId);
+  if (saved) {
+    const { chunk_count: chunkCount } = await deps.db.selectFrom('upload_sessions').select('chunk_count').where('id', '=', uploadId).executeTakeFirstOrThrow();
+    return { checksum: saved, resumedAtChunk: chunkCount };
   }
   const hash = createHash('sha256');
   let nextIndex = 0;

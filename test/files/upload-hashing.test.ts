@@ -44,11 +44,11 @@ describe('upload hashing as chunks arrive', () => {
   }
   const finalize = (uploadId: string) => api(stack.baseUrl, 'POST', `/api/v1/uploads/${uploadId}/finalize`, { token: alice.token });
 
-  /** Where the finalization's hashing continued from, read from the workflow's history (the activity's result). */
+  /** Where the finalization's hashing continued from, read from the workflow's history (an activity's result, local or not). */
   async function resumedAtChunk(uploadId: string): Promise<number | undefined> {
     const history = await stack.services.temporal.workflow.getHandle(`upload-finalize/${uploadId}`).fetchHistory();
     for (const event of history.events ?? []) {
-      const data = event.activityTaskCompletedEventAttributes?.result?.payloads?.[0]?.data;
+      const data = (event.activityTaskCompletedEventAttributes?.result ?? event.markerRecordedEventAttributes?.details?.result)?.payloads?.[0]?.data;
       if (!data) continue;
       const result = JSON.parse(Buffer.from(data).toString('utf8')) as { resumedAtChunk?: number };
       if (result && typeof result === 'object' && 'resumedAtChunk' in result) return result.resumedAtChunk;

@@ -69,6 +69,9 @@ describe('upload finalization survives a worker crash', () => {
       assert.equal((await putChunk(stack, alice.token, session.body.id, index, data.subarray(index * chunk, (index + 1) * chunk))).status, 200);
     }
 
+    // The API hashed the chunks as they arrived; for the worker to hash them (and be killed meanwhile), the session
+    // looks as if its hash owner was lost (the API process that received them stopped): no saved SHA-256.
+    await stack.services.db.updateTable('upload_sessions').set({ hash_owner: null, hashed_chunks: 0, hashed_chain: '', hashed_sha256: null }).where('id', '=', session.body.id).execute();
     const started = await api(stack.baseUrl, 'POST', `/api/v1/uploads/${session.body.id}/finalize`, { token: alice.token });
     assert.equal(started.status, 202, started.text);
     assert.equal(started.body.workflow_id, `upload-finalize/${session.body.id}`);
