@@ -32,6 +32,8 @@ const chunksPerStep = 8;
  * full, a chunk nearer a follower's frontier displaces the farthest one it holds.
  */
 const maxHeldBytes = (budget?: ByteBudget) => Math.min(128 * 1024 * 1024, budget ? Math.floor(budget.capacity / 4) : Infinity);
+/** Chunk bytes a follower reads back from storage at once (when another replica received them). */
+const readBackBytes = 32 * 1024 * 1024;
 /** Bytes hashed per turn of the event loop (~5 ms): a 64 MiB chunk does not hold up other requests for 40 ms. */
 const sliceBytes = 8 * 1024 * 1024;
 /**
@@ -245,8 +247,8 @@ async function runFollower(deps: HashFollowerDeps, uploadId: string, follower: F
     follower.again = false;
     const from = follower.next;
     for (const index of [...follower.held.keys()]) if (index < from) takeHeld(deps, follower, index, true);
-    // This step's stretch: the chunks held from the frontier on, or else the frontier chunk read back from
-    // storage when the manifest has it (received by another replica, or dropped here when the cap was full).
+    // This step's stretch: the chunks held from the frontier on, or else the chunks the manifest has from the
+    // frontier on, read back from storage (received by another replica, or dropped here when the cap was full).
     const stretch: (HeldChunk & { index: number })[] = [];
     for (let next = from; follower.held.has(next) && stretch.length < chunksPerStep; next++) stretch.push({ index: next, ...takeHeld(deps, follower, next, false)! });
     if (stretch.length === 0) {
@@ -256,13 +258,38 @@ async function runFollower(deps: HashFollowerDeps, uploadId: string, follower: F
         if (follower.again) continue;
         return 'waiting';
       }
-      const recorded = await deps.db.selectFrom('upload_chunks').select(['sha256', 'size']).where('upload_id', '=', uploadId).where('index', '=', from).executeTakeFirst();
+      const recorded = await deps.db
+        .selectFrom('upload_chunks')
+        .select(['index', 'sha256', 'size'])
+        .where('upload_id', '=', uploadId)
+        .where('index', '>=', from)
+        .where('index', '<', from + chunksPerStep)
+        .orderBy('index')
+        .execute();
       if (follower.held.has(from)) continue; // handed over while the manifest was read
-      if (!recorded) {
+      // The run recorded from the frontier on: chunks held here come from memory, the others are read back several
+      // at once (within readBackBytes, and the process's cap for held bytes; at least one chunk).
+      const readBack: Promise<void>[] = [];
+      let reading = 0;
+      const room = Math.min(readBackBytes, maxHeldBytes(deps.budget) - heldBytes);
+      for (const row of recorded) {
+        if (row.index !== from + stretch.length) break;
+        const held = takeHeld(deps, follower, row.index, false);
+        if (held) {
+          stretch.push({ index: row.index, ...held });
+          continue;
+        }
+        if (reading > 0 && reading + row.size > room) break;
+        reading += row.size;
+        const chunk: HeldChunk & { index: number } = { index: row.index, sha256: row.sha256, data: Buffer.alloc(0) };
+        stretch.push(chunk);
+        readBack.push(readChunk(deps, chunkKey(follower.tenantId, row.sha256), row.size).then((data) => void (chunk.data = data)));
+      }
+      if (stretch.length === 0) {
         if (follower.again) continue;
         return 'waiting';
       }
-      stretch.push({ index: from, sha256: recorded.sha256, data: await readChunk(deps, chunkKey(follower.tenantId, recorded.sha256), recorded.size) });
+      await Promise.all(readBack);
     }
     let chain = follower.chain;
     for (const chunk of stretch) {

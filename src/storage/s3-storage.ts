@@ -13,6 +13,7 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { Config } from '../config';
 import { BlobNotFoundError, type BlobStorage, type ByteRange } from './blob-storage';
+import { S3HeadClient } from './s3-head';
 
 type S3Config = Extract<Config['storage'], { driver: 's3' }>;
 
@@ -61,7 +62,12 @@ export class S3Storage implements BlobStorage {
     });
     this.client = new S3Client(options(config.endpoint));
     this.signer = config.publicEndpoint ? new S3Client(options(config.publicEndpoint)) : this.client;
+    // Lean HEADs where the store's address is configured (MinIO and other S3-compatibles); AWS's own endpoints
+    // (resolved by the SDK's rules) keep the SDK's HEAD.
+    this.heads = config.endpoint ? new S3HeadClient(new URL(config.endpoint), config.bucket, config.forcePathStyle, this.client.config) : undefined;
   }
+
+  private readonly heads?: S3HeadClient;
 
   /**
    * A URL to PUT exactly `size` bytes whose SHA-256 is `sha256` (hex) under `key`: the store itself rejects
@@ -148,6 +154,7 @@ export class S3Storage implements BlobStorage {
   }
 
   async head(key: string): Promise<{ size: number } | null> {
+    if (this.heads) return this.heads.head(key);
     try {
       const result = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
       return { size: result.ContentLength ?? 0 };

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { DeleteObjectCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, HeadBucketCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { BlobNotFoundError, type BlobStorage } from '../../src/storage/blob-storage';
 import { FilesystemStorage } from '../../src/storage/filesystem-storage';
 import { S3Storage } from '../../src/storage/s3-storage';
@@ -244,6 +244,30 @@ describe('blob storage: s3 driver specifics', () => {
     await assert.rejects(() => storage.put('wrong', data, data.length, createHash('sha256').update('other').digest('hex')));
     assert.equal(await storage.head('wrong'), null);
     await storage.delete('right');
+    storage.client.destroy();
+  });
+
+  test('HEAD without the SDK (a configured endpoint) answers as the SDK does, for keys with characters that need encoding', async () => {
+    const storage = new S3Storage(s3TestStorageConfig());
+    await storage.ensureReady();
+    const keys = ['lean/plain', 'lean/with space+plus', "lean/ünïcødé/(x)*!'~.bin", 'lean/a%2Fb=c&d'];
+    for (const [i, key] of keys.entries()) await storage.put(key, Buffer.alloc(i + 1, 1));
+    for (const [i, key] of keys.entries()) {
+      assert.deepEqual(await storage.head(key), { size: i + 1 }, key);
+      const viaSdk = await storage.client.send(new HeadObjectCommand({ Bucket: storage.bucket, Key: key }));
+      assert.equal(viaSdk.ContentLength, i + 1);
+    }
+    assert.equal(await storage.head('lean/absent'), null);
+    // 40 at once over the keep-alive pool.
+    const sizes = await Promise.all(Array.from({ length: 40 }, (_, i) => storage.head(keys[i % keys.length]!)));
+    assert.deepEqual(sizes.map((s) => s?.size), Array.from({ length: 40 }, (_, i) => (i % keys.length) + 1));
+    for (const key of keys) await storage.delete(key);
+    storage.client.destroy();
+  });
+
+  test('a HEAD the store refuses (wrong secret) is an error, never "absent"', async () => {
+    const storage = new S3Storage({ ...s3TestStorageConfig(), secretAccessKey: 'not-the-secret' });
+    await assert.rejects(() => storage.head('any/key'), /HTTP 403/);
     storage.client.destroy();
   });
 
