@@ -85,7 +85,7 @@ const variables = {
     .pipe(z.array(z.string().refine(isAddressRange, { error: (issue) => `not an IP address or CIDR range: "${String(issue.input)}"` })))
     .default([]),
   SCAIDRIVE_WORKFLOW_WAIT_SECONDS: z.coerce.number().min(0).max(300).default(20),
-  SCAIDRIVE_UPLOAD_BUFFER_BUDGET_BYTES: z.coerce.number().int().min(1024 * 1024).default(256 * 1024 * 1024),
+  SCAIDRIVE_UPLOAD_BUFFER_BUDGET_BYTES: z.coerce.number().int().min(1024 * 1024).default(128 * 1024 * 1024),
   SCAIDRIVE_UPLOAD_MAX_CONCURRENT_CHUNKS_PER_USER: z.coerce.number().int().min(1).max(10000).default(16),
   SCAIDRIVE_UPLOAD_BODY_TIMEOUT_SECONDS: z.coerce.number().min(0.1).max(3600).default(30),
   SCAIDRIVE_UPLOAD_MAX_OPEN_SESSIONS_PER_USER: z.coerce.number().int().min(1).max(100000).default(100),

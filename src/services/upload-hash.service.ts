@@ -27,9 +27,9 @@ const processToken = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
 const chunksPerStep = 8;
 /**
  * Bytes all followers of this process may hold from requests at once: 128 MiB, and at most a quarter of the
- * process's buffer budget for request bodies (so the process holds at most 1.25 × that budget of chunk bytes; the
- * followers' chunks never take budget from requests, which would turn uploads away to speed up hashing). When
- * full, a chunk nearer a follower's frontier displaces the farthest one it holds.
+ * process's buffer budget for chunk bytes. A held chunk keeps the budget its request took (the budget bounds every
+ * chunk byte in memory), so the cap leaves most of the budget to requests. When full, a chunk nearer a follower's
+ * frontier displaces the farthest one it holds.
  */
 const maxHeldBytes = (budget?: ByteBudget) => Math.min(128 * 1024 * 1024, budget ? Math.floor(budget.capacity / 4) : Infinity);
 /** Chunk bytes a follower reads back from storage at once (when another replica received them). */
@@ -104,7 +104,10 @@ let heldBytes = 0;
 export interface HashFollowerDeps {
   db: Db;
   storage: BlobStorage;
-  /** The process's buffer budget for request bodies: bounds what the followers may hold (see maxHeldBytes). */
+  /**
+   * The process's buffer budget for chunk bytes: bounds what the followers may hold (see maxHeldBytes); a chunk
+   * handed over brings its request's share of it, given back once the chunk is hashed or dropped.
+   */
   budget?: ByteBudget;
   /** Where chunk buffers go back once hashed (and where read-back buffers come from). */
   buffers?: ChunkBufferPool;
@@ -117,6 +120,7 @@ function takeHeld(deps: HashFollowerDeps, follower: Follower, index: number, rel
   if (!held) return undefined;
   follower.held.delete(index);
   heldBytes -= held.data.length;
+  deps.budget?.give(held.data.length);
   if (release) deps.buffers?.give(held.data);
   return held;
 }
@@ -126,7 +130,8 @@ function takeHeld(deps: HashFollowerDeps, follower: Follower, index: number, rel
  * that is this process (claiming the session when nobody owns it), in the background of this process: never in a
  * request's path beyond the claim, and it never throws. The chunk is held within the process's byte cap, nearest
  * the owner's frontier first. Returns whether it was held: the buffer is then the follower's (given back to
- * `deps.buffers` once hashed), and the caller must not reuse it.
+ * `deps.buffers` once hashed), and so is the request's share of `deps.budget` for it; the caller must not reuse
+ * the buffer nor give back that budget.
  */
 export async function followUploadHash(deps: HashFollowerDeps, uploadId: string, received: { index: number; sha256: string; data: Buffer }): Promise<boolean> {
   let follower = followers.get(uploadId);
@@ -257,6 +262,11 @@ async function runFollower(deps: HashFollowerDeps, uploadId: string, follower: F
       if (!idle && follower.held.size === 0) {
         if (follower.again) continue;
         return 'waiting';
+      }
+      // Waiting on a session that was finalized, aborted or expired meanwhile: let go of what is held now.
+      if (idle) {
+        const session = await deps.db.selectFrom('upload_sessions').select('status').where('id', '=', uploadId).executeTakeFirst();
+        if (session?.status !== 'open') return 'lost';
       }
       const recorded = await deps.db
         .selectFrom('upload_chunks')

@@ -67,16 +67,21 @@ export interface UploadLimits {
   maxOpenSessionsPerUser: number;
 }
 
-/** Runs `work` holding `bytes` of the buffer budget (503 when it is exhausted); released on every exit path. */
-export async function withBufferBudget<T>(limits: UploadLimits | undefined, bytes: number, work: () => Promise<T>): Promise<T> {
-  if (!limits) return work();
+/**
+ * Runs `work` holding `bytes` of the buffer budget (503 when it is exhausted); released on every exit path — unless
+ * `work` hands the reservation over (its bytes stay in memory, e.g. held for hashing): whoever took them over gives
+ * the bytes back to `limits.buffer` when done with them.
+ */
+export async function withBufferBudget<T>(limits: UploadLimits | undefined, bytes: number, work: (handOver: () => void) => Promise<T>): Promise<T> {
+  if (!limits) return work(() => undefined);
   if (!limits.buffer.tryTake(bytes)) {
     throw new AppError(503, 'SERVICE_UNAVAILABLE', 'The server is buffering too many upload bytes right now; retry shortly', { reason: 'upload_buffer_budget' }, { 'Retry-After': retryAfterSeconds });
   }
+  let handedOver = false;
   try {
-    return await work();
+    return await work(() => void (handedOver = true));
   } finally {
-    limits.buffer.give(bytes);
+    if (!handedOver) limits.buffer.give(bytes);
   }
 }
 

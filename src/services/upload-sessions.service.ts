@@ -248,7 +248,7 @@ export async function putChunk(
   }
   // The chunk's bytes are reserved from the process budget before a byte is read, and released on every path.
   return withChunkSlot(deps.limits, session.user_id, () =>
-    withBufferBudget(deps.limits, expected, async () => {
+    withBufferBudget(deps.limits, expected, async (handOverBudget) => {
       const pooled = deps.limits?.chunkBuffers?.take(expected);
       const data = await readBody(expected, pooled);
       deps.onBytesReceived?.(data.length);
@@ -268,8 +268,10 @@ export async function putChunk(
         deps.followHash &&
         session.transfer === 'proxied' &&
         (await followUploadHash({ db: deps.db, storage: deps.storage, budget: deps.limits?.buffer, buffers: deps.limits?.chunkBuffers, onError: deps.followHash.onError }, session.id, { index, sha256, data }));
-      // Stored and recorded: nothing refers to the bytes any more unless the hash follower kept them.
-      if (pooled && data === pooled && !keptForHashing) deps.limits!.chunkBuffers!.give(pooled);
+      // Stored and recorded: nothing refers to the bytes any more unless the hash follower kept them — then they stay
+      // in memory, still counted in the buffer budget, until it has hashed them.
+      if (keptForHashing) handOverBudget();
+      else if (pooled && data === pooled) deps.limits!.chunkBuffers!.give(pooled);
       return receipt;
     }),
   );
