@@ -777,7 +777,7 @@ async function benchmark(sizeMiB: number, cleanup: Cleanup): Promise<number> {
     await stopChild(stack.api);
     await stopChild(stack.worker, 30_000);
     const files = { api: await mainThreadProfile(path.join(cpuProfileDir, 'api')), worker: await mainThreadProfile(path.join(cpuProfileDir, 'worker')) };
-    const wanted: [keyof typeof files, string][] = [['api', 'b'], ['api', 'b1'], ['api', 'd-put'], ['api', 'get-api'], ['worker', 'c'], ['worker', 'f-fin'], ['worker', 'd-attach']];
+    const wanted: [keyof typeof files, string][] = [['api', 'b'], ['api', 'b1'], ['api', 'd-put'], ['api', 'b64'], ['api', 'get-api'], ['worker', 'c'], ['worker', 'f-fin'], ['worker', 'd-attach']];
     for (const [name, step] of wanted) {
       const file = files[name];
       if (file) profiles.push({ process: name, step, summary: await summarizeProfile(file, windows.get(step)) });

@@ -88,7 +88,7 @@ export async function knownChecksumOfManifest(db: Db, session: UploadSession): P
 }
 
 /** Chunk HEADs in flight while checking that chunks are stored (a pool: a slow answer holds up one lane, not a batch). */
-const headConcurrency = 32;
+const headConcurrency = 64;
 
 /** Throws BlobNotFoundError for the first of the session's first `count` chunks that is not stored with its size. */
 async function assertChunksStored(deps: { db: Db; storage: BlobStorage }, uploadId: string, count: number): Promise<void> {
