@@ -12,12 +12,11 @@ export function uploadLimits(deps: AppDeps): UploadLimits {
   let limits = limitsByApp.get(deps);
   if (!limits) {
     const config = deps.config.uploads;
+    const buffer = new ByteBudget(config.bufferBudgetBytes);
     limits = {
-      buffer: new ByteBudget(config.bufferBudgetBytes),
-      // Unused chunk buffers kept for reuse: at most half the budget. Fresh chunk-sized buffers are expensive here: the
-      // profile of 64 MiB chunk PUTs with a pool too small to keep one showed ~6 CPU-s per GiB in page faults of fresh
-      // buffers (attributed to the copy into them).
-      chunkBuffers: new ChunkBufferPool(Math.floor(config.bufferBudgetBytes / 2)),
+      buffer,
+      // Spare chunk buffers kept for reuse, within the same budget (see chunk-buffers.ts).
+      chunkBuffers: new ChunkBufferPool(buffer),
       chunksPerUser: new ConcurrencyLimiter(config.maxConcurrentChunksPerUser),
       bodyIdleTimeoutMs: config.bodyTimeoutSeconds * 1000,
       maxOpenSessionsPerUser: config.maxOpenSessionsPerUser,

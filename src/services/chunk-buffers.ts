@@ -1,8 +1,11 @@
-// Reusable buffers for chunk bodies. A proxied upload receives one chunk-sized buffer per chunk PUT (8–64 MiB);
-// allocating each afresh costs page faults when the body is copied in and pressure on V8's garbage collector
-// (the upload benchmark's profile: ~1.2 s copying into fresh buffers and ~1.7 s of GC per GiB). Buffers of the
-// same size are handed out again once a request is done with them. What the pool keeps is bounded, and let go
-// after a quiet minute, so an idle API process does not hold on to upload memory.
+// Reusable buffers for chunk bodies. A proxied upload receives one chunk-sized buffer per chunk PUT (8–64 MiB).
+// Fresh memory is expensive: on the machines we measure on, faulting in a fresh buffer costs ~5 CPU-s per GiB
+// (reusing one: ~0.04), and every fresh allocation adds pressure on V8's garbage collector. Buffers of the same
+// size are handed out again once a request is done with them. Spare buffers count against the process's buffer
+// budget like buffers in use (the budget bounds every chunk byte the process holds), are let go when a request
+// needs their room, and after a quiet minute, so an idle API process does not hold on to upload memory.
+import type { ByteBudget } from './upload-limits';
+
 const MiB = 1024 * 1024;
 
 export class ChunkBufferPool {
@@ -11,8 +14,8 @@ export class ChunkBufferPool {
   private trimTimer?: NodeJS.Timeout;
 
   constructor(
-    /** Bytes the pool may keep unused. */
-    readonly maxPooledBytes: number,
+    /** The budget spare buffers count against. */
+    private readonly budget: ByteBudget,
     /** Smaller bodies are allocated as usual (Node's own pool serves the small ones). */
     readonly minSize = MiB,
     private readonly idleTrimMs = 60_000,
@@ -22,33 +25,66 @@ export class ChunkBufferPool {
     return this.pooled;
   }
 
-  /** A buffer of exactly `size` bytes (contents undefined: the caller overwrites all of it). */
-  take(size: number): Buffer {
-    const reused = size >= this.minSize ? this.free.get(size)?.pop() : undefined;
-    if (!reused) return size >= this.minSize ? Buffer.allocUnsafeSlow(size) : Buffer.allocUnsafe(size);
-    this.pooled -= size;
+  /** A spare buffer of exactly `size` bytes together with its share of the budget (now the caller's), if there is one. */
+  takeReserved(size: number): Buffer | undefined {
+    const reused = this.free.get(size)?.pop();
+    if (reused) this.pooled -= size;
     return reused;
   }
 
+  /** A buffer of exactly `size` bytes (contents undefined: the caller overwrites all of it), holding no budget. */
+  take(size: number): Buffer {
+    const reused = size >= this.minSize ? this.takeReserved(size) : undefined;
+    if (reused) this.budget.give(size);
+    return reused ?? (size >= this.minSize ? Buffer.allocUnsafeSlow(size) : Buffer.allocUnsafe(size));
+  }
+
   /**
-   * Returns a buffer taken from this pool once nothing refers to it any more (never one handed to another
-   * thread, kept elsewhere, or still being written to a socket).
+   * Keeps `buffer` for reuse together with the caller's share of the budget for it. False when it is not kept (the
+   * caller still holds that share). Only buffers nothing refers to any more (never one handed to another thread,
+   * kept elsewhere, or still being written to a socket).
    */
-  give(buffer: Buffer): void {
-    const size = buffer.length;
-    // Only whole, attached buffers of pooled sizes; a detached (transferred) one has length 0.
-    if (size < this.minSize || buffer.byteOffset !== 0 || buffer.buffer.byteLength !== size) return;
-    if (this.pooled + size > this.maxPooledBytes) return;
-    const list = this.free.get(size) ?? [];
-    list.push(buffer);
-    this.free.set(size, list);
-    this.pooled += size;
-    clearTimeout(this.trimTimer);
-    this.trimTimer = setTimeout(() => this.clear(), this.idleTrimMs).unref();
+  keep(buffer: Buffer): boolean {
+    if (!this.poolable(buffer)) return false;
+    this.add(buffer);
+    return true;
+  }
+
+  /** Keeps `buffer` (which holds no budget) for reuse if the budget has room for it. */
+  give(buffer: Buffer): boolean {
+    if (!this.poolable(buffer) || !this.budget.tryTake(buffer.length)) return false;
+    this.add(buffer);
+    return true;
+  }
+
+  /** Lets spare buffers go until `bytes` of the budget are free (or none is left). */
+  makeRoom(bytes: number): void {
+    for (const [size, list] of this.free) {
+      while (list.length > 0 && this.budget.capacity - this.budget.inUse < bytes) {
+        list.pop();
+        this.pooled -= size;
+        this.budget.give(size);
+      }
+    }
   }
 
   clear(): void {
+    this.budget.give(this.pooled);
     this.free.clear();
     this.pooled = 0;
+  }
+
+  private poolable(buffer: Buffer): boolean {
+    // Only whole, attached buffers of pooled sizes; a detached (transferred) one has length 0.
+    return buffer.length >= this.minSize && buffer.byteOffset === 0 && buffer.buffer.byteLength === buffer.length;
+  }
+
+  private add(buffer: Buffer): void {
+    const list = this.free.get(buffer.length) ?? [];
+    list.push(buffer);
+    this.free.set(buffer.length, list);
+    this.pooled += buffer.length;
+    clearTimeout(this.trimTimer);
+    this.trimTimer = setTimeout(() => this.clear(), this.idleTrimMs).unref();
   }
 }

@@ -114,14 +114,21 @@ export interface HashFollowerDeps {
   onError?: (error: unknown) => void;
 }
 
-/** Lets go of a held chunk (its buffer back to the pool) and returns it. */
+/** A held chunk's buffer is done with: back to the pool with its share of the budget (or that share released). */
+function recycleHeld(deps: HashFollowerDeps, data: Buffer): void {
+  if (!deps.buffers?.keep(data)) deps.budget?.give(data.length);
+}
+
+/**
+ * Takes a chunk out of the follower's hands: let go (`release`: its buffer recycled), or returned to the caller,
+ * who recycles it (recycleHeld) once hashed.
+ */
 function takeHeld(deps: HashFollowerDeps, follower: Follower, index: number, release: boolean): HeldChunk | undefined {
   const held = follower.held.get(index);
   if (!held) return undefined;
   follower.held.delete(index);
   heldBytes -= held.data.length;
-  deps.budget?.give(held.data.length);
-  if (release) deps.buffers?.give(held.data);
+  if (release) recycleHeld(deps, held.data);
   return held;
 }
 
@@ -254,8 +261,9 @@ async function runFollower(deps: HashFollowerDeps, uploadId: string, follower: F
     for (const index of [...follower.held.keys()]) if (index < from) takeHeld(deps, follower, index, true);
     // This step's stretch: the chunks held from the frontier on, or else the chunks the manifest has from the
     // frontier on, read back from storage (received by another replica, or dropped here when the cap was full).
-    const stretch: (HeldChunk & { index: number })[] = [];
-    for (let next = from; follower.held.has(next) && stretch.length < chunksPerStep; next++) stretch.push({ index: next, ...takeHeld(deps, follower, next, false)! });
+    // `held`: the chunk came from a request with its share of the budget; read-back chunks hold none.
+    const stretch: (HeldChunk & { index: number; held: boolean })[] = [];
+    for (let next = from; follower.held.has(next) && stretch.length < chunksPerStep; next++) stretch.push({ index: next, held: true, ...takeHeld(deps, follower, next, false)! });
     if (stretch.length === 0) {
       // Right after hashing its own arrivals with nothing held, the next chunk is most likely still on its way here:
       // the manifest is read when a chunk waits behind the frontier, or once idle (the retry timer).
@@ -286,12 +294,12 @@ async function runFollower(deps: HashFollowerDeps, uploadId: string, follower: F
         if (row.index !== from + stretch.length) break;
         const held = takeHeld(deps, follower, row.index, false);
         if (held) {
-          stretch.push({ index: row.index, ...held });
+          stretch.push({ index: row.index, held: true, ...held });
           continue;
         }
         if (reading > 0 && reading + row.size > room) break;
         reading += row.size;
-        const chunk: HeldChunk & { index: number } = { index: row.index, sha256: row.sha256, data: Buffer.alloc(0) };
+        const chunk: HeldChunk & { index: number; held: boolean } = { index: row.index, held: false, sha256: row.sha256, data: Buffer.alloc(0) };
         stretch.push(chunk);
         readBack.push(readChunk(deps, chunkKey(follower.tenantId, row.sha256), row.size).then((data) => void (chunk.data = data)));
       }
@@ -299,13 +307,17 @@ async function runFollower(deps: HashFollowerDeps, uploadId: string, follower: F
         if (follower.again) continue;
         return 'waiting';
       }
-      await Promise.all(readBack);
+      await Promise.all(readBack).catch((error: unknown) => {
+        for (const chunk of stretch) if (chunk.held) recycleHeld(deps, chunk.data);
+        throw error;
+      });
     }
     let chain = follower.chain;
     for (const chunk of stretch) {
       await hashInSlices(follower.hash, chunk.data);
       chain = chainNext(chain, chunk.sha256);
-      deps.buffers?.give(chunk.data);
+      if (chunk.held) recycleHeld(deps, chunk.data);
+      else deps.buffers?.give(chunk.data);
     }
     const done = from + stretch.length;
     const sha256 = done === follower.chunkCount ? follower.hash.digest('hex') : null;

@@ -67,21 +67,50 @@ export interface UploadLimits {
   maxOpenSessionsPerUser: number;
 }
 
+/** What `work` under withBufferBudget may do with its reservation (and its pooled buffer) instead of releasing it. */
+export interface BudgetLease {
+  /** A buffer of the reserved size from the pool (with a pool; the caller reads the bytes into it). */
+  buffer?: Buffer;
+  /** The bytes stay in memory (e.g. held for hashing): whoever took them over gives them back to the budget later. */
+  handOver(): void;
+  /** `buffer` is no longer referenced: back to the pool with the reservation (or released when the pool is full). */
+  recycle(): void;
+}
+
 /**
- * Runs `work` holding `bytes` of the buffer budget (503 when it is exhausted); released on every exit path — unless
- * `work` hands the reservation over (its bytes stay in memory, e.g. held for hashing): whoever took them over gives
- * the bytes back to `limits.buffer` when done with them.
+ * Runs `work` holding `bytes` of the buffer budget (503 when it is exhausted); released on every exit path, unless
+ * `work` hands the reservation over or recycles its buffer. Spare pooled buffers count against the budget too: they
+ * make room when it is full. With `buffer` (and a pool), `work` gets a buffer of `bytes`: a
+ * spare one of that size comes with its share of the budget (so spare buffers never turn a request away); spare
+ * buffers of other sizes are let go to make room.
  */
-export async function withBufferBudget<T>(limits: UploadLimits | undefined, bytes: number, work: (handOver: () => void) => Promise<T>): Promise<T> {
-  if (!limits) return work(() => undefined);
-  if (!limits.buffer.tryTake(bytes)) {
-    throw new AppError(503, 'SERVICE_UNAVAILABLE', 'The server is buffering too many upload bytes right now; retry shortly', { reason: 'upload_buffer_budget' }, { 'Retry-After': retryAfterSeconds });
+export async function withBufferBudget<T>(
+  limits: UploadLimits | undefined,
+  bytes: number,
+  work: (lease: BudgetLease) => Promise<T>,
+  options: { buffer?: boolean } = {},
+): Promise<T> {
+  if (!limits) return work({ handOver: () => undefined, recycle: () => undefined });
+  const pool = options.buffer ? limits.chunkBuffers : undefined;
+  let buffer = pool?.takeReserved(bytes);
+  if (!buffer) {
+    if (!limits.buffer.tryTake(bytes)) {
+      limits.chunkBuffers?.makeRoom(bytes);
+      if (!limits.buffer.tryTake(bytes)) {
+        throw new AppError(503, 'SERVICE_UNAVAILABLE', 'The server is buffering too many upload bytes right now; retry shortly', { reason: 'upload_buffer_budget' }, { 'Retry-After': retryAfterSeconds });
+      }
+    }
+    buffer = pool ? (bytes >= pool.minSize ? Buffer.allocUnsafeSlow(bytes) : Buffer.allocUnsafe(bytes)) : undefined;
   }
-  let handedOver = false;
+  let released = false;
   try {
-    return await work(() => void (handedOver = true));
+    return await work({
+      buffer,
+      handOver: () => void (released = true),
+      recycle: () => void (released = buffer !== undefined && pool !== undefined && pool.keep(buffer)),
+    });
   } finally {
-    if (!handedOver) limits.buffer.give(bytes);
+    if (!released) limits.buffer.give(bytes);
   }
 }
 

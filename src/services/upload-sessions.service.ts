@@ -248,9 +248,8 @@ export async function putChunk(
   }
   // The chunk's bytes are reserved from the process budget before a byte is read, and released on every path.
   return withChunkSlot(deps.limits, session.user_id, () =>
-    withBufferBudget(deps.limits, expected, async (handOverBudget) => {
-      const pooled = deps.limits?.chunkBuffers?.take(expected);
-      const data = await readBody(expected, pooled);
+    withBufferBudget(deps.limits, expected, async (lease) => {
+      const data = await readBody(expected, lease.buffer);
       deps.onBytesReceived?.(data.length);
       if (data.length !== expected) throw badRequest(`Chunk ${index} must be ${expected} bytes, got ${data.length}`, 'CHUNK_SIZE_MISMATCH');
       const sha256 = sha256Hex(data);
@@ -270,10 +269,10 @@ export async function putChunk(
         (await followUploadHash({ db: deps.db, storage: deps.storage, budget: deps.limits?.buffer, buffers: deps.limits?.chunkBuffers, onError: deps.followHash.onError }, session.id, { index, sha256, data }));
       // Stored and recorded: nothing refers to the bytes any more unless the hash follower kept them — then they stay
       // in memory, still counted in the buffer budget, until it has hashed them.
-      if (keptForHashing) handOverBudget();
-      else if (pooled && data === pooled) deps.limits!.chunkBuffers!.give(pooled);
+      if (keptForHashing) lease.handOver();
+      else if (data === lease.buffer) lease.recycle();
       return receipt;
-    }),
+    }, { buffer: true }),
   );
 }
 
