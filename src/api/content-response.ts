@@ -1,6 +1,6 @@
 // Sends a version's bytes over HTTP: Range (single), ETag/If-None-Match, Content-Length, X-Checksum-Sha256;
 // HEAD gets the same headers without the bytes being read.
-import { Transform } from 'node:stream';
+import { Transform, pipeline } from 'node:stream';
 import { z } from './openapi';
 import type { Version } from '../db/database';
 import { AppError } from '../errors';
@@ -89,12 +89,14 @@ export async function sendVersionContent(ctx: AppContext, version: Version, file
       callback(null, chunk);
     },
   });
-  // An error after the headers went out truncates the body; clients check Content-Length and the checksum.
-  source.on('error', (error) => {
-    ctx.state.log.error({ err: error, version_id: version.id }, 'download stream failed');
-    counter.destroy(error);
+  // An error after the headers went out truncates the body; clients check Content-Length and the checksum. A client
+  // gone mid-download (Koa destroys the body it was sending) destroys the source too, which releases the store
+  // objects it has open (a plain pipe() left them open, with the object read ahead).
+  pipeline(source, counter, (error) => {
+    if (error && (error as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') {
+      ctx.state.log.error({ err: error, version_id: version.id }, 'download stream failed');
+    }
   });
-  source.pipe(counter);
   if (range) {
     ctx.status = 206;
     ctx.set('Content-Range', `bytes ${range.start}-${range.end}/${version.size}`);

@@ -4,6 +4,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { Readable } from 'node:stream';
 import { signDownload } from '../../src/services/signed-urls';
 import { api, createTestTenant, startTestStack, type TestStack } from '../helpers/stack';
 import { download, newUser, randomData, sha256, uploadDirect, uploadResumable, type TestUser } from '../helpers/files';
@@ -443,5 +445,46 @@ describe('downloads from S3 storage', () => {
     assert.equal(streamed.status, 206);
     assert.equal(streamed.headers.get('x-redirect-unavailable'), 'stored in several chunks');
     assert.ok(Buffer.from(await streamed.arrayBuffer()).equals(big.subarray(70_000, 70_010)));
+  });
+  test('a client gone mid-download: every object the API opened from the store (the one read ahead too) is released', async () => {
+    const chunk = 1024 * 1024;
+    const data = randomData(8 * chunk);
+    const { finalize } = await uploadResumable(stack, alice.token, alice.rootFolderId, 'abandoned.bin', data, { chunkSize: chunk });
+    assert.equal(finalize.status, 200, finalize.text);
+    const storage = stack.services.storage;
+    const get = storage.get.bind(storage);
+    const opened: Readable[] = [];
+    storage.get = async (key, range) => {
+      const stream = await get(key, range);
+      opened.push(stream);
+      return stream;
+    };
+    try {
+      const url = new URL(`${stack.baseUrl}/api/v1/files/${finalize.body.file.id}/content`);
+      await new Promise<void>((resolve, reject) => {
+        const req = http.get({ host: url.hostname, port: url.port, path: url.pathname, headers: { authorization: `Bearer ${alice.token}` } }, (res) => {
+          let received = 0;
+          res.on('data', (piece: Buffer) => {
+            received += piece.length;
+            // Gone after the first bytes of the second chunk: the third is open ahead by then.
+            if (received > chunk + 1024) {
+              req.destroy();
+              resolve();
+            }
+          });
+        });
+        req.on('error', () => undefined);
+        req.on('close', () => resolve());
+        setTimeout(() => reject(new Error('the download did not start')), 10_000).unref();
+      });
+      assert.ok(opened.length >= 2, `${opened.length} objects opened`);
+      const deadline = Date.now() + 5000;
+      while (opened.some((stream) => !stream.destroyed)) {
+        assert.ok(Date.now() < deadline, `${opened.filter((stream) => !stream.destroyed).length} of ${opened.length} store streams still open`);
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+    } finally {
+      storage.get = get;
+    }
   });
 });
