@@ -202,15 +202,21 @@ export async function sessionHashSettled(db: Db, uploadId: string, maxWaitMs = 1
   let seen = -1;
   let movedAt = start;
   for (;;) {
-    const row = await db.selectFrom('upload_sessions').select(['status', 'hash_owner', 'hashed_chunks', 'hashed_sha256']).where('id', '=', uploadId).executeTakeFirst();
-    if (!row || row.status !== 'open' || !row.hash_owner || row.hashed_sha256) return;
+    // The owner's progress, from memory when it is this process (no query every few milliseconds), else its row.
+    const local = followers.get(uploadId);
+    let progress = local?.next;
+    if (progress === undefined) {
+      const row = await db.selectFrom('upload_sessions').select(['status', 'hash_owner', 'hashed_chunks', 'hashed_sha256']).where('id', '=', uploadId).executeTakeFirst();
+      if (!row || row.status !== 'open' || !row.hash_owner || row.hashed_sha256) return;
+      progress = row.hashed_chunks;
+    }
     const now = Date.now();
-    if (row.hashed_chunks !== seen) {
-      seen = row.hashed_chunks;
+    if (progress !== seen) {
+      seen = progress;
       movedAt = now;
     }
     if (now - movedAt > quietMs || now - start > maxWaitMs) return;
-    await new Promise((resolve) => setTimeout(resolve, followers.has(uploadId) ? 5 : 20));
+    await new Promise((resolve) => setTimeout(resolve, local ? 5 : 20));
   }
 }
 
