@@ -79,10 +79,9 @@ export interface BudgetLease {
 
 /**
  * Runs `work` holding `bytes` of the buffer budget (503 when it is exhausted); released on every exit path, unless
- * `work` hands the reservation over or recycles its buffer. Spare pooled buffers count against the budget too: they
- * make room when it is full. With `buffer` (and a pool), `work` gets a buffer of `bytes`: a
- * spare one of that size comes with its share of the budget (so spare buffers never turn a request away); spare
- * buffers of other sizes are let go to make room.
+ * `work` hands the reservation over or recycles its buffer. Spare pooled buffers count against the budget too and
+ * are let go to make room when it is full. With `buffer` (and a pool), `work` gets a buffer of `bytes`: a spare one
+ * of that size comes with its share of the budget, so spare buffers never turn a request away.
  */
 export async function withBufferBudget<T>(
   limits: UploadLimits | undefined,
