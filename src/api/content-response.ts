@@ -1,6 +1,5 @@
 // Sends a version's bytes over HTTP: Range (single), ETag/If-None-Match, Content-Length, X-Checksum-Sha256;
 // HEAD gets the same headers without the bytes being read.
-import { Transform, pipeline } from 'node:stream';
 import { z } from './openapi';
 import type { Version } from '../db/database';
 import { AppError } from '../errors';
@@ -78,33 +77,25 @@ export async function sendVersionContent(ctx: AppContext, version: Version, file
     ctx.length = range ? range.end - range.start + 1 : version.size;
     return;
   }
-  const source = openVersionStream(ctx.deps.db, ctx.deps.storage, version.id, range);
-  // Counts the bytes as they pass on to the response. Not with a 'data' listener: that would make the stream
-  // flow before Koa pipes it into the response (which happens only after the middleware below the handler, e.g.
-  // the audit write of an API-key request, has finished) and the bytes flowing meanwhile would be lost.
+  // Counts the bytes as they are handed on to the response (counted by the source itself: a 'data' listener here
+  // would make it flow before Koa pipes it into the response, and a Transform costs a stream hop per piece).
   const bytesDownloaded = ctx.deps.metrics.bytesDownloaded;
-  const counter = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      bytesDownloaded.inc(chunk.length);
-      callback(null, chunk);
-    },
-  });
-  // An error after the headers went out truncates the body; clients check Content-Length and the checksum. A client
-  // gone mid-download (Koa destroys the body it was sending) destroys the source too, which releases the store
-  // objects it has open (a plain pipe() left them open, with the object read ahead).
-  pipeline(source, counter, (error) => {
-    if (error && (error as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') {
-      ctx.state.log.error({ err: error, version_id: version.id }, 'download stream failed');
-    }
+  const source = openVersionStream(ctx.deps.db, ctx.deps.storage, version.id, range, (bytes) => bytesDownloaded.inc(bytes));
+  // An error after the headers went out truncates the body (the connection is closed: clients check Content-Length
+  // and the checksum). A client gone mid-download makes Koa destroy the source, which releases the store objects
+  // it has open, the one read ahead included.
+  source.once('error', (error) => {
+    ctx.state.log.error({ err: error, version_id: version.id }, 'download stream failed');
+    ctx.res.destroy();
   });
   if (range) {
     ctx.status = 206;
     ctx.set('Content-Range', `bytes ${range.start}-${range.end}/${version.size}`);
-    ctx.body = counter;
+    ctx.body = source;
     ctx.length = range.end - range.start + 1;
   } else {
     ctx.status = 200;
-    ctx.body = counter;
+    ctx.body = source;
     ctx.length = version.size;
   }
 }

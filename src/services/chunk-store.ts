@@ -30,7 +30,7 @@ export async function storeChunk(db: Db, storage: BlobStorage, tenantId: string,
     .returning('sha256')
     .executeTakeFirst();
   if (touched && options.skipWhenStored !== false) return true;
-  await storage.put(chunkKey(tenantId, sha256), data, data.length, sha256);
+  await storage.put(chunkKey(tenantId, sha256), data, data.length);
   await db
     .insertInto('chunks')
     .values({ tenant_id: tenantId, sha256, size: data.length })

@@ -21,8 +21,12 @@ export async function presignedVersionUrl(db: Db, storage: BlobStorage, versionI
   return storage.presignGet(chunkKey(chunks[0]!.tenant_id, chunks[0]!.sha256), redirectTtlSeconds, response);
 }
 
-export function openVersionStream(db: Db, storage: BlobStorage, versionId: string, range?: ByteRange): Readable {
-  async function* pieces() {
+/**
+ * A version's bytes (or a range of them) as one stream: its chunk objects read one after another, the next one
+ * opened while the current one streams. `onBytes` sees every piece as it is handed on.
+ */
+export function openVersionStream(db: Db, storage: BlobStorage, versionId: string, range?: ByteRange, onBytes?: (bytes: number) => void): Readable {
+  async function* objects() {
     let from = range?.start ?? 0;
     const to = range?.end ?? Number.MAX_SAFE_INTEGER;
     while (from <= to) {
@@ -52,7 +56,8 @@ export function openVersionStream(db: Db, storage: BlobStorage, versionId: strin
       try {
         for (let i = 0; i < page.length; i++) {
           ahead = i + 1 < page.length ? open(page[i + 1]!) : undefined;
-          yield* await current.stream;
+          // The consumer reads this object to its end before it asks for the next one.
+          yield await current.stream;
           from = current.end + 1;
           if (ahead) [current, ahead] = [ahead, undefined];
         }
@@ -62,7 +67,56 @@ export function openVersionStream(db: Db, storage: BlobStorage, versionId: strin
       }
     }
   }
-  return Readable.from(pieces(), { objectMode: false });
+  return concatenate(objects(), onBytes);
+}
+
+/**
+ * The streams `sources` yields, one after another, as one stream with back-pressure. Pieces are handed on from
+ * 'data' events (not an async iterator per piece: a promise or two per 64 KiB cost a download ~0.5 CPU-s per GiB).
+ * Destroying the result destroys the stream being read and ends `sources` (whose cleanup releases what it opened).
+ */
+export function concatenate(sources: AsyncGenerator<Readable, void>, onPiece?: (bytes: number) => void): Readable {
+  let current: Readable | undefined;
+  const next = async (): Promise<void> => {
+    const step = await sources.next();
+    if (output.destroyed) {
+      if (!step.done) step.value.destroy();
+      return;
+    }
+    if (step.done) {
+      output.push(null);
+      return;
+    }
+    const source = step.value;
+    current = source;
+    source.on('data', (piece: Buffer) => {
+      onPiece?.(piece.length);
+      if (!output.push(piece)) source.pause();
+    });
+    source.once('end', () => {
+      current = undefined;
+      next().catch((error: Error) => output.destroy(error));
+    });
+    source.once('error', (error) => output.destroy(error));
+  };
+  const output = new Readable({
+    read() {
+      if (current) current.resume();
+      else if (!started) {
+        started = true;
+        next().catch((error: Error) => output.destroy(error));
+      }
+    },
+    destroy(error, callback) {
+      current?.destroy();
+      current = undefined;
+      // Ends the generator at its pending yield (or right after the step it is running), running its cleanup.
+      sources.return(undefined).catch(() => undefined);
+      callback(error);
+    },
+  });
+  let started = false;
+  return output;
 }
 
 /**

@@ -10,11 +10,8 @@ export interface ByteRange {
 
 export interface BlobStorage {
   readonly driver: 'filesystem' | 's3';
-  /**
-   * Stores `body` under `key`, replacing any object there. `size` is required for streams on S3. A known
-   * `sha256` (hex) of the body spares the driver hashing it again (S3 signs it as the payload hash).
-   */
-  put(key: string, body: Buffer | Readable, size?: number, sha256?: string): Promise<void>;
+  /** Stores `body` under `key`, replacing any object there. `size` is required for streams on S3. */
+  put(key: string, body: Buffer | Readable, size?: number): Promise<void>;
   /** Streams the object (or a byte range of it); throws BlobNotFoundError when absent. */
   get(key: string, range?: ByteRange): Promise<Readable>;
   /** Size of the object, or null when absent. */

@@ -13,7 +13,7 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { Config } from '../config';
 import { BlobNotFoundError, type BlobStorage, type ByteRange } from './blob-storage';
-import { S3HeadClient } from './s3-head';
+import { S3LeanClient } from './s3-lean-client';
 
 type S3Config = Extract<Config['storage'], { driver: 's3' }>;
 
@@ -62,12 +62,12 @@ export class S3Storage implements BlobStorage {
     });
     this.client = new S3Client(options(config.endpoint));
     this.signer = config.publicEndpoint ? new S3Client(options(config.publicEndpoint)) : this.client;
-    // Lean HEADs where the store's address is configured (MinIO and other S3-compatibles); AWS's own endpoints
-    // (resolved by the SDK's rules) keep the SDK's HEAD.
-    this.heads = config.endpoint ? new S3HeadClient(new URL(config.endpoint), config.bucket, config.forcePathStyle, this.client.config) : undefined;
+    // Lean HEADs and chunk PUTs where the store's address is configured (MinIO and other S3-compatibles); AWS's own
+    // endpoints (resolved by the SDK's rules) keep the SDK.
+    this.lean = config.endpoint ? new S3LeanClient(new URL(config.endpoint), config.bucket, config.forcePathStyle, this.client.config) : undefined;
   }
 
-  private readonly heads?: S3HeadClient;
+  private readonly lean?: S3LeanClient;
 
   /**
    * A URL to PUT exactly `size` bytes whose SHA-256 is `sha256` (hex) under `key`: the store itself rejects
@@ -123,25 +123,19 @@ export class S3Storage implements BlobStorage {
     }
   }
 
-  async put(key: string, body: Buffer | Readable, size?: number, sha256?: string): Promise<void> {
+  async put(key: string, body: Buffer | Readable, size?: number): Promise<void> {
+    if (Buffer.isBuffer(body) && this.lean) return this.lean.put(key, body);
     const length = Buffer.isBuffer(body) ? body.length : size;
     if (length === undefined) throw new Error('S3 put of a stream needs its size');
-    const command = new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: length });
-    if (sha256) {
-      // SigV4 uses an x-amz-content-sha256 header already present instead of hashing the payload itself;
-      // the store still verifies it against the bytes it receives.
-      command.middlewareStack.add(
-        (next) => async (args) => {
-          (args.request as { headers: Record<string, string> }).headers['x-amz-content-sha256'] = sha256;
-          return next(args);
-        },
-        { step: 'build', name: 'knownPayloadSha256' },
-      );
-    }
-    await this.client.send(command);
+    await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: length }));
   }
 
   async get(key: string, range?: ByteRange): Promise<Readable> {
+    if (this.lean) {
+      const stream = await this.lean.get(key, range);
+      if (!stream) throw new BlobNotFoundError(key);
+      return stream;
+    }
     try {
       const result = await this.client.send(
         new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range ? `bytes=${range.start}-${range.end}` : undefined }),
@@ -154,7 +148,7 @@ export class S3Storage implements BlobStorage {
   }
 
   async head(key: string): Promise<{ size: number } | null> {
-    if (this.heads) return this.heads.head(key);
+    if (this.lean) return this.lean.head(key);
     try {
       const result = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
       return { size: result.ContentLength ?? 0 };

@@ -10,6 +10,7 @@ import { signDownload } from '../../src/services/signed-urls';
 import { api, createTestTenant, startTestStack, type TestStack } from '../helpers/stack';
 import { download, newUser, randomData, sha256, uploadDirect, uploadResumable, type TestUser } from '../helpers/files';
 import { s3TestEnv } from '../helpers/s3';
+import { chunkKey } from '../../src/services/chunk-store';
 
 const size = 200_000;
 const chunkSize = 65536;
@@ -446,6 +447,31 @@ describe('downloads from S3 storage', () => {
     assert.equal(streamed.headers.get('x-redirect-unavailable'), 'stored in several chunks');
     assert.ok(Buffer.from(await streamed.arrayBuffer()).equals(big.subarray(70_000, 70_010)));
   });
+  test('a chunk gone from the store mid-download: the body stops short and the connection closes (no hang)', async () => {
+    const chunk = 1024 * 1024;
+    const data = randomData(4 * chunk);
+    const { finalize } = await uploadResumable(stack, alice.token, alice.rootFolderId, 'lost-chunk.bin', data, { chunkSize: chunk });
+    assert.equal(finalize.status, 200, finalize.text);
+    const tenantId = (await stack.services.db.selectFrom('nodes').select('tenant_id').where('id', '=', finalize.body.file.id).executeTakeFirstOrThrow()).tenant_id;
+    // Behind the API's back: the third chunk's object disappears.
+    await stack.services.storage.delete(chunkKey(tenantId, sha256(data.subarray(2 * chunk, 3 * chunk))));
+    const url = new URL(`${stack.baseUrl}/api/v1/files/${finalize.body.file.id}/content`);
+    const outcome = await new Promise<{ status: number; received: number; ended: boolean; aborted: boolean }>((resolve, reject) => {
+      const req = http.get({ host: url.hostname, port: url.port, path: url.pathname, headers: { authorization: `Bearer ${alice.token}` } }, (res) => {
+        let received = 0;
+        let ended = false;
+        res.on('data', (piece: Buffer) => (received += piece.length));
+        res.on('end', () => (ended = true));
+        res.on('close', () => resolve({ status: res.statusCode ?? 0, received, ended, aborted: !res.complete }));
+      });
+      req.on('error', () => undefined);
+      setTimeout(() => reject(new Error('the download neither ended nor closed within 10 s')), 10_000).unref();
+    });
+    assert.equal(outcome.status, 200);
+    assert.equal(outcome.received, 2 * chunk, 'the two chunks before the missing one arrived whole');
+    assert.ok(outcome.aborted, 'the body is incomplete: the client can tell from Content-Length');
+  });
+
   test('a client gone mid-download: every object the API opened from the store (the one read ahead too) is released', async () => {
     const chunk = 1024 * 1024;
     const data = randomData(8 * chunk);

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { DeleteObjectCommand, HeadBucketCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { BlobNotFoundError, type BlobStorage } from '../../src/storage/blob-storage';
 import { FilesystemStorage } from '../../src/storage/filesystem-storage';
 import { S3Storage } from '../../src/storage/s3-storage';
@@ -234,17 +234,35 @@ describe('blob storage: s3 driver specifics', () => {
     for (const s of racers) s.client.destroy();
   });
 
-  test('a known SHA-256 is sent as the signed payload hash, and the store checks it against the bytes', async () => {
+  test('PUT without the SDK (a configured endpoint) stores exactly the bytes, as the SDK reads them, for keys that need encoding', async () => {
     const storage = new S3Storage(s3TestStorageConfig());
     await storage.ensureReady();
-    const data = Buffer.from('content-addressed chunk');
-    await storage.put('right', data, data.length, createHash('sha256').update(data).digest('hex'));
-    assert.deepEqual(await storage.head('right'), { size: data.length });
-    // A wrong hash proves the header is what gets signed: the store refuses the mismatch.
-    await assert.rejects(() => storage.put('wrong', data, data.length, createHash('sha256').update('other').digest('hex')));
-    assert.equal(await storage.head('wrong'), null);
-    await storage.delete('right');
+    const keys = ['lean-put/chunk', "lean-put/ünïcødé (x)*!'~+=&.bin"];
+    const bodies = [randomBytes(3 * MiB + 17), Buffer.alloc(0)];
+    await Promise.all(keys.map((key, i) => storage.put(key, bodies[i]!)));
+    for (const [i, key] of keys.entries()) {
+      const viaSdk = await storage.client.send(new GetObjectCommand({ Bucket: storage.bucket, Key: key }));
+      assert.ok(Buffer.from(await viaSdk.Body!.transformToByteArray()).equals(bodies[i]!), key);
+    }
+    // Replacing an object is a plain PUT too.
+    await storage.put(keys[0]!, Buffer.from('replaced'));
+    assert.equal((await readAll(await storage.get(keys[0]!))).toString(), 'replaced');
+    for (const key of keys) await storage.delete(key);
     storage.client.destroy();
+  });
+
+  test('a PUT the store refuses is an error naming its S3 code, and nothing is stored', async () => {
+    const config = s3TestStorageConfig();
+    const storage = new S3Storage(config);
+    await storage.ensureReady();
+    const refused = new S3Storage({ ...config, secretAccessKey: 'not-the-secret' });
+    await assert.rejects(() => refused.put('lean-put/refused', Buffer.from('x')), /HTTP 403 \(SignatureDoesNotMatch\)/);
+    refused.client.destroy();
+    assert.equal(await storage.head('lean-put/refused'), null);
+    storage.client.destroy();
+    const noBucket = new S3Storage(s3TestStorageConfig());
+    await assert.rejects(() => noBucket.put('lean-put/x', Buffer.from('x')), /HTTP 404 \(NoSuchBucket\)/);
+    noBucket.client.destroy();
   });
 
   test('HEAD without the SDK (a configured endpoint) answers as the SDK does, for keys with characters that need encoding', async () => {
