@@ -62,9 +62,35 @@ export async function accessNode(
   options: { kind?: Node['kind']; trashed?: 'gone' | 'allow' } = {},
 ): Promise<NodeAccess> {
   const what = options.kind === 'folder' ? 'Folder' : options.kind === 'file' ? 'File' : 'Node';
-  const node = await db.selectFrom('nodes').selectAll().where('id', '=', nodeId).where('tenant_id', '=', principal.tenantId).executeTakeFirst();
-  if (!node || (options.kind && node.kind !== options.kind)) throw notFound(what);
-  const space = await db.selectFrom('spaces').selectAll().where('id', '=', node.space_id).executeTakeFirstOrThrow();
+  // The node with its space in one query (every request on a file or folder starts here).
+  const row = await db
+    .selectFrom('nodes')
+    .innerJoin('spaces', 'spaces.id', 'nodes.space_id')
+    .selectAll('nodes')
+    .select([
+      'spaces.tenant_id as space_tenant_id',
+      'spaces.kind as space_kind',
+      'spaces.name as space_name',
+      'spaces.owner_user_id as space_owner_user_id',
+      'spaces.root_folder_id as space_root_folder_id',
+      'spaces.created_at as space_created_at',
+      'spaces.conflict_policy as space_conflict_policy',
+    ])
+    .where('nodes.id', '=', nodeId)
+    .where('nodes.tenant_id', '=', principal.tenantId)
+    .executeTakeFirst();
+  if (!row || (options.kind && row.kind !== options.kind)) throw notFound(what);
+  const { space_tenant_id, space_kind, space_name, space_owner_user_id, space_root_folder_id, space_created_at, space_conflict_policy, ...node } = row;
+  const space: Space = {
+    id: node.space_id,
+    tenant_id: space_tenant_id,
+    kind: space_kind,
+    name: space_name,
+    owner_user_id: space_owner_user_id,
+    root_folder_id: space_root_folder_id,
+    created_at: space_created_at,
+    conflict_policy: space_conflict_policy,
+  };
   const role = await roleInSpace(db, principal, space);
   if (!role) throw notFound(what);
   if (node.deleted_at && options.trashed !== 'allow') throw gone(`${what} is in the trash`, 'IN_TRASH');

@@ -57,16 +57,25 @@ export async function updateTenantSettings(db: Db, tenantId: string, changes: Pa
  * when the identity provider changed them. A deactivated user is refused here, on every request.
  */
 export async function provisionUser(db: Db, claims: TokenClaims): Promise<User> {
-  const tenant = await db.selectFrom('tenants').select(['id', 'is_active']).where('id', '=', claims.tenantId).executeTakeFirst();
-  if (!tenant) throw unauthorized('Token names an unknown tenant');
-  if (!tenant.is_active) throw forbidden('Tenant is suspended', 'AUTHZ_TENANT_SUSPENDED');
-
-  let user = await db
+  // A known user with their tenant's state in one query (every request with a token starts here); a first login
+  // looks at the tenant on its own.
+  const known = await db
     .selectFrom('users')
-    .selectAll()
-    .where('tenant_id', '=', claims.tenantId)
-    .where('external_id', '=', claims.subject)
+    .innerJoin('tenants', 'tenants.id', 'users.tenant_id')
+    .selectAll('users')
+    .select('tenants.is_active as tenant_is_active')
+    .where('users.tenant_id', '=', claims.tenantId)
+    .where('users.external_id', '=', claims.subject)
     .executeTakeFirst();
+  const tenantActive = known ? known.tenant_is_active : (await db.selectFrom('tenants').select('is_active').where('id', '=', claims.tenantId).executeTakeFirst())?.is_active;
+  if (tenantActive === undefined) throw unauthorized('Token names an unknown tenant');
+  if (!tenantActive) throw forbidden('Tenant is suspended', 'AUTHZ_TENANT_SUSPENDED');
+
+  let user: User | undefined;
+  if (known) {
+    const { tenant_is_active: _, ...row } = known;
+    user = row;
+  }
   if (!user) {
     await db
       .insertInto('users')
