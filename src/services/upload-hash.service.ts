@@ -268,8 +268,9 @@ async function runFollower(deps: HashFollowerDeps, uploadId: string, follower: F
     // This step's stretch: the chunks held from the frontier on, or else the chunks the manifest has from the
     // frontier on, read back from storage (received by another replica, or dropped here when the cap was full).
     // `held`: the chunk came from a request with its share of the budget; read-back chunks hold none.
-    const stretch: (HeldChunk & { index: number; held: boolean })[] = [];
+    const stretch: StretchChunk[] = [];
     for (let next = from; follower.held.has(next) && stretch.length < chunksPerStep; next++) stretch.push({ index: next, held: true, ...takeHeld(deps, follower, next, false)! });
+    let readBack: ReadBackWindow | undefined;
     if (stretch.length === 0) {
       // Right after hashing its own arrivals with nothing held, the next chunk is most likely still on its way here:
       // the manifest is read when a chunk waits behind the frontier, or once idle (the retry timer).
@@ -291,39 +292,34 @@ async function runFollower(deps: HashFollowerDeps, uploadId: string, follower: F
         .orderBy('index')
         .execute();
       if (follower.held.has(from)) continue; // handed over while the manifest was read
-      // The run recorded from the frontier on: chunks held here come from memory, the others are read back several
-      // at once (within readBackBytes, and the process's cap for held bytes; at least one chunk).
-      const readBack: Promise<void>[] = [];
-      let reading = 0;
-      const room = Math.min(readBackBytes, maxHeldBytes(deps.budget) - heldBytes);
+      // The run recorded from the frontier on: chunks held here come from memory, the others are read back from
+      // storage while earlier ones are hashed (a window of readBackBytes, within the process's cap for held bytes).
       for (const row of recorded) {
         if (row.index !== from + stretch.length) break;
         const held = takeHeld(deps, follower, row.index, false);
-        if (held) {
-          stretch.push({ index: row.index, held: true, ...held });
-          continue;
-        }
-        if (reading > 0 && reading + row.size > room) break;
-        reading += row.size;
-        const chunk: HeldChunk & { index: number; held: boolean } = { index: row.index, held: false, sha256: row.sha256, data: Buffer.alloc(0) };
-        stretch.push(chunk);
-        readBack.push(readChunk(deps, chunkKey(follower.tenantId, row.sha256), row.size).then((data) => void (chunk.data = data)));
+        stretch.push(held ? { index: row.index, held: true, ...held } : { index: row.index, held: false, sha256: row.sha256, size: row.size });
       }
       if (stretch.length === 0) {
         if (follower.again) continue;
         return 'waiting';
       }
-      await Promise.all(readBack).catch((error: unknown) => {
-        for (const chunk of stretch) if (chunk.held) recycleHeld(deps, chunk.data);
-        throw error;
-      });
+      readBack = new ReadBackWindow(deps, follower.tenantId, stretch, Math.min(readBackBytes, maxHeldBytes(deps.budget) - heldBytes));
     }
     let chain = follower.chain;
-    for (const chunk of stretch) {
-      await hashInSlices(follower.hash, chunk.data);
+    for (const [position, chunk] of stretch.entries()) {
+      let data: Buffer;
+      try {
+        data = chunk.held ? chunk.data! : await readBack!.read(chunk);
+      } catch (error) {
+        // What this step still has in hand goes back: held chunks to the pool, reads as they settle.
+        for (const rest of stretch.slice(position)) if (rest.held) recycleHeld(deps, rest.data!);
+        readBack?.abandon();
+        throw error;
+      }
+      await hashInSlices(follower.hash, data);
       chain = chainNext(chain, chunk.sha256);
-      if (chunk.held) recycleHeld(deps, chunk.data);
-      else deps.buffers?.give(chunk.data);
+      if (chunk.held) recycleHeld(deps, data);
+      else readBack!.hashed(data);
     }
     const done = from + stretch.length;
     const sha256 = done === follower.chunkCount ? follower.hash.digest('hex') : null;
@@ -345,6 +341,70 @@ async function runFollower(deps: HashFollowerDeps, uploadId: string, follower: F
     follower.chain = chain;
     follower.waitingSince = undefined;
     if (sha256) return 'done';
+  }
+}
+
+/** A chunk of a follower's step: held in memory since its request (`data`), or to be read back from storage. */
+interface StretchChunk {
+  index: number;
+  sha256: string;
+  held: boolean;
+  data?: Buffer;
+  size?: number;
+}
+
+/**
+ * Reads back a step's chunks that are not in memory, in order, while the follower hashes the ones before them: at
+ * most `window` bytes read or being read and not yet hashed (at least one chunk), so storage latency overlaps with
+ * hashing instead of adding to it.
+ */
+class ReadBackWindow {
+  private readonly queue: StretchChunk[];
+  private readonly reads = new Map<StretchChunk, Promise<Buffer>>();
+  private started = 0;
+  private outstanding = 0;
+
+  constructor(
+    private readonly deps: HashFollowerDeps,
+    private readonly tenantId: string,
+    stretch: StretchChunk[],
+    private readonly window: number,
+  ) {
+    this.queue = stretch.filter((chunk) => !chunk.held);
+    this.fill();
+  }
+
+  /** The chunk's bytes (its read started when the window had room; at the latest now), now the caller's. */
+  read(chunk: StretchChunk): Promise<Buffer> {
+    while (!this.reads.has(chunk) && this.started < this.queue.length) this.start();
+    const read = this.reads.get(chunk)!;
+    this.reads.delete(chunk);
+    return read;
+  }
+
+  /** A chunk's bytes are hashed: its buffer goes back to the pool and the window moves on. */
+  hashed(data: Buffer): void {
+    this.outstanding -= data.length;
+    this.deps.buffers?.give(data);
+    this.fill();
+  }
+
+  /** The step failed: buffers of reads not handed out go back to the pool as they arrive. */
+  abandon(): void {
+    for (const read of this.reads.values()) read.then((data) => this.deps.buffers?.give(data), () => undefined);
+    this.reads.clear();
+  }
+
+  private fill(): void {
+    while (this.started < this.queue.length && (this.outstanding === 0 || this.outstanding + this.queue[this.started]!.size! <= this.window)) this.start();
+  }
+
+  private start(): void {
+    const chunk = this.queue[this.started++]!;
+    this.outstanding += chunk.size!;
+    const read = readChunk(this.deps, chunkKey(this.tenantId, chunk.sha256), chunk.size!);
+    read.catch(() => undefined); // awaited in order by the follower; a read failing early must not go unhandled
+    this.reads.set(chunk, read);
   }
 }
 

@@ -128,6 +128,50 @@ describe('upload hashing as chunks arrive', () => {
     assert.equal(await resumedAtChunk(uploadId), 12);
   });
 
+  test('a chunk the owner must read back is gone from storage: the owner lets the session go, finalize fails with CHUNK_MISSING, the next upload hashes right', async () => {
+    // Chunks of 1 MiB: buffers the size of the pool's (smaller ones are not pooled).
+    const big = 1024 * 1024;
+    const bigChunk = (bytes: Buffer, index: number) => bytes.subarray(index * big, (index + 1) * big);
+    const data = randomData(big * 6);
+    const uploadId = await open(data, sha256(data), big);
+    const put = async (baseUrl: string, index: number, bytes = data, id = uploadId) => {
+      const response = await fetch(`${baseUrl}/api/v1/uploads/${id}/chunks/${index}`, { method: 'PUT', headers: { authorization: `Bearer ${alice.token}` }, body: bigChunk(bytes, index) });
+      assert.equal(response.status, 200, await response.text());
+    };
+    // This process claims the session with chunk 1 (holding it); the replica receives 2–5, which the owner must read back.
+    await put(stack.baseUrl, 1);
+    for (let index = 2; index < 6; index++) await put(replica.baseUrl, index);
+    const { tenant_id: tenantId } = await stack.services.db.selectFrom('upload_sessions').select('tenant_id').where('id', '=', uploadId).executeTakeFirstOrThrow();
+    await stack.services.storage.delete(chunkKey(tenantId, sha256(bigChunk(data, 3))));
+    await put(stack.baseUrl, 0);
+    // Chunks 0–1 from memory, 2 read back, 3 missing: the read fails and the owner lets the session go.
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const row = await stack.services.db.selectFrom('upload_sessions').select(['hash_owner', 'hashed_chunks', 'hashed_sha256']).where('id', '=', uploadId).executeTakeFirstOrThrow();
+      if (row.hash_owner === null) {
+        assert.deepEqual(row, { hash_owner: null, hashed_chunks: 0, hashed_sha256: null });
+        break;
+      }
+      assert.ok(Date.now() < deadline, `the owner still holds the session (${row.hashed_chunks} chunks hashed)`);
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    const failed = await finalize(uploadId);
+    assert.equal(failed.status, 409, failed.text);
+    assert.equal(failed.body.details.reason, 'CHUNK_MISSING');
+
+    // The buffers of that failed step went back to the pool once each: the next uploads through both processes hash right.
+    for (let round = 0; round < 3; round++) {
+      const next = randomData(big * 10);
+      const nextId = await open(next, sha256(next), big);
+      await Promise.all([0, 1, 2, 3].map(async (lane) => {
+        for (let index = 9 - lane; index >= 0; index -= 4) await put(index % 2 ? replica.baseUrl : stack.baseUrl, index, next, nextId);
+      }));
+      const done = await finalize(nextId);
+      assert.equal(done.status, 200, done.text);
+      assert.equal(done.body.version.checksum_sha256, sha256(next));
+    }
+  });
+
   test('one hash owner per session: the process that claimed it hashes every chunk, also those another replica received, and saves the file\'s SHA-256', async () => {
     const data = randomData(chunkSize * 8);
     const uploadId = await open(data);
