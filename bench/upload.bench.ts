@@ -158,6 +158,25 @@ async function hashStream(stream: Readable | AsyncIterable<unknown>): Promise<{ 
   return { bytes, sha256: hash.digest('hex') };
 }
 
+/** Uploads 64 chunks of 64 KiB (4 in parallel) and finalizes them: the paths the measured steps take. */
+async function warmUp(client: ApiClient, parentId: string): Promise<void> {
+  const pieceSize = 64 * 1024;
+  const data = randomBytes(64 * pieceSize);
+  const sha256 = createHash('sha256').update(data).digest('hex');
+  const session = (await client.json<UploadSessionBody>('POST', '/uploads', { parent_id: parentId, name: 'warm-up.bin', size: data.length, checksum_sha256: sha256, chunk_size: pieceSize }, [201])).body;
+  let next = 0;
+  await Promise.all(
+    [0, 1, 2, 3].map(async () => {
+      while (next < 64) {
+        const index = next++;
+        await client.putChunk(session.id, index, data.subarray(index * pieceSize, (index + 1) * pieceSize));
+      }
+    }),
+  );
+  const finalized = await client.json<FinalizeBody>('POST', `/uploads/${session.id}/finalize`, undefined, [200]);
+  if (finalized.body.version?.checksum_sha256 !== sha256) throw new Error(`warm-up finalize committed unexpected content: ${JSON.stringify(finalized.body)}`);
+}
+
 // ------------------------------------------------------------------------------------------- file helpers
 
 /** Writes `size` random bytes in chunk-size pieces; returns the SHA-256 of the whole and of each chunk. */
@@ -576,6 +595,11 @@ async function benchmark(sizeMiB: number, cleanup: Cleanup): Promise<number> {
   const createSession = async (name: string) =>
     (await client.json<UploadSessionBody>('POST', '/uploads', { parent_id: parentId, name, size, checksum_sha256: fileSha256, chunk_size: chunkSize }, [201])).body;
 
+  // Warm-up, not measured: a small upload and its finalize through the same API and worker, so the steps below
+  // measure processes in their steady state, not first-use costs (connection pools to PostgreSQL, MinIO and
+  // Temporal filling, lazily generated protobuf code, JIT) that a long-running server pays once.
+  await warmUp(client, parentId);
+
   const first = await createSession('bench-1.bin');
   let apiLatency: LatencyStats | undefined;
   const viaApi = await measure(
@@ -777,7 +801,7 @@ async function benchmark(sizeMiB: number, cleanup: Cleanup): Promise<number> {
     await stopChild(stack.api);
     await stopChild(stack.worker, 30_000);
     const files = { api: await mainThreadProfile(path.join(cpuProfileDir, 'api')), worker: await mainThreadProfile(path.join(cpuProfileDir, 'worker')) };
-    const wanted: [keyof typeof files, string][] = [['api', 'b'], ['api', 'b1'], ['api', 'd-put'], ['api', 'b64'], ['api', 'get-api'], ['worker', 'c'], ['worker', 'f-fin'], ['worker', 'd-attach']];
+    const wanted: [keyof typeof files, string][] = [['api', 'b'], ['api', 'b1'], ['api', 'd-put'], ['api', 'b64'], ['api', 'get-api'], ['api', 'g-fin'], ['worker', 'c'], ['worker', 'f-fin'], ['worker', 'd-attach']];
     for (const [name, step] of wanted) {
       const file = files[name];
       if (file) profiles.push({ process: name, step, summary: await summarizeProfile(file, windows.get(step)) });
@@ -918,7 +942,7 @@ async function benchmark(sizeMiB: number, cleanup: Cleanup): Promise<number> {
     `Machine: ${machine.cpus} × ${machine.cpu_model} (SHA extensions: ${machine.cpu_sha_extensions ? 'yes' : 'no'}), ${fixed(machine.memory_bytes / 1024 ** 3, 1)} GiB RAM, Node ${machine.node}, ${machine.platform}.`,
     `Everything on loopback on this machine: MinIO (\`minio server\`, one drive under the temp dir), tusd ${tusdModule.split('@')[1]} (S3 store in the same MinIO, part size 8 MiB), Temporal dev server (SQLite), PostgreSQL, the API (\`node dist/scaidrive.mjs api\`, pid ${apiPid}) and the workers (\`node dist/scaidrive.mjs worker\`) as separate processes, and this benchmark process.`,
     `Load average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(2)).join(' ')}; right before the steps (after waiting ${quietWaitSeconds.toFixed(0)} s for a quiet moment), ${backgroundCores.toFixed(2)} of ${machine.cpus} cores were busy outside our processes. Other work on the machine competes for the same cores: steps where it used a quarter of the cores or more are marked [contended] (see "other CPU s" below); ${steps.filter((st) => st.contended).length} of ${steps.length} steps were.`,
-    `MB = 10^6 bytes. Random file written in ${writeSeconds.toFixed(1)} s before the measurements; every step reads its chunks from that file (page cache).`,
+    `MB = 10^6 bytes. Random file written in ${writeSeconds.toFixed(1)} s before the measurements; every step reads its chunks from that file (page cache). Before (b), a warm-up (not measured) uploads and finalizes a 4 MiB file of 64 KiB chunks through the API and the worker, so the steps measure running processes rather than first-use costs (connection pools filling, lazily generated protobuf code, JIT).`,
     '',
     '## Steps',
     '',
