@@ -2,7 +2,15 @@
 // one Weaviate tenant per ScaiDrive tenant, created on first use and never shared — and vectors supplied by
 // ScaiDrive (no vectorizer module). Every read and write names the tenant, so one tenant's query can never
 // reach another's passages. Built on `weaviate-client` v3 (HTTP for the schema, gRPC for data and queries).
-import weaviate, { Filters, type Collection, type WeaviateClient } from 'weaviate-client';
+import type { Collection, WeaviateClient } from 'weaviate-client';
+
+type WeaviateModule = typeof import('weaviate-client');
+let weaviateModule: Promise<WeaviateModule> | undefined;
+/**
+ * weaviate-client (with its gRPC stack: ~11 MiB of memory) is loaded when a process first connects, so an API
+ * process that never serves search does not carry it.
+ */
+const loadWeaviate = () => (weaviateModule ??= import('weaviate-client'));
 
 export const passageCollection = 'ScaiPassage';
 
@@ -42,11 +50,15 @@ export class PassageStore {
   private readonly knownTenants = new Set<string>();
   private collectionReady: Promise<void> | undefined;
 
-  private constructor(private readonly client: WeaviateClient) {}
+  private constructor(
+    private readonly client: WeaviateClient,
+    private readonly lib: WeaviateModule,
+  ) {}
 
   static async connect(options: PassageStoreOptions): Promise<PassageStore> {
     const url = new URL(options.url);
-    const client = await weaviate.connectToCustom({
+    const lib = await loadWeaviate();
+    const client = await lib.default.connectToCustom({
       httpHost: url.hostname,
       httpPort: Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
       httpSecure: url.protocol === 'https:',
@@ -56,7 +68,7 @@ export class PassageStore {
       timeout: { init: 10, query: 30, insert: 60 },
       skipInitChecks: false,
     });
-    return new PassageStore(client);
+    return new PassageStore(client, lib);
   }
 
   async isReady(): Promise<boolean> {
@@ -74,8 +86,8 @@ export class PassageStore {
       try {
         await this.client.collections.create({
           name: passageCollection,
-          multiTenancy: weaviate.configure.multiTenancy({ enabled: true, autoTenantCreation: false }),
-          vectorizers: weaviate.configure.vectors.selfProvided(),
+          multiTenancy: this.lib.default.configure.multiTenancy({ enabled: true, autoTenantCreation: false }),
+          vectorizers: this.lib.default.configure.vectors.selfProvided(),
           properties: [
             { name: 'file_id', dataType: 'text', tokenization: 'field', indexFilterable: true, indexSearchable: false },
             { name: 'version_id', dataType: 'text', tokenization: 'field', indexFilterable: true, indexSearchable: false },
@@ -129,7 +141,7 @@ export class PassageStore {
     required({ fileId });
     const collection = await this.forTenant(tenantId);
     const byFile = collection.filter.byProperty('file_id').equal(fileId);
-    const where = versionId ? Filters.and(byFile, collection.filter.byProperty('version_id').equal(versionId)) : byFile;
+    const where = versionId ? this.lib.Filters.and(byFile, collection.filter.byProperty('version_id').equal(versionId)) : byFile;
     const result = await collection.data.deleteMany(where);
     return result.successful;
   }
@@ -139,7 +151,7 @@ export class PassageStore {
     required({ fileId, ...Object.fromEntries(keepVersionIds.map((id, i) => [`keepVersionIds[${i}]`, id])) });
     const collection = await this.forTenant(tenantId);
     const byFile = collection.filter.byProperty('file_id').equal(fileId);
-    const where = keepVersionIds.length === 0 ? byFile : Filters.and(byFile, ...keepVersionIds.map((id) => collection.filter.byProperty('version_id').notEqual(id)));
+    const where = keepVersionIds.length === 0 ? byFile : this.lib.Filters.and(byFile, ...keepVersionIds.map((id) => collection.filter.byProperty('version_id').notEqual(id)));
     return (await collection.data.deleteMany(where)).successful;
   }
 
