@@ -12,6 +12,7 @@
 // costs a full hash in the worker, never a wrong checksum. The declared checksum is always verified against it.
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { hostname } from 'node:os';
+import type { Readable } from 'node:stream';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { sql } from 'kysely';
 import type { Db } from '../db/database';
@@ -32,8 +33,6 @@ const chunksPerStep = 8;
  * frontier displaces the farthest one it holds.
  */
 const maxHeldBytes = (budget?: ByteBudget) => Math.min(128 * 1024 * 1024, budget ? Math.floor(budget.capacity / 4) : Infinity);
-/** Chunk bytes a follower reads back from storage at once (when another replica received them). */
-const readBackBytes = 32 * 1024 * 1024;
 /** Bytes hashed per turn of the event loop (~5 ms): a 64 MiB chunk does not hold up other requests for 40 ms. */
 const sliceBytes = 8 * 1024 * 1024;
 /**
@@ -109,7 +108,7 @@ export interface HashFollowerDeps {
    * handed over brings its request's share of it, given back once the chunk is hashed or dropped.
    */
   budget?: ByteBudget;
-  /** Where chunk buffers go back once hashed (and where read-back buffers come from). */
+  /** Where held chunks' buffers go back once hashed. */
   buffers?: ChunkBufferPool;
   onError?: (error: unknown) => void;
 }
@@ -270,7 +269,7 @@ async function runFollower(deps: HashFollowerDeps, uploadId: string, follower: F
     // `held`: the chunk came from a request with its share of the budget; read-back chunks hold none.
     const stretch: StretchChunk[] = [];
     for (let next = from; follower.held.has(next) && stretch.length < chunksPerStep; next++) stretch.push({ index: next, held: true, ...takeHeld(deps, follower, next, false)! });
-    let readBack: ReadBackWindow | undefined;
+    let readBack: ReadBackStreams | undefined;
     if (stretch.length === 0) {
       // Right after hashing its own arrivals with nothing held, the next chunk is most likely still on its way here:
       // the manifest is read when a chunk waits behind the frontier, or once idle (the retry timer).
@@ -292,8 +291,8 @@ async function runFollower(deps: HashFollowerDeps, uploadId: string, follower: F
         .orderBy('index')
         .execute();
       if (follower.held.has(from)) continue; // handed over while the manifest was read
-      // The run recorded from the frontier on: chunks held here come from memory, the others are read back from
-      // storage while earlier ones are hashed (a window of readBackBytes, within the process's cap for held bytes).
+      // The run recorded from the frontier on: chunks held here come from memory, the others are streamed back
+      // from storage into the hash (the next one opened while one is hashed).
       for (const row of recorded) {
         if (row.index !== from + stretch.length) break;
         const held = takeHeld(deps, follower, row.index, false);
@@ -303,23 +302,25 @@ async function runFollower(deps: HashFollowerDeps, uploadId: string, follower: F
         if (follower.again) continue;
         return 'waiting';
       }
-      readBack = new ReadBackWindow(deps, follower.tenantId, stretch, Math.min(readBackBytes, maxHeldBytes(deps.budget) - heldBytes));
+      readBack = new ReadBackStreams(deps.storage, follower.tenantId, stretch);
     }
     let chain = follower.chain;
     for (const [position, chunk] of stretch.entries()) {
-      let data: Buffer;
-      try {
-        data = chunk.held ? chunk.data! : await readBack!.read(chunk);
-      } catch (error) {
-        // What this step still has in hand goes back: held chunks to the pool, reads as they settle.
-        for (const rest of stretch.slice(position)) if (rest.held) recycleHeld(deps, rest.data!);
-        readBack?.abandon();
-        throw error;
+      if (chunk.held) {
+        await hashInSlices(follower.hash, chunk.data!);
+        recycleHeld(deps, chunk.data!);
+      } else {
+        try {
+          await readBack!.hashInto(chunk, follower.hash);
+        } catch (error) {
+          // The live hash took part of a chunk: it is lost with the session (the caller lets go); what this step
+          // still has in hand goes back.
+          for (const rest of stretch.slice(position + 1)) if (rest.held) recycleHeld(deps, rest.data!);
+          readBack!.abandon();
+          throw error;
+        }
       }
-      await hashInSlices(follower.hash, data);
       chain = chainNext(chain, chunk.sha256);
-      if (chunk.held) recycleHeld(deps, data);
-      else readBack!.hashed(data);
     }
     const done = from + stretch.length;
     const sha256 = done === follower.chunkCount ? follower.hash.digest('hex') : null;
@@ -354,70 +355,59 @@ interface StretchChunk {
 }
 
 /**
- * Reads back a step's chunks that are not in memory, in order, while the follower hashes the ones before them: at
- * most `window` bytes read or being read and not yet hashed (at least one chunk), so storage latency overlaps with
- * hashing instead of adding to it.
+ * Streams a step's chunks that are not in memory back from storage into the live hash, in order, with the next one
+ * opened while one is hashed (its bytes wait in the socket meanwhile), so the store's latency overlaps with hashing.
+ * No chunk-sized buffer: a 64 MiB chunk read back costs the process no more memory than an 8 MiB one.
  */
-class ReadBackWindow {
+class ReadBackStreams {
   private readonly queue: StretchChunk[];
-  private readonly reads = new Map<StretchChunk, Promise<Buffer>>();
-  private started = 0;
-  private outstanding = 0;
+  private readonly opened = new Map<StretchChunk, Promise<Readable>>();
+  private next = 0;
 
   constructor(
-    private readonly deps: HashFollowerDeps,
+    private readonly storage: BlobStorage,
     private readonly tenantId: string,
     stretch: StretchChunk[],
-    private readonly window: number,
   ) {
     this.queue = stretch.filter((chunk) => !chunk.held);
-    this.fill();
   }
 
-  /** The chunk's bytes (its read started when the window had room; at the latest now), now the caller's. */
-  read(chunk: StretchChunk): Promise<Buffer> {
-    while (!this.reads.has(chunk) && this.started < this.queue.length) this.start();
-    const read = this.reads.get(chunk)!;
-    this.reads.delete(chunk);
-    return read;
+  /** Feeds the chunk's stored bytes to `hash`; an object of another size than recorded is an error. */
+  async hashInto(chunk: StretchChunk, hash: Hash): Promise<void> {
+    const position = this.queue.indexOf(chunk);
+    while (this.next <= Math.min(position + 1, this.queue.length - 1)) this.open(this.queue[this.next++]!);
+    const stream = this.opened.get(chunk)!;
+    this.opened.delete(chunk);
+    await hashStored(await stream, hash, chunk.size!, chunkKey(this.tenantId, chunk.sha256));
   }
 
-  /** A chunk's bytes are hashed: its buffer goes back to the pool and the window moves on. */
-  hashed(data: Buffer): void {
-    this.outstanding -= data.length;
-    this.deps.buffers?.give(data);
-    this.fill();
-  }
-
-  /** The step failed: buffers of reads not handed out go back to the pool as they arrive. */
+  /** The step failed: objects opened ahead are released. */
   abandon(): void {
-    for (const read of this.reads.values()) read.then((data) => this.deps.buffers?.give(data), () => undefined);
-    this.reads.clear();
+    for (const stream of this.opened.values()) stream.then((opened) => opened.destroy(), () => undefined);
+    this.opened.clear();
   }
 
-  private fill(): void {
-    while (this.started < this.queue.length && (this.outstanding === 0 || this.outstanding + this.queue[this.started]!.size! <= this.window)) this.start();
-  }
-
-  private start(): void {
-    const chunk = this.queue[this.started++]!;
-    this.outstanding += chunk.size!;
-    const read = readChunk(this.deps, chunkKey(this.tenantId, chunk.sha256), chunk.size!);
-    read.catch(() => undefined); // awaited in order by the follower; a read failing early must not go unhandled
-    this.reads.set(chunk, read);
+  private open(chunk: StretchChunk): void {
+    const stream = this.storage.get(chunkKey(this.tenantId, chunk.sha256));
+    stream.catch(() => undefined); // awaited in order by hashInto; an early failure must not go unhandled
+    this.opened.set(chunk, stream);
   }
 }
 
-/** A stored chunk read into one buffer (one copy, no concatenation; from the pool when there is one). */
-async function readChunk(deps: HashFollowerDeps, key: string, size: number): Promise<Buffer> {
-  const data = deps.buffers?.take(size) ?? Buffer.allocUnsafeSlow(size);
-  let filled = 0;
-  for await (const part of await deps.storage.get(key)) {
-    const piece = part as Buffer;
-    if (filled + piece.length > size) throw new Error(`chunk ${key} holds more than its recorded ${size} bytes`);
-    piece.copy(data, filled);
-    filled += piece.length;
-  }
-  if (filled !== size) throw new Error(`chunk ${key} holds ${filled} of its recorded ${size} bytes`);
-  return data;
+/** Feeds a stored object's bytes to `hash` as they arrive ('data' events: no promise per piece). */
+function hashStored(stream: Readable, hash: Hash, size: number, key: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let received = 0;
+    const fail = (error: Error) => {
+      stream.destroy();
+      reject(error);
+    };
+    stream.on('data', (piece: Buffer) => {
+      received += piece.length;
+      if (received > size) return fail(new Error(`chunk ${key} holds more than its recorded ${size} bytes`));
+      hash.update(piece);
+    });
+    stream.once('end', () => (received === size ? resolve() : reject(new Error(`chunk ${key} holds ${received} of its recorded ${size} bytes`))));
+    stream.once('error', reject);
+  });
 }
