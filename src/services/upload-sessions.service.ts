@@ -1,12 +1,13 @@
 // Upload sessions (spec §6): creation with early checks and quota reservation, chunk PUTs (idempotent per
 // index, any order), status, abort and the dedup check. Finalization lives in upload-finalization.service.ts.
+import { createHash, type Hash } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Db, UploadSession } from '../db/database';
 import { AppError, badRequest, conflict, gone, notFound, payloadTooLarge } from '../errors';
 import { newId } from '../ids';
 import type { BlobStorage } from '../storage/blob-storage';
 import { accessNode } from './access.service';
-import { sha256Hex, storeChunk } from './chunk-store';
+import { storeChunk } from './chunk-store';
 import { followUploadHash, sessionHashSettled } from './upload-hash.service';
 import { getTenant } from './identity.service';
 import type { Principal } from './principal';
@@ -230,9 +231,9 @@ export async function putChunk(
   index: number,
   /**
    * Reads the chunk's body, which must be `expectedBytes` long (the transport enforces 413 before excess bytes),
-   * into `into` when given.
+   * into `into` when given, feeding every byte to `hash` as it arrives.
    */
-  readBody: (expectedBytes: number, into?: Buffer) => Promise<Buffer>,
+  readBody: (expectedBytes: number, into: Buffer | undefined, hash: Hash) => Promise<Buffer>,
   declared: { contentLength?: number; sha256?: string },
 ): Promise<ChunkReceipt> {
   const session = await getOwnSession(deps.db, principal, uploadId);
@@ -249,10 +250,12 @@ export async function putChunk(
   // The chunk's bytes are reserved from the process budget before a byte is read, and released on every path.
   return withChunkSlot(deps.limits, session.user_id, () =>
     withBufferBudget(deps.limits, expected, async (lease) => {
-      const data = await readBody(expected, lease.buffer);
+      // Hashed while it arrives: with one upload stream, the chunk's hash is not added to its round trip.
+      const hash = createHash('sha256');
+      const data = await readBody(expected, lease.buffer, hash);
       deps.onBytesReceived?.(data.length);
       if (data.length !== expected) throw badRequest(`Chunk ${index} must be ${expected} bytes, got ${data.length}`, 'CHUNK_SIZE_MISMATCH');
-      const sha256 = sha256Hex(data);
+      const sha256 = hash.digest('hex');
       if (declared.sha256 && declared.sha256.toLowerCase() !== sha256) {
         throw badRequest(`Chunk ${index} does not match X-Chunk-Sha256`, 'CHECKSUM_MISMATCH', { expected: declared.sha256.toLowerCase(), actual: sha256 });
       }

@@ -1,4 +1,5 @@
 // Resumable uploads (spec §6): sessions, chunk PUTs, status, abort, dedup check, finalize via the workflow.
+import type { Hash } from 'node:crypto';
 import type Router from '@koa/router';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
@@ -119,7 +120,7 @@ export function registerUploadRoutes(router: Router, registry: OpenAPIRegistry):
     async (ctx, { principal, params }) => {
       const length = ctx.get('content-length');
       const idleMs = uploadLimits(ctx.deps).bodyIdleTimeoutMs;
-      const readBody = (expectedBytes: number, into?: Buffer) => readBounded(ctx.req, expectedBytes, idleMs, into);
+      const readBody = (expectedBytes: number, into?: Buffer, hash?: Hash) => readBounded(ctx.req, expectedBytes, idleMs, into, hash);
       ctx.body = await sessions.putChunk(uploadDeps(ctx), principal, params.id, Number(params.index), readBody, {
         contentLength: length ? Number(length) : undefined,
         sha256: ctx.get('x-chunk-sha256') || undefined,
