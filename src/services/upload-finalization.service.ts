@@ -6,12 +6,10 @@ import type { Database, Db, UploadSession } from '../db/database';
 import { BlobNotFoundError, type BlobStorage } from '../storage/blob-storage';
 import { finalizationGraceHours } from '../temporal/activity-options';
 import { chunkKey } from './chunk-store';
+import { StoredChunkStream } from './stored-chunk-stream';
 import { releaseReservations } from './quota-reservations.service';
 import { manifestFingerprint } from './versions.service';
 import { manifestChain } from './upload-hash.service';
-
-/** Chunk reads kept in flight while hashing an upload. */
-const hashPrefetch = 4;
 
 /**
  * Marks sessions past expires_at as expired (all of them, or one user's) and releases their reservations in
@@ -146,29 +144,19 @@ export async function hashUpload(
   let nextIndex = 0;
   let bytes = 0;
   for (;;) {
-    const page = await deps.db.selectFrom('upload_chunks').select(['index', 'tenant_id', 'sha256']).where('upload_id', '=', uploadId).where('index', '>=', nextIndex).orderBy('index').limit(500).execute();
+    const page = await deps.db.selectFrom('upload_chunks').select(['index', 'tenant_id', 'sha256', 'size']).where('upload_id', '=', uploadId).where('index', '>=', nextIndex).orderBy('index').limit(500).execute();
     if (page.length === 0) break;
-    // Keep a few chunk reads in flight while hashing in order: storage latency and throughput overlap with
-    // hashing (bounded memory: at most `prefetch` chunks buffered).
-    const fetchChunk = (row: (typeof page)[number]) => {
-      const read = (async () => {
-        const parts: Buffer[] = [];
-        for await (const part of await deps.storage.get(chunkKey(row.tenant_id, row.sha256))) parts.push(part as Buffer);
-        return parts;
-      })();
-      read.catch(() => undefined); // awaited in order below; a read failing early must not be "unhandled"
-      return read;
-    };
-    const inFlight = page.slice(0, hashPrefetch).map(fetchChunk);
-    for (let i = 0; i < page.length; i++) {
-      const parts = await inFlight[i]!;
-      if (i + hashPrefetch < page.length) inFlight.push(fetchChunk(page[i + hashPrefetch]!));
-      for (const part of parts) {
-        hash.update(part);
-        bytes += part.length;
+    // Each chunk streamed into the hash as it arrives, the next one opened meanwhile (memory stays flat).
+    const reader = new StoredChunkStream(deps.storage, page.map((row) => ({ key: chunkKey(row.tenant_id, row.sha256), size: row.size })));
+    try {
+      for (const row of page) {
+        await reader.hashNext(hash);
+        bytes += row.size;
+        onProgress?.(row.index + 1, bytes);
       }
-      inFlight[i] = Promise.resolve([]);
-      onProgress?.(page[i]!.index + 1, bytes);
+    } catch (error) {
+      reader.abandon();
+      throw error;
     }
     nextIndex = page[page.length - 1]!.index + 1;
   }

@@ -12,13 +12,13 @@
 // costs a full hash in the worker, never a wrong checksum. The declared checksum is always verified against it.
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Readable } from 'node:stream';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { sql } from 'kysely';
 import type { Db } from '../db/database';
 import type { BlobStorage } from '../storage/blob-storage';
 import type { ChunkBufferPool } from './chunk-buffers';
 import { chunkKey } from './chunk-store';
+import { StoredChunkStream, type StoredChunk } from './stored-chunk-stream';
 import type { ByteBudget } from './upload-limits';
 
 /** This process, as the hash owner of the sessions it follows. */
@@ -269,7 +269,7 @@ async function runFollower(deps: HashFollowerDeps, uploadId: string, follower: F
     // `held`: the chunk came from a request with its share of the budget; read-back chunks hold none.
     const stretch: StretchChunk[] = [];
     for (let next = from; follower.held.has(next) && stretch.length < chunksPerStep; next++) stretch.push({ index: next, held: true, ...takeHeld(deps, follower, next, false)! });
-    let readBack: ReadBackStreams | undefined;
+    let readBack: StoredChunkStream | undefined;
     if (stretch.length === 0) {
       // Right after hashing its own arrivals with nothing held, the next chunk is most likely still on its way here:
       // the manifest is read when a chunk waits behind the frontier, or once idle (the retry timer).
@@ -296,13 +296,13 @@ async function runFollower(deps: HashFollowerDeps, uploadId: string, follower: F
       for (const row of recorded) {
         if (row.index !== from + stretch.length) break;
         const held = takeHeld(deps, follower, row.index, false);
-        stretch.push(held ? { index: row.index, held: true, ...held } : { index: row.index, held: false, sha256: row.sha256, size: row.size });
+        stretch.push(held ? { index: row.index, held: true, ...held } : { index: row.index, held: false, sha256: row.sha256, stored: { key: chunkKey(follower.tenantId, row.sha256), size: row.size } });
       }
       if (stretch.length === 0) {
         if (follower.again) continue;
         return 'waiting';
       }
-      readBack = new ReadBackStreams(deps.storage, follower.tenantId, stretch);
+      readBack = new StoredChunkStream(deps.storage, stretch.flatMap((chunk) => (chunk.stored ? [chunk.stored] : [])));
     }
     let chain = follower.chain;
     for (const [position, chunk] of stretch.entries()) {
@@ -311,7 +311,7 @@ async function runFollower(deps: HashFollowerDeps, uploadId: string, follower: F
         recycleHeld(deps, chunk.data!);
       } else {
         try {
-          await readBack!.hashInto(chunk, follower.hash);
+          await readBack!.hashNext(follower.hash);
         } catch (error) {
           // The live hash took part of a chunk: it is lost with the session (the caller lets go); what this step
           // still has in hand goes back.
@@ -351,63 +351,6 @@ interface StretchChunk {
   sha256: string;
   held: boolean;
   data?: Buffer;
-  size?: number;
-}
-
-/**
- * Streams a step's chunks that are not in memory back from storage into the live hash, in order, with the next one
- * opened while one is hashed (its bytes wait in the socket meanwhile), so the store's latency overlaps with hashing.
- * No chunk-sized buffer: a 64 MiB chunk read back costs the process no more memory than an 8 MiB one.
- */
-class ReadBackStreams {
-  private readonly queue: StretchChunk[];
-  private readonly opened = new Map<StretchChunk, Promise<Readable>>();
-  private next = 0;
-
-  constructor(
-    private readonly storage: BlobStorage,
-    private readonly tenantId: string,
-    stretch: StretchChunk[],
-  ) {
-    this.queue = stretch.filter((chunk) => !chunk.held);
-  }
-
-  /** Feeds the chunk's stored bytes to `hash`; an object of another size than recorded is an error. */
-  async hashInto(chunk: StretchChunk, hash: Hash): Promise<void> {
-    const position = this.queue.indexOf(chunk);
-    while (this.next <= Math.min(position + 1, this.queue.length - 1)) this.open(this.queue[this.next++]!);
-    const stream = this.opened.get(chunk)!;
-    this.opened.delete(chunk);
-    await hashStored(await stream, hash, chunk.size!, chunkKey(this.tenantId, chunk.sha256));
-  }
-
-  /** The step failed: objects opened ahead are released. */
-  abandon(): void {
-    for (const stream of this.opened.values()) stream.then((opened) => opened.destroy(), () => undefined);
-    this.opened.clear();
-  }
-
-  private open(chunk: StretchChunk): void {
-    const stream = this.storage.get(chunkKey(this.tenantId, chunk.sha256));
-    stream.catch(() => undefined); // awaited in order by hashInto; an early failure must not go unhandled
-    this.opened.set(chunk, stream);
-  }
-}
-
-/** Feeds a stored object's bytes to `hash` as they arrive ('data' events: no promise per piece). */
-function hashStored(stream: Readable, hash: Hash, size: number, key: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let received = 0;
-    const fail = (error: Error) => {
-      stream.destroy();
-      reject(error);
-    };
-    stream.on('data', (piece: Buffer) => {
-      received += piece.length;
-      if (received > size) return fail(new Error(`chunk ${key} holds more than its recorded ${size} bytes`));
-      hash.update(piece);
-    });
-    stream.once('end', () => (received === size ? resolve() : reject(new Error(`chunk ${key} holds ${received} of its recorded ${size} bytes`))));
-    stream.once('error', reject);
-  });
+  /** Where a chunk not in memory is read back from. */
+  stored?: StoredChunk;
 }
