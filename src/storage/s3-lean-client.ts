@@ -37,7 +37,13 @@ export const encodeKeySegment = (segment: string) => encodeURIComponent(segment)
 
 export class S3LeanClient {
   private readonly signer: SignatureV4;
+  /** HEADs and PUTs: short requests, at most 64 connections to the store. */
   private readonly agent: http.Agent;
+  /**
+   * GETs, whose responses a download holds for as long as its client takes: their own connections, unbounded, so
+   * paused or slow downloads never hold up the chunk PUTs and HEADs of everyone else.
+   */
+  private readonly streamAgent: http.Agent;
   private readonly transport: typeof http | typeof https;
 
   constructor(
@@ -50,6 +56,7 @@ export class S3LeanClient {
     this.signer = new SignatureV4({ service: 's3', region: config.region, credentials: config.credentials, sha256: NodeSha256, uriEscapePath: false, applyChecksum: false });
     this.transport = endpoint.protocol === 'https:' ? https : http;
     this.agent = new this.transport.Agent({ keepAlive: true, maxSockets: 64 });
+    this.streamAgent = new this.transport.Agent({ keepAlive: true });
   }
 
   /** The object's size, or null when the store answers 404; any other answer is an error. */
@@ -110,7 +117,8 @@ export class S3LeanClient {
     const host = port ? `${hostname}:${port}` : hostname;
     const signed = await this.signer.sign({ method, protocol: this.endpoint.protocol, hostname, port, path, query: {}, headers: { ...headers, host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' } });
     return new Promise((resolve, reject) => {
-      const request = this.transport.request({ method, hostname, port, path, headers: signed.headers, agent: this.agent, timeout: this.timeoutMs }, resolve);
+      const agent = method === 'GET' ? this.streamAgent : this.agent;
+      const request = this.transport.request({ method, hostname, port, path, headers: signed.headers, agent, timeout: this.timeoutMs }, resolve);
       request.on('timeout', () => request.destroy(new Error(`${method} ${key}: no answer from the store within ${this.timeoutMs / 1000} s`)));
       request.on('error', (error: NodeJS.ErrnoException) => {
         reject(request.reusedSocket && error.code === 'ECONNRESET' ? Object.assign(error, { onReusedSocket: true }) : error);
@@ -121,6 +129,7 @@ export class S3LeanClient {
 
   destroy(): void {
     this.agent.destroy();
+    this.streamAgent.destroy();
   }
 }
 

@@ -472,6 +472,51 @@ describe('downloads from S3 storage', () => {
     assert.ok(outcome.aborted, 'the body is incomplete: the client can tell from Content-Length');
   });
 
+  test('downloads whose clients stopped reading do not hold up other downloads or chunk uploads (their store connections are their own)', async () => {
+    const chunk = 8 * 1024 * 1024;
+    const data = randomData(4 * chunk);
+    const { finalize } = await uploadResumable(stack, alice.token, alice.rootFolderId, 'stalled-downloads.bin', data, { chunkSize: chunk });
+    assert.equal(finalize.status, 200, finalize.text);
+    const url = new URL(`${stack.baseUrl}/api/v1/files/${finalize.body.file.id}/content`);
+    const opened: http.ClientRequest[] = [];
+    /** Fails instead of hanging: a store connection pool exhausted by stalled streams waits forever. */
+    const within = <T>(what: string, work: Promise<T>): Promise<T> => {
+      let timer: NodeJS.Timeout | undefined;
+      const tooLong = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what} did not finish within 10 s next to stalled downloads`)), 10_000);
+      });
+      work.catch(() => undefined);
+      return Promise.race([work, tooLong]).finally(() => clearTimeout(timer));
+    };
+    try {
+      // 40 downloads that stop reading after their first bytes: each holds the chunk it streams and the one opened
+      // ahead (80 store connections, more than the 64 that PUTs and HEADs may use).
+      await within(
+        'starting 40 downloads',
+        Promise.all(
+          Array.from({ length: 40 }, () =>
+            new Promise<void>((resolve, reject) => {
+              const req = http.get({ host: url.hostname, port: url.port, path: url.pathname, headers: { authorization: `Bearer ${alice.token}` } }, (res) => {
+                res.once('data', () => {
+                  res.pause();
+                  resolve();
+                });
+              });
+              opened.push(req);
+              req.on('error', reject);
+            }),
+          ),
+        ),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 500)); // the stalled downloads' buffers fill up
+      const small = randomData(100_000);
+      const { finalize: other } = await within('an upload', uploadResumable(stack, alice.token, alice.rootFolderId, 'meanwhile.bin', small, { chunkSize: 65536 }));
+      assert.equal(other.status, 200, other.text);
+    } finally {
+      for (const req of opened) req.destroy();
+    }
+  });
+
   test('a client gone mid-download: every object the API opened from the store (the one read ahead too) is released', async () => {
     const chunk = 1024 * 1024;
     const data = randomData(8 * chunk);
