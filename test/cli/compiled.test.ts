@@ -5,6 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { api, createTestTenant, startTestStack, type TestStack } from '../helpers/stack';
 import { newUser, randomData, sha256, type TestUser } from '../helpers/files';
@@ -61,5 +62,13 @@ describe('the compiled CLI (dist/scaidrive.mjs)', () => {
     const content = await fetch(`${apiProcess.baseUrl}/api/v1/files/${done.body.file.id}/content`, { headers: { authorization: `Bearer ${alice.token}` } });
     assert.equal(content.status, 200);
     assert.ok(Buffer.from(await content.arrayBuffer()).equals(data));
+  });
+
+  test('an API process does not load what only workers need (the Temporal worker SDK and its native core)', async () => {
+    // Shared libraries a process loaded are mapped: the worker SDK's native bridge is one (Node addon, ~11 MiB of RSS
+    // with the SDK's JavaScript); one bundle used to load it into every API process.
+    const nativeBridge = /@temporalio\/core-bridge\/.*\.node$/m;
+    assert.match(await readFile(`/proc/${worker.child.pid}/maps`, 'utf8'), nativeBridge, 'the worker maps the native bridge');
+    assert.doesNotMatch(await readFile(`/proc/${apiProcess.pid}/maps`, 'utf8'), nativeBridge);
   });
 });

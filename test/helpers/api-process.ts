@@ -7,6 +7,7 @@ import type { TestStack } from './stack';
 
 export interface ApiProcess {
   baseUrl: string;
+  pid: number;
   /** Everything the process wrote so far. */
   output(): string;
   /** SIGTERM, then waits for the exit. */
@@ -60,6 +61,7 @@ export async function startApiProcess(stack: TestStack, cli = 'bin/scaidrive.mjs
   }
   return {
     baseUrl,
+    pid: child.pid!,
     output,
     exitCode: () => child.exitCode,
     async stop() {
