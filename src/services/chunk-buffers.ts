@@ -4,9 +4,32 @@
 // size are handed out again once a request is done with them. Spare buffers count against the process's buffer
 // budget like buffers in use (the budget bounds every chunk byte the process holds), are let go when a request
 // needs their room, and after a quiet minute, so an idle API process does not hold on to upload memory.
+import { MessageChannel } from 'node:worker_threads';
 import type { ByteBudget } from './upload-limits';
 
 const MiB = 1024 * 1024;
+
+/** A message port whose other end is closed: what is transferred to it is dropped (see releaseNow). */
+const discard = (() => {
+  const { port1, port2 } = new MessageChannel();
+  port2.close();
+  port1.unref();
+  return port1;
+})();
+
+/**
+ * Gives a chunk buffer's memory back to the system now. A buffer merely dropped stays in the process until V8's next
+ * full collection, which may be seconds (or, in an idle process, minutes) away; meanwhile the budget has handed its
+ * room to a new buffer, and the process holds both (measured: up to ~60 MiB above the budget when 64 MiB chunks
+ * follow 8 MiB ones). Transferring its memory to a closed message port detaches the buffer (every view of it now has
+ * length 0, so a stray reference reads nothing rather than reused bytes) and the dropped message frees it. Only for
+ * buffers nothing else reads or writes any more.
+ */
+export function releaseNow(buffer: Buffer): void {
+  const memory = buffer.buffer;
+  if (!(memory instanceof ArrayBuffer) || buffer.byteOffset !== 0 || memory.byteLength !== buffer.length || buffer.length === 0) return;
+  discard.postMessage(memory, [memory]);
+}
 
 export class ChunkBufferPool {
   private readonly free = new Map<number, Buffer[]>();
@@ -61,7 +84,7 @@ export class ChunkBufferPool {
   makeRoom(bytes: number): void {
     for (const [size, list] of this.free) {
       while (list.length > 0 && this.budget.capacity - this.budget.inUse < bytes) {
-        list.pop();
+        releaseNow(list.pop()!);
         this.pooled -= size;
         this.budget.give(size);
       }
@@ -69,6 +92,7 @@ export class ChunkBufferPool {
   }
 
   clear(): void {
+    for (const list of this.free.values()) list.forEach(releaseNow);
     this.budget.give(this.pooled);
     this.free.clear();
     this.pooled = 0;

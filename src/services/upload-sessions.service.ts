@@ -1,13 +1,13 @@
 // Upload sessions (spec §6): creation with early checks and quota reservation, chunk PUTs (idempotent per
 // index, any order), status, abort and the dedup check. Finalization lives in upload-finalization.service.ts.
 import { createHash, type Hash } from 'node:crypto';
-import { sql } from 'kysely';
+import { sql, type RawBuilder } from 'kysely';
 import type { Db, UploadSession } from '../db/database';
 import { AppError, badRequest, conflict, gone, notFound, payloadTooLarge } from '../errors';
 import { newId } from '../ids';
 import type { BlobStorage } from '../storage/blob-storage';
 import { accessNode } from './access.service';
-import { storeChunk } from './chunk-store';
+import { chunkKey, registerChunkStatement, touchChunkForUser } from './chunk-store';
 import { followUploadHash, sessionHashSettled } from './upload-hash.service';
 import { getTenant } from './identity.service';
 import type { Principal } from './principal';
@@ -261,10 +261,13 @@ export async function putChunk(
       }
       // Skipping the write (and saying so) only for chunks the caller's own uploads hold: for anyone else the
       // bytes are written as if new, so the answer never reveals what other users store.
-      const ownsChunk = (await checkChunks(deps.db, principal, [sha256])).length > 0;
-      const deduplicated = (await storeChunk(deps.db, deps.storage, session.tenant_id, sha256, data, { skipWhenStored: ownsChunk })) && ownsChunk;
+      // (storeChunk's steps, in two round trips: the registry touched together with the ownership check, and the
+      // registry row of a chunk written together with the manifest entry.)
+      const { stored, ownedByUser } = await touchChunkForUser(deps.db, session.tenant_id, session.user_id, sha256);
+      const deduplicated = stored && ownedByUser;
       if (deduplicated) deps.onDeduplicated?.();
-      await recordChunks(deps.db, session.id, [{ index, sha256, size: data.length }]);
+      else await deps.storage.put(chunkKey(session.tenant_id, sha256), data, data.length);
+      await recordChunks(deps.db, session.id, [{ index, sha256, size: data.length }], deduplicated ? undefined : registerChunkStatement(session.tenant_id, sha256, data.length));
       const receipt = { index, size: data.length, sha256, deduplicated };
       const keptForHashing =
         deps.followHash &&
@@ -285,10 +288,16 @@ export async function putChunk(
  * finalizing) either waits for this write or makes it fail, so what is hashed is what is committed.
  * Throws the session's state (409/410) when it is no longer writable.
  */
-export async function recordChunks(db: Db, uploadId: string, chunks: { index: number; sha256: string; size: number }[]): Promise<void> {
+export async function recordChunks(
+  db: Db,
+  uploadId: string,
+  chunks: { index: number; sha256: string; size: number }[],
+  /** A statement run first in the same round trip (it runs whether or not the session is still open). */
+  before?: RawBuilder<unknown>,
+): Promise<void> {
   if (chunks.length === 0) return;
   const written = await sql<{ index: number }>`
-    insert into upload_chunks (upload_id, index, tenant_id, user_id, sha256, size)
+    ${before ? sql`with before as (${before}) ` : sql.raw('')}insert into upload_chunks (upload_id, index, tenant_id, user_id, sha256, size)
     select s.id, c.index, s.tenant_id, s.user_id, c.sha256, c.size
     from upload_sessions s
       cross join unnest(${sql.val(chunks.map((c) => c.index))}::int[], ${sql.val(chunks.map((c) => c.sha256))}::text[], ${sql.val(chunks.map((c) => c.size))}::int[]) as c(index, sha256, size)

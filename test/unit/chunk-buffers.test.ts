@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MessageChannel } from 'node:worker_threads';
-import { ChunkBufferPool } from '../../src/services/chunk-buffers';
+import { ChunkBufferPool, releaseNow } from '../../src/services/chunk-buffers';
 import { ByteBudget } from '../../src/services/upload-limits';
 
 const MiB = 1024 * 1024;
@@ -49,18 +49,38 @@ test('small, partial and transferred buffers are not kept', () => {
 test('spare buffers make room for a request that needs the budget', () => {
   const budget = new ByteBudget(8 * MiB);
   const pool = new ChunkBufferPool(budget);
-  for (let i = 0; i < 3; i++) assert.ok(pool.give(Buffer.allocUnsafeSlow(2 * MiB)));
+  const spares = [0, 1, 2].map(() => Buffer.allocUnsafeSlow(2 * MiB));
+  for (const spare of spares) assert.ok(pool.give(spare));
   assert.equal(budget.tryTake(4 * MiB), false);
   pool.makeRoom(4 * MiB);
   assert.ok(budget.tryTake(4 * MiB));
   assert.deepEqual([pool.pooledBytes, budget.inUse], [4 * MiB, 8 * MiB], 'only as many let go as needed');
+  assert.deepEqual(
+    spares.map((spare) => spare.length),
+    [2 * MiB, 2 * MiB, 0],
+    'the buffer let go are released at once (detached), not left to the garbage collector',
+  );
+});
+
+test('releaseNow gives the memory back to the system without waiting for a garbage collection', async () => {
+  const rss = () => process.memoryUsage().rss;
+  const buffers = Array.from({ length: 4 }, () => Buffer.allocUnsafeSlow(32 * MiB).fill(7));
+  const before = rss();
+  buffers.forEach(releaseNow);
+  assert.ok(buffers.every((buffer) => buffer.length === 0 && buffer.buffer.byteLength === 0));
+  // The transfer completes asynchronously (the message is dropped on the port's side).
+  const deadline = Date.now() + 2000;
+  while (before - rss() < 100 * MiB && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.ok(before - rss() >= 100 * MiB, `RSS went from ${before / MiB} to ${rss() / MiB} MiB`);
+  releaseNow(Buffer.allocUnsafe(1024)); // a view into Node's shared pool: left alone
 });
 
 test('an idle pool lets its buffers and their budget go', async () => {
   const budget = new ByteBudget(8 * MiB);
   const pool = new ChunkBufferPool(budget, MiB, 50);
-  assert.ok(pool.give(pool.take(2 * MiB)));
-  assert.equal(budget.inUse, 2 * MiB);
+  const spare = pool.take(2 * MiB);
+  assert.ok(pool.give(spare));
   await new Promise((resolve) => setTimeout(resolve, 120));
   assert.deepEqual([pool.pooledBytes, budget.inUse], [0, 0]);
+  assert.equal(spare.length, 0, 'released at once');
 });
