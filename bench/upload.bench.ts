@@ -27,7 +27,7 @@ import {
 } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
 import { workflowIds } from '../src/temporal/workflow-ids';
-import { apiNodeFlags, Cleanup, repoRoot, startBenchStack, stopChild, type BenchStack } from './lib/stack';
+import { Cleanup, repoRoot, startBenchStack, stopChild, type BenchStack } from './lib/stack';
 import { monotonicMicros, mainThreadProfile, summarizeProfile, type ProfileSummary } from './lib/cpu-profile';
 import { CpuMeter, RssSampler, readCommandLine, readMemory, snapshotAllProcesses, topOtherProcesses } from './lib/proc';
 import { ensureTusd, startTusd, TusClient, tusdModule } from './lib/tusd';
@@ -940,7 +940,7 @@ async function benchmark(sizeMiB: number, cleanup: Cleanup): Promise<number> {
     '',
     `\`npm run bench -- upload\`, ${runDate.toISOString()}. File: ${sizeLabel} (${size} bytes) of random data, ${chunkCount} chunks of 8 MiB, ${parallel} in parallel.`,
     `Machine: ${machine.cpus} × ${machine.cpu_model} (SHA extensions: ${machine.cpu_sha_extensions ? 'yes' : 'no'}), ${fixed(machine.memory_bytes / 1024 ** 3, 1)} GiB RAM, Node ${machine.node}, ${machine.platform}.`,
-    `Everything on loopback on this machine: MinIO (\`minio server\`, one drive under the temp dir), tusd ${tusdModule.split('@')[1]} (S3 store in the same MinIO, part size 8 MiB), Temporal dev server (SQLite), PostgreSQL, the API (\`node ${apiNodeFlags.join(' ')} dist/scaidrive.mjs api\`, pid ${apiPid}) and the workers (\`node dist/scaidrive.mjs worker\`) as separate processes, and this benchmark process.`,
+    `Everything on loopback on this machine: MinIO (\`minio server\`, one drive under the temp dir), tusd ${tusdModule.split('@')[1]} (S3 store in the same MinIO, part size 8 MiB), Temporal dev server (SQLite), PostgreSQL, the API (\`node dist/scaidrive.mjs api\`, pid ${apiPid}) and the workers (\`node dist/scaidrive.mjs worker\`) as separate processes, and this benchmark process.`,
     `Load average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(2)).join(' ')}; right before the steps (after waiting ${quietWaitSeconds.toFixed(0)} s for a quiet moment), ${backgroundCores.toFixed(2)} of ${machine.cpus} cores were busy outside our processes. Other work on the machine competes for the same cores: steps where it used a quarter of the cores or more are marked [contended] (see "other CPU s" below); ${steps.filter((st) => st.contended).length} of ${steps.length} steps were.`,
     `MB = 10^6 bytes. Random file written in ${writeSeconds.toFixed(1)} s before the measurements; every step reads its chunks from that file (page cache). Before (b), a warm-up (not measured) uploads and finalizes a 4 MiB file of 64 KiB chunks through the API and the worker, so the steps measure running processes rather than first-use costs (connection pools filling, lazily generated protobuf code, JIT).`,
     '',

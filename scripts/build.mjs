@@ -15,7 +15,7 @@ const outdir = path.join(root, 'dist');
 // Chunks of an earlier build would pile up (their names carry a content hash).
 await rm(outdir, { recursive: true, force: true });
 await build({
-  entryPoints: { scaidrive: path.join(root, 'src/cli/main.ts') },
+  entryPoints: { scaidrive: path.join(root, 'src/cli/entry.ts') },
   outdir,
   // Chunks sit next to the entry point: modules that find files relative to import.meta.url resolve the same.
   chunkNames: 'chunk-[hash]',

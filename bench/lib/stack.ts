@@ -146,13 +146,6 @@ function compiledCli(): string {
   return compiled;
 }
 
-/**
- * Node flags the API runs with in production (README, "Compiled for production"): semi-spaces of at most 4 MiB. An
- * API process's garbage is mostly socket pieces outside V8's heap (their collection is triggered by their bytes, not
- * by the young generation filling up), so V8's default growth to 16 MiB semi-spaces only adds ~15–20 MiB of memory.
- */
-export const apiNodeFlags = ['--max-semi-space-size=4'];
-
 function spawnScaidrive(command: 'api' | 'worker', env: NodeJS.ProcessEnv, logFile: string, nodeFlags: string[] = []): ChildProcess {
   const fd = openSync(logFile, 'a');
   try {
@@ -283,14 +276,14 @@ export async function startBenchStack(options: BenchStackOptions, cleanup: Clean
   log(`starting the API (${apiUrl}) and the workers as their own processes`);
   const profileDir = (name: string) => (options.cpuProfileDir ? path.join(options.cpuProfileDir, name) : undefined);
   // The API has no SIGTERM handler of its own; the worker's shuts down and exits normally (writing its profile).
-  const api = spawnScaidrive('api', env, logs.api, [...apiNodeFlags, ...cpuProfileFlags(profileDir('api'), true)]);
+  const api = spawnScaidrive('api', env, logs.api, cpuProfileFlags(profileDir('api'), true));
   cleanup.add('stop API process', () => stopChild(api));
   const worker = spawnScaidrive('worker', env, logs.worker, cpuProfileFlags(profileDir('worker'), false));
   cleanup.add('stop worker process', () => stopChild(worker));
   await waitForReady(`${apiUrl}/api/v1/health/ready`, api, logs.api);
   await waitForPollers(temporal, taskQueues('scaidrive').uploads, worker, logs.worker);
 
-  const startApi = async (port: number, nodeFlags = apiNodeFlags) => {
+  const startApi = async (port: number, nodeFlags: string[] = []) => {
     const url = `http://${host}:${port}`;
     const logFile = path.join(tempDir, `api-${port}.log`);
     // Same public URL as the first: replicas behind one address accept the same dev-issuer tokens (their issuer).
