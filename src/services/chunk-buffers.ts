@@ -20,8 +20,7 @@ const discard = (() => {
 /**
  * Gives a chunk buffer's memory back to the system now. A buffer merely dropped stays in the process until V8's next
  * full collection, which may be seconds (or, in an idle process, minutes) away; meanwhile the budget has handed its
- * room to a new buffer, and the process holds both (measured: up to ~60 MiB above the budget when 64 MiB chunks
- * follow 8 MiB ones). Transferring its memory to a closed message port detaches the buffer (every view of it now has
+ * room to a new buffer (of another size: 64 MiB chunks after 8 MiB ones), and the process holds both. Transferring its memory to a closed message port detaches the buffer (every view of it now has
  * length 0, so a stray reference reads nothing rather than reused bytes) and the dropped message frees it. Only for
  * buffers nothing else reads or writes any more.
  */

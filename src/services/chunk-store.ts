@@ -21,6 +21,25 @@ export function sha256Hex(data: Buffer): string {
  * lock the sweep takes, so a chunk we rely on is either kept or already gone (and then written anew); a new
  * object is written before its registry row exists, so a row always means the object is there.
  */
+export async function storeChunk(db: Db, storage: BlobStorage, tenantId: string, sha256: string, data: Buffer, options: { skipWhenStored?: boolean } = {}): Promise<boolean> {
+  const touched = await db
+    .updateTable('chunks')
+    .set({ last_seen_at: sql`now()` })
+    .where('tenant_id', '=', tenantId)
+    .where('sha256', '=', sha256)
+    .returning('sha256')
+    .executeTakeFirst();
+  if (touched && options.skipWhenStored !== false) return true;
+  await storage.put(chunkKey(tenantId, sha256), data, data.length);
+  await db
+    .insertInto('chunks')
+    .values({ tenant_id: tenantId, sha256, size: data.length })
+    // The size of the bytes just written wins over a direct-upload ticket's declaration (see direct-transfer.service.ts).
+    .onConflict((oc) => oc.columns(['tenant_id', 'sha256']).doUpdateSet({ last_seen_at: sql`now()`, size: sql`excluded.size` }))
+    .execute();
+  return false;
+}
+
 /**
  * The registry side of a chunk a user sends: whether the tenant stores it (its `last_seen_at` touched, under the
  * row lock the sweep takes, as in storeChunk) and whether `userId`'s own uploads hold it — one statement.
@@ -43,23 +62,4 @@ export async function touchChunkForUser(db: Db, tenantId: string, userId: string
 export function registerChunkStatement(tenantId: string, sha256: string, size: number) {
   return sql`insert into chunks (tenant_id, sha256, size) values (${tenantId}, ${sha256}, ${size})
     on conflict (tenant_id, sha256) do update set last_seen_at = now(), size = excluded.size`;
-}
-
-export async function storeChunk(db: Db, storage: BlobStorage, tenantId: string, sha256: string, data: Buffer, options: { skipWhenStored?: boolean } = {}): Promise<boolean> {
-  const touched = await db
-    .updateTable('chunks')
-    .set({ last_seen_at: sql`now()` })
-    .where('tenant_id', '=', tenantId)
-    .where('sha256', '=', sha256)
-    .returning('sha256')
-    .executeTakeFirst();
-  if (touched && options.skipWhenStored !== false) return true;
-  await storage.put(chunkKey(tenantId, sha256), data, data.length);
-  await db
-    .insertInto('chunks')
-    .values({ tenant_id: tenantId, sha256, size: data.length })
-    // The size of the bytes just written wins over a direct-upload ticket's declaration (see direct-transfer.service.ts).
-    .onConflict((oc) => oc.columns(['tenant_id', 'sha256']).doUpdateSet({ last_seen_at: sql`now()`, size: sql`excluded.size` }))
-    .execute();
-  return false;
 }
