@@ -5,7 +5,8 @@
 // one conditional UPDATE by the first process that receives a chunk of it). node:crypto cannot save its state,
 // so no other process can continue it; it is four times faster than hash-wasm, whose saved states could be
 // continued elsewhere but cost the API ~4 CPU-s per GiB (the upload benchmark's profile). The owner hashes the
-// chunks it receives, in order, and reads back from storage the ones another replica received. The session
+// chunks it receives, in order: those ahead of its frontier from memory within a cap, else from local disk (the
+// hash spool), and reads back from storage the ones another replica received. The session
 // records how far the owner got and, once every chunk is hashed, the file's SHA-256 with a chain digest of the
 // hashed chunks' SHA-256s: finalize trusts that checksum only when the chain of the session's manifest equals the
 // saved one — the same chunks, byte for byte — so a chunk re-sent with other bytes, a lost owner or any race
@@ -18,6 +19,7 @@ import type { Db } from '../db/database';
 import type { BlobStorage } from '../storage/blob-storage';
 import type { ChunkBufferPool } from './chunk-buffers';
 import { chunkKey } from './chunk-store';
+import { HashSpool, type SpooledChunk } from './hash-spool';
 import { StoredChunkStream, type StoredChunk } from './stored-chunk-stream';
 import type { ByteBudget } from './upload-limits';
 
@@ -33,6 +35,11 @@ const chunksPerStep = 8;
  * frontier displaces the farthest one it holds.
  */
 const maxHeldBytes = (budget?: ByteBudget) => Math.min(128 * 1024 * 1024, budget ? Math.floor(budget.capacity / 4) : Infinity);
+/**
+ * Chunks received ahead of the frontier beyond what the followers may hold in memory go to local disk, up to this
+ * many bytes per process (past it they are read back from storage when the frontier reaches them).
+ */
+const spool = new HashSpool(2 * 1024 * 1024 * 1024);
 /** Bytes hashed per turn of the event loop (~5 ms): a 64 MiB chunk does not hold up other requests for 40 ms. */
 const sliceBytes = 8 * 1024 * 1024;
 /**
@@ -87,6 +94,8 @@ interface Follower {
   next: number;
   chain: string;
   held: Map<number, HeldChunk>;
+  /** Chunks ahead of the frontier written to the spool (no memory held). */
+  spooled: Map<number, SpooledChunk>;
   /** A chunk arrived since the running step looked. */
   again: boolean;
   running: boolean;
@@ -132,12 +141,36 @@ function takeHeld(deps: HashFollowerDeps, follower: Follower, index: number, rel
 }
 
 /**
+ * A chunk ahead of the frontier that cannot stay in memory: written to the spool, its buffer recycled once written
+ * (the promise returned settles then). Undefined when the spool is full: the chunk is then read back from storage
+ * when its turn comes, and its buffer stays the caller's.
+ */
+function spill(deps: HashFollowerDeps, uploadId: string, follower: Follower, index: number, chunk: HeldChunk): Promise<void> | undefined {
+  if (follower.spooled.has(index)) return undefined;
+  const spooled = spool.spill(uploadId, index, chunk.sha256, chunk.data);
+  if (!spooled) return undefined;
+  follower.spooled.set(index, spooled);
+  return spooled.written.then(() => recycleHeld(deps, chunk.data));
+}
+
+/** Forgets the spooled chunks below `frontier` (or all): their files are removed. */
+function discardSpooled(follower: Follower, frontier = Infinity): void {
+  for (const [index, chunk] of follower.spooled) {
+    if (index >= frontier) continue;
+    follower.spooled.delete(index);
+    spool.discard(chunk);
+  }
+}
+
+/**
  * Hands a chunk just stored and recorded (`received`, its bytes still in memory) to the session's hash owner if
  * that is this process (claiming the session when nobody owns it), in the background of this process: never in a
- * request's path beyond the claim, and it never throws. The chunk is held within the process's byte cap, nearest
- * the owner's frontier first. Returns whether it was held: the buffer is then the follower's (given back to
- * `deps.buffers` once hashed), and so is the request's share of `deps.budget` for it; the caller must not reuse
- * the buffer nor give back that budget.
+ * request's path beyond the claim and a spool write, and it never throws. The chunk is held within the process's byte cap, nearest
+ * the owner's frontier first; a chunk ahead of the frontier that does not fit is written to the spool (awaited, as
+ * are the spool writes of held chunks it displaced: once a request is answered its bytes are held within the cap
+ * or on disk). Returns whether the follower kept the buffer (held, or spooled): it is then the follower's (given back
+ * to `deps.buffers` once hashed or written), and so is the request's share of `deps.budget` for it; the caller must
+ * not reuse the buffer nor give back that budget.
  */
 export async function followUploadHash(deps: HashFollowerDeps, uploadId: string, received: { index: number; sha256: string; data: Buffer }): Promise<boolean> {
   let follower = followers.get(uploadId);
@@ -154,21 +187,32 @@ export async function followUploadHash(deps: HashFollowerDeps, uploadId: string,
   }
   follower.again = true;
   for (const index of [...follower.held.keys()]) if (index < follower.next) takeHeld(deps, follower, index, true);
+  discardSpooled(follower, follower.next);
   const { index, data } = received;
-  if (index >= follower.next && !follower.held.has(index)) {
+  let kept = false;
+  const writes: Promise<void>[] = [];
+  if (index >= follower.next && !follower.held.has(index) && !follower.spooled.has(index)) {
     const cap = maxHeldBytes(deps.budget);
     let farthest = Math.max(...follower.held.keys());
     while (heldBytes + data.length > cap && farthest > index) {
-      takeHeld(deps, follower, farthest, true);
+      const displaced = takeHeld(deps, follower, farthest, false)!;
+      const written = spill(deps, uploadId, follower, farthest, displaced);
+      if (written) writes.push(written);
+      else recycleHeld(deps, displaced.data);
       farthest = Math.max(...follower.held.keys());
     }
     if (heldBytes + data.length <= cap) {
       follower.held.set(index, { sha256: received.sha256, data });
       heldBytes += data.length;
+      kept = true;
+    } else {
+      const written = spill(deps, uploadId, follower, index, { sha256: received.sha256, data });
+      if (written) writes.push(written);
+      kept = written !== undefined;
     }
   }
-  const kept = follower.held.get(index)?.data === data;
   if (!follower.running) startFollower(deps, uploadId, follower);
+  await Promise.all(writes);
   return kept;
 }
 
@@ -189,7 +233,7 @@ async function claimSession(deps: HashFollowerDeps, uploadId: string): Promise<v
     notMine.set(uploadId, Date.now() + notMineMs);
     return;
   }
-  followers.set(uploadId, { tenantId: claimed.tenant_id, chunkCount: claimed.chunk_count, hash: createHash('sha256'), next: 0, chain: '', held: new Map(), again: false, running: false });
+  followers.set(uploadId, { tenantId: claimed.tenant_id, chunkCount: claimed.chunk_count, hash: createHash('sha256'), next: 0, chain: '', held: new Map(), spooled: new Map(), again: false, running: false });
 }
 
 /**
@@ -241,6 +285,7 @@ function startFollower(deps: HashFollowerDeps, uploadId: string, follower: Follo
 function releaseFollower(deps: HashFollowerDeps, uploadId: string, follower: Follower, giveUp: boolean): void {
   clearTimeout(follower.retryTimer);
   for (const index of [...follower.held.keys()]) takeHeld(deps, follower, index, true);
+  discardSpooled(follower);
   if (followers.get(uploadId) === follower) followers.delete(uploadId);
   if (!giveUp) return;
   void deps.db
@@ -264,11 +309,16 @@ async function runFollower(deps: HashFollowerDeps, uploadId: string, follower: F
     follower.again = false;
     const from = follower.next;
     for (const index of [...follower.held.keys()]) if (index < from) takeHeld(deps, follower, index, true);
-    // This step's stretch: the chunks held from the frontier on, or else the chunks the manifest has from the
-    // frontier on, read back from storage (received by another replica, or dropped here when the cap was full).
-    // `held`: the chunk came from a request with its share of the budget; read-back chunks hold none.
+    discardSpooled(follower, from);
+    // This step's stretch: the chunks held or spooled from the frontier on, or else the chunks the manifest has
+    // from the frontier on, read back from storage (received by another replica, or dropped here when the cap and
+    // the spool were full). `held`: the chunk came from a request with its share of the budget; others hold none.
     const stretch: StretchChunk[] = [];
-    for (let next = from; follower.held.has(next) && stretch.length < chunksPerStep; next++) stretch.push({ index: next, held: true, ...takeHeld(deps, follower, next, false)! });
+    for (let next = from; stretch.length < chunksPerStep; next++) {
+      const local = takeLocal(deps, follower, next);
+      if (!local) break;
+      stretch.push(local);
+    }
     let readBack: StoredChunkStream | undefined;
     if (stretch.length === 0) {
       // Right after hashing its own arrivals with nothing held, the next chunk is most likely still on its way here:
@@ -290,36 +340,43 @@ async function runFollower(deps: HashFollowerDeps, uploadId: string, follower: F
         .where('index', '<', from + chunksPerStep)
         .orderBy('index')
         .execute();
-      if (follower.held.has(from)) continue; // handed over while the manifest was read
-      // The run recorded from the frontier on: chunks held here come from memory, the others are streamed back
-      // from storage into the hash (the next one opened while one is hashed).
+      if (follower.held.has(from) || follower.spooled.has(from)) continue; // handed over while the manifest was read
+      // The run recorded from the frontier on: chunks held or spooled here come from memory or disk, the others
+      // are streamed back from storage into the hash (the next one opened while one is hashed).
       for (const row of recorded) {
         if (row.index !== from + stretch.length) break;
-        const held = takeHeld(deps, follower, row.index, false);
-        stretch.push(held ? { index: row.index, held: true, ...held } : { index: row.index, held: false, sha256: row.sha256, stored: { key: chunkKey(follower.tenantId, row.sha256), size: row.size } });
+        stretch.push(takeLocal(deps, follower, row.index) ?? { index: row.index, held: false, sha256: row.sha256, stored: { key: chunkKey(follower.tenantId, row.sha256), size: row.size } });
       }
       if (stretch.length === 0) {
         if (follower.again) continue;
         return 'waiting';
       }
-      readBack = new StoredChunkStream(deps.storage, stretch.flatMap((chunk) => (chunk.stored ? [chunk.stored] : [])));
+      const stored = stretch.flatMap((chunk) => (chunk.stored ? [chunk.stored] : []));
+      if (stored.length > 0) readBack = new StoredChunkStream(deps.storage, stored);
     }
     let chain = follower.chain;
     for (const [position, chunk] of stretch.entries()) {
       if (chunk.held) {
         await hashInSlices(follower.hash, chunk.data!);
         recycleHeld(deps, chunk.data!);
-      } else {
-        try {
-          await readBack!.hashNext(follower.hash);
-        } catch (error) {
-          // The live hash took part of a chunk: it is lost with the session (the caller lets go); what this step
-          // still has in hand goes back.
-          for (const rest of stretch.slice(position + 1)) if (rest.held) recycleHeld(deps, rest.data!);
-          readBack!.abandon();
-          throw error;
-        }
+        chain = chainNext(chain, chunk.sha256);
+        continue;
       }
+      try {
+        if (chunk.spooled) await spool.hashInto(chunk.spooled, follower.hash);
+        else await readBack!.hashNext(follower.hash);
+      } catch (error) {
+        // The live hash took part of a chunk: it is lost with the session (the caller lets go); what this step
+        // still has in hand goes back.
+        for (const rest of stretch.slice(position + 1)) {
+          if (rest.held) recycleHeld(deps, rest.data!);
+          if (rest.spooled) spool.discard(rest.spooled);
+        }
+        if (chunk.spooled) spool.discard(chunk.spooled);
+        readBack?.abandon();
+        throw error;
+      }
+      if (chunk.spooled) spool.discard(chunk.spooled);
       chain = chainNext(chain, chunk.sha256);
     }
     const done = from + stretch.length;
@@ -345,12 +402,26 @@ async function runFollower(deps: HashFollowerDeps, uploadId: string, follower: F
   }
 }
 
-/** A chunk of a follower's step: held in memory since its request (`data`), or to be read back from storage. */
+/**
+ * A chunk of a follower's step: held in memory since its request (`data`), spooled to local disk, or to be read
+ * back from storage.
+ */
 interface StretchChunk {
   index: number;
   sha256: string;
   held: boolean;
   data?: Buffer;
-  /** Where a chunk not in memory is read back from. */
+  spooled?: SpooledChunk;
+  /** Where a chunk neither in memory nor spooled is read back from. */
   stored?: StoredChunk;
+}
+
+/** Takes chunk `index` out of the follower's memory or spool for hashing, if it is in either. */
+function takeLocal(deps: HashFollowerDeps, follower: Follower, index: number): StretchChunk | undefined {
+  const held = takeHeld(deps, follower, index, false);
+  if (held) return { index, held: true, ...held };
+  const spooled = follower.spooled.get(index);
+  if (!spooled) return undefined;
+  follower.spooled.delete(index);
+  return { index, held: false, sha256: spooled.sha256, spooled };
 }

@@ -128,6 +128,42 @@ describe('upload hashing as chunks arrive', () => {
     assert.equal(await resumedAtChunk(uploadId), 12);
   });
 
+  test('reverse order past what the owner may hold in memory: the rest waits in its local spool, and storage is not read back', async () => {
+    // 4 MiB chunks: the API's default buffer budget (128 MiB) lets the followers hold 32 MiB, so of 12 chunks sent in
+    // reverse the owner holds 0–7 and spools 8–11 (each displaced by one nearer its frontier).
+    const big = 4 * 1024 * 1024;
+    const bigChunk = (bytes: Buffer, index: number) => bytes.subarray(index * big, (index + 1) * big);
+    const send = async (uploadId: string, bytes: Buffer, index: number) => {
+      const response = await fetch(`${stack.baseUrl}/api/v1/uploads/${uploadId}/chunks/${index}`, { method: 'PUT', headers: { authorization: `Bearer ${alice.token}` }, body: bigChunk(bytes, index) });
+      assert.equal(response.status, 200, await response.text());
+    };
+
+    const data = randomData(big * 12);
+    const uploadId = await open(data, sha256(data), big);
+    for (let index = 11; index >= 0; index--) await send(uploadId, data, index);
+    await hashedThrough(uploadId, 12);
+    const done = await finalize(uploadId);
+    assert.equal(done.status, 200, done.text);
+    assert.equal(done.body.version.checksum_sha256, sha256(data));
+    assert.equal(await resumedAtChunk(uploadId), 12, 'finalize hashed nothing again');
+
+    // Proof that the spooled chunks were not read back from storage: two of them are deleted from the store before
+    // chunk 0 arrives, and the owner still hashes every chunk (a read-back would fail and let the session go).
+    // Finalize then refuses the upload: a version never points at a missing object.
+    const other = randomData(big * 12);
+    const otherId = await open(other, sha256(other), big);
+    for (let index = 11; index >= 1; index--) await send(otherId, other, index);
+    const { tenant_id: tenantId } = await stack.services.db.selectFrom('upload_sessions').select('tenant_id').where('id', '=', otherId).executeTakeFirstOrThrow();
+    for (const index of [9, 10]) await stack.services.storage.delete(chunkKey(tenantId, sha256(bigChunk(other, index))));
+    await send(otherId, other, 0);
+    await hashedThrough(otherId, 12);
+    const row = await stack.services.db.selectFrom('upload_sessions').select('hashed_sha256').where('id', '=', otherId).executeTakeFirstOrThrow();
+    assert.equal(row.hashed_sha256, sha256(other), 'hashed from memory and the spool');
+    const refused = await finalize(otherId);
+    assert.equal(refused.status, 409, refused.text);
+    assert.equal(refused.body.details.reason, 'CHUNK_MISSING');
+  });
+
   test('a chunk the owner must read back is gone from storage: the owner lets the session go, finalize fails with CHUNK_MISSING, the next upload hashes right', async () => {
     // Chunks of 1 MiB: buffers the size of the pool's (smaller ones are not pooled).
     const big = 1024 * 1024;
