@@ -1,6 +1,6 @@
 // Outermost middleware: request id, access log, latency metric, and the one place errors become responses.
 import { ServiceError, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
-import { AppError, ValidationError } from '../../errors';
+import { AppError, ValidationError, storeUnavailable } from '../../errors';
 import { newId } from '../../ids';
 import { apiKeyIdOf } from '../../services/principal';
 import { auditKeyRequest } from '../../services/api-key-delegation.service';
@@ -100,6 +100,11 @@ function toAppError(ctx: AppContext, error: unknown): AppError {
   }
   const databaseTrouble = databaseUnavailable(ctx, error, pgCode);
   if (databaseTrouble) return databaseTrouble;
+  const storeTrouble = storeUnavailable(error);
+  if (storeTrouble) {
+    ctx.state.log.warn({ err: error }, 'object store unavailable');
+    return storeTrouble;
+  }
   const httpStatus = (error as { status?: unknown; expose?: unknown }).status;
   if (typeof httpStatus === 'number' && httpStatus >= 400 && httpStatus < 500) {
     // Errors thrown by Koa or its helpers (e.g. a malformed URI) carry a client status of their own.
