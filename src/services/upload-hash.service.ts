@@ -107,6 +107,10 @@ interface Follower {
 const followers = new Map<string, Follower>();
 const claims = new Map<string, Promise<void>>();
 const notMine = new Map<string, number>();
+/**
+ * Bytes of request chunks the followers have in memory: waiting ahead of a frontier, and taken into a step until
+ * hashed (counting only waiting ones let a step's chunks and as many new arrivals be in memory at once).
+ */
 let heldBytes = 0;
 
 export interface HashFollowerDeps {
@@ -127,16 +131,21 @@ function recycleHeld(deps: HashFollowerDeps, data: Buffer): void {
   if (!deps.buffers?.keep(data)) deps.budget?.give(data.length);
 }
 
+/** A held chunk's bytes are let go: no longer counted as held, the buffer recycled. */
+function letGo(deps: HashFollowerDeps, data: Buffer): void {
+  heldBytes -= data.length;
+  recycleHeld(deps, data);
+}
+
 /**
- * Takes a chunk out of the follower's hands: let go (`release`: its buffer recycled), or returned to the caller,
- * who recycles it (recycleHeld) once hashed.
+ * Takes a chunk out of the follower's map: let go (`release`), or returned to the caller, whose bytes it then
+ * are (still counted in heldBytes until the caller lets go of them once hashed, or uncounts them).
  */
 function takeHeld(deps: HashFollowerDeps, follower: Follower, index: number, release: boolean): HeldChunk | undefined {
   const held = follower.held.get(index);
   if (!held) return undefined;
   follower.held.delete(index);
-  heldBytes -= held.data.length;
-  if (release) recycleHeld(deps, held.data);
+  if (release) letGo(deps, held.data);
   return held;
 }
 
@@ -196,6 +205,7 @@ export async function followUploadHash(deps: HashFollowerDeps, uploadId: string,
     let farthest = Math.max(...follower.held.keys());
     while (heldBytes + data.length > cap && farthest > index) {
       const displaced = takeHeld(deps, follower, farthest, false)!;
+      heldBytes -= displaced.data.length;
       const written = spill(deps, uploadId, follower, farthest, displaced);
       if (written) writes.push(written);
       else recycleHeld(deps, displaced.data);
@@ -358,7 +368,7 @@ async function runFollower(deps: HashFollowerDeps, uploadId: string, follower: F
     for (const [position, chunk] of stretch.entries()) {
       if (chunk.held) {
         await hashInSlices(follower.hash, chunk.data!);
-        recycleHeld(deps, chunk.data!);
+        letGo(deps, chunk.data!);
         chain = chainNext(chain, chunk.sha256);
         continue;
       }
@@ -369,7 +379,7 @@ async function runFollower(deps: HashFollowerDeps, uploadId: string, follower: F
         // The live hash took part of a chunk: it is lost with the session (the caller lets go); what this step
         // still has in hand goes back.
         for (const rest of stretch.slice(position + 1)) {
-          if (rest.held) recycleHeld(deps, rest.data!);
+          if (rest.held) letGo(deps, rest.data!);
           if (rest.spooled) spool.discard(rest.spooled);
         }
         if (chunk.spooled) spool.discard(chunk.spooled);
