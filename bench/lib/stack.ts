@@ -109,6 +109,8 @@ export interface BenchStack {
   s3: { endpoint: string; region: string; accessKeyId: string; secretAccessKey: string; bucket: string };
   tenantId: string;
   token: string;
+  /** A dev-issuer token for another user of the tenant (created on its first request). */
+  tokenFor(subject: string): Promise<string>;
   logs: { api: string; worker: string; minio: string; temporal: string };
   /** Starts one more API process of this stack on `port` (a second replica), stopped by the stack's clean-up. */
   startApi(port: number, nodeFlags?: string[]): Promise<{ url: string; process: ChildProcess }>;
@@ -292,5 +294,6 @@ export async function startBenchStack(options: BenchStackOptions, cleanup: Clean
     await waitForReady(`${url}/api/v1/health/ready`, child, logFile);
     return { url, process: child };
   };
-  return { apiUrl, dataDir, api, worker, minio, temporalServer, temporal, db, s3, tenantId: tenant.id, token, logs, startApi };
+  const tokenFor = (subject: string) => issuer.sign({ tenantId: tenant.id, subject, roles: [] });
+  return { apiUrl, dataDir, api, worker, minio, temporalServer, temporal, db, s3, tenantId: tenant.id, token, tokenFor, logs, startApi };
 }
