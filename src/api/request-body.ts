@@ -3,6 +3,7 @@
 import type { Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { AppError, payloadTooLarge } from '../errors';
+import { bodyPiecesDropped } from './heap-tuning';
 
 /**
  * Reads a chunk body of exactly `expected` bytes into one buffer (a single copy; `into` when given, which must be
@@ -26,6 +27,7 @@ export function readBounded(body: Readable, expected: number, idleMs?: number, i
       piece.copy(data, total);
       hash?.update(piece);
       total += piece.length;
+      bodyPiecesDropped(piece.length);
       timer?.refresh();
     };
     const onEnd = () => stop();
