@@ -29,12 +29,13 @@ const processToken = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
 /** Chunks hashed before the step is saved (one conditional UPDATE per step). */
 const chunksPerStep = 8;
 /**
- * Bytes all followers of this process may hold from requests at once: 128 MiB, and at most a quarter of the
- * process's buffer budget for chunk bytes. A held chunk keeps the budget its request took (the budget bounds every
- * chunk byte in memory), so the cap leaves most of the budget to requests. When full, a chunk nearer a follower's
- * frontier displaces the farthest one it holds.
+ * Bytes all followers of this process may hold from requests at once: 128 MiB, and at most an eighth of the
+ * process's buffer budget for chunk bytes (16 MiB of the default 128: two 8 MiB chunks waiting for the one before
+ * them, the usual case of four uploads in parallel; more go to the spool). A held chunk keeps the budget its request
+ * took (the budget bounds every chunk byte in memory), so the cap leaves most of the budget to requests. When full, a
+ * chunk nearer a follower's frontier displaces the farthest one it holds.
  */
-const maxHeldBytes = (budget?: ByteBudget) => Math.min(128 * 1024 * 1024, budget ? Math.floor(budget.capacity / 4) : Infinity);
+const maxHeldBytes = (budget?: ByteBudget) => Math.min(128 * 1024 * 1024, budget ? Math.floor(budget.capacity / 8) : Infinity);
 /**
  * Chunks received ahead of the frontier beyond what the followers may hold in memory go to local disk, up to this
  * many bytes per process (past it they are read back from storage when the frontier reaches them).

@@ -129,8 +129,8 @@ describe('upload hashing as chunks arrive', () => {
   });
 
   test('reverse order past what the owner may hold in memory: the rest waits in its local spool, and storage is not read back', async () => {
-    // 4 MiB chunks: the API's default buffer budget (128 MiB) lets the followers hold 32 MiB, so of 12 chunks sent in
-    // reverse the owner holds 0–7 and spools 8–11 (each displaced by one nearer its frontier).
+    // 4 MiB chunks: the API's default buffer budget (128 MiB) lets the followers hold 16 MiB, so of 12 chunks sent in
+    // reverse the owner holds 0–3 and spools 4–11 (each displaced by one nearer its frontier).
     const big = 4 * 1024 * 1024;
     const bigChunk = (bytes: Buffer, index: number) => bytes.subarray(index * big, (index + 1) * big);
     const send = async (uploadId: string, bytes: Buffer, index: number) => {
