@@ -139,8 +139,8 @@ function letGo(deps: HashFollowerDeps, data: Buffer): void {
 }
 
 /**
- * Takes a chunk out of the follower's map: let go (`release`), or returned to the caller, whose bytes it then
- * are (still counted in heldBytes until the caller lets go of them once hashed, or uncounts them).
+ * Takes a chunk out of the follower's map: let go (`release`), or returned to the caller, who then answers for its
+ * bytes: still counted in heldBytes until the caller lets go of them once hashed (letGo), or uncounts them.
  */
 function takeHeld(deps: HashFollowerDeps, follower: Follower, index: number, release: boolean): HeldChunk | undefined {
   const held = follower.held.get(index);
