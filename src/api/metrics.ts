@@ -1,5 +1,6 @@
 // Prometheus metrics (own registry so tests can build several apps in one process).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { heldChunkBytes } from '../services/upload-hash.service';
 
 export function createMetrics() {
   const registry = new Registry();
@@ -20,6 +21,14 @@ export function createMetrics() {
     chunksDeduplicated: new Counter({ name: 'scaidrive_chunks_deduplicated_total', help: 'Chunks not written because the store already held them', registers: [registry] }),
     queueDepth: new Gauge({ name: 'scaidrive_queue_depth', help: 'Pending work per queue', labelNames: ['queue'] as const, registers: [registry] }),
     websocketConnections: new Gauge({ name: 'scaidrive_sync_websocket_connections', help: 'Open sync WebSocket connections', registers: [registry] }),
+    uploadHashHeldBytes: new Gauge({
+      name: 'scaidrive_upload_hash_held_bytes',
+      help: 'Bytes of received chunks this process holds in memory to hash them into their upload\'s SHA-256 (at most an eighth of the upload buffer budget)',
+      registers: [registry],
+      collect() {
+        this.set(heldChunkBytes());
+      },
+    }),
   };
 }
 

@@ -114,6 +114,9 @@ const notMine = new Map<string, number>();
  */
 let heldBytes = 0;
 
+/** Bytes of request chunks this process's hash owners hold in memory now (the `scaidrive_upload_hash_held_bytes` gauge). */
+export const heldChunkBytes = () => heldBytes;
+
 export interface HashFollowerDeps {
   db: Db;
   storage: BlobStorage;

@@ -56,6 +56,55 @@ describe('upload hashing as chunks arrive', () => {
     return undefined;
   }
 
+  /** The hash owners' held bytes in this (in-process) API, from its Prometheus metrics. */
+  async function heldBytes(): Promise<number> {
+    const response = await api(stack.baseUrl, 'GET', '/metrics');
+    const line = /^scaidrive_upload_hash_held_bytes (\d+)$/m.exec(response.text);
+    assert.ok(line, 'the gauge is exported');
+    return Number(line[1]);
+  }
+
+  // First in this file: before it, the process's hash owners hold nothing.
+  test('what the hash owner holds in memory stays within its cap while chunks arrive and is all let go once hashed', async () => {
+    // 1 MiB chunks: the default buffer budget (128 MiB) lets the owner hold 16 MiB.
+    const mib = 1024 * 1024;
+    const cap = 16 * mib;
+    assert.equal(await heldBytes(), 0);
+    const inReverse = randomData(24 * mib);
+    const reverseId = await open(inReverse, sha256(inReverse), mib);
+    for (let index = 23; index >= 1; index--) {
+      const response = await putChunk(stack, alice.token, reverseId, index, inReverse.subarray(index * mib, (index + 1) * mib));
+      assert.equal(response.status, 200, JSON.stringify(response.body));
+      const held = await heldBytes();
+      assert.ok(held <= cap, `${held} bytes held after chunk ${index}`);
+    }
+    assert.equal(await heldBytes(), cap, 'the chunks nearest the frontier are held, the rest spooled');
+    assert.equal((await putChunk(stack, alice.token, reverseId, 0, inReverse.subarray(0, mib))).status, 200);
+    await hashedThrough(reverseId, 24);
+
+    // In order, 4 in parallel: chunks waiting for the one before them, and those taken into a step, within the cap.
+    const inOrder = randomData(32 * mib);
+    const inOrderId = await open(inOrder, sha256(inOrder), mib);
+    let next = 0;
+    await Promise.all(
+      [0, 1, 2, 3].map(async () => {
+        while (next < 32) {
+          const index = next++;
+          assert.equal((await putChunk(stack, alice.token, inOrderId, index, inOrder.subarray(index * mib, (index + 1) * mib))).status, 200);
+          const held = await heldBytes();
+          assert.ok(held <= cap, `${held} bytes held after chunk ${index}`);
+        }
+      }),
+    );
+    await hashedThrough(inOrderId, 32);
+    for (const [uploadId, data] of [[reverseId, inReverse], [inOrderId, inOrder]] as const) {
+      const done = await finalize(uploadId);
+      assert.equal(done.status, 200, done.text);
+      assert.equal(done.body.version.checksum_sha256, sha256(data));
+    }
+    assert.equal(await heldBytes(), 0, 'every held byte let go once hashed');
+  });
+
   test('in order: the saved hash follows the chunks, and finalize continues from it', async () => {
     const data = randomData(chunkSize * 6 + 123);
     const uploadId = await open(data);
