@@ -3,17 +3,13 @@
 // of CPU per request). Finalize checks that every chunk of an upload is still stored — 128 HEADs per GiB of 8 MiB
 // chunks — which through the SDK took ~0.5 s of a 0.7 s finalize; chunk PUTs through the SDK cost the API ~0.35
 // CPU-s more per GiB, and a download reads one object per chunk. Signed with the SDK's own SigV4 signer and
-// credential provider; plain keep-alive HTTP(S) underneath. GETs go through undici rather than node:http: Node's http client
-// hands each piece of a response body on as a fresh copy of the socket's read (a 64 KiB allocation and copy per
-// piece, ~10% of a download's CPU in the API under perf), undici as a view of the read itself. Downloads through the
-// API cost it ~1.07 instead of ~1.28 CPU-s per GiB (medians of six alternating 1 GiB rounds).
+// credential provider; plain keep-alive HTTP(S) underneath.
 import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { SignatureV4 } from '@smithy/signature-v4';
-import { Agent as StreamAgent } from 'undici';
 import type { S3Client } from '@aws-sdk/client-s3';
 
 /** The checksum constructor SigV4 wants (SHA-256, or HMAC-SHA-256 with a key), over node:crypto. */
@@ -45,11 +41,9 @@ export class S3LeanClient {
   private readonly agent: http.Agent;
   /**
    * GETs, whose responses a download holds for as long as its client takes: their own connections, unbounded, so
-   * paused or slow downloads never hold up the chunk PUTs and HEADs of everyone else. The store must answer within
-   * the timeout; once the bytes flow there is none (a slow client's back-pressure may hold a stream for as long as
-   * its download takes).
+   * paused or slow downloads never hold up the chunk PUTs and HEADs of everyone else.
    */
-  private readonly streamAgent: StreamAgent;
+  private readonly streamAgent: http.Agent;
   private readonly transport: typeof http | typeof https;
 
   constructor(
@@ -62,7 +56,7 @@ export class S3LeanClient {
     this.signer = new SignatureV4({ service: 's3', region: config.region, credentials: config.credentials, sha256: NodeSha256, uriEscapePath: false, applyChecksum: false });
     this.transport = endpoint.protocol === 'https:' ? https : http;
     this.agent = new this.transport.Agent({ keepAlive: true, maxSockets: 64 });
-    this.streamAgent = new StreamAgent({ connect: { timeout: timeoutMs }, headersTimeout: timeoutMs, bodyTimeout: 0 });
+    this.streamAgent = new this.transport.Agent({ keepAlive: true });
   }
 
   /** The object's size, or null when the store answers 404; any other answer is an error. */
@@ -70,7 +64,7 @@ export class S3LeanClient {
     const response = await this.send('HEAD', key, {});
     if (response.statusCode === 200) return drained(response, { size: Number(response.headers['content-length'] ?? 0) });
     if (response.statusCode === 404) return drained(response, null);
-    throw await storeError('HEAD', key, response.statusCode ?? 0, response);
+    throw await storeError('HEAD', key, response);
   }
 
   /**
@@ -81,35 +75,22 @@ export class S3LeanClient {
    */
   async put(key: string, body: Buffer): Promise<void> {
     const response = await this.send('PUT', key, { 'content-length': String(body.length) }, body);
-    if (response.statusCode !== 200) throw await storeError('PUT', key, response.statusCode ?? 0, response);
+    if (response.statusCode !== 200) throw await storeError('PUT', key, response);
     return drained(response, undefined);
   }
 
   /**
    * The object's bytes (or a range of them) as the store's response stream, or null when the store has no such
-   * key (a missing bucket is an error).
+   * key (a missing bucket is an error). No idle timeout once the bytes flow: a slow client's back-pressure may hold
+   * the stream — and the object read ahead of it — for as long as the download takes.
    */
   async get(key: string, range?: { start: number; end: number }): Promise<Readable | null> {
-    const { origin, hostname, port, path } = this.address(key);
-    const headers = await this.sign('GET', hostname, port, path, range ? { range: `bytes=${range.start}-${range.end}` } : {});
-    const send = () => this.streamAgent.request({ origin, path, method: 'GET', headers });
-    let response: Awaited<ReturnType<typeof send>>;
-    try {
-      response = await send();
-    } catch (error) {
-      // A kept-alive connection the store closed just as the request went out: a GET is safe to send again, once.
-      const code = (error as { code?: string }).code;
-      if (code !== 'UND_ERR_SOCKET' && code !== 'ECONNRESET') throw error;
-      response = await send();
-    }
+    const response = await this.send('GET', key, range ? { range: `bytes=${range.start}-${range.end}` } : {});
     if (response.statusCode === 200 || response.statusCode === 206) {
-      // Destroyed by its reader (a client gone mid-download, an object opened ahead and no longer wanted), the body
-      // emits an abort error that no one needs to hear — unheard, it would be an uncaught exception. A failure of
-      // the transfer itself still reaches the reader's own 'error' listener.
-      response.body.on('error', () => undefined);
-      return response.body;
+      response.socket.setTimeout(0);
+      return response;
     }
-    const error = await storeError('GET', key, response.statusCode, response.body);
+    const error = await storeError('GET', key, response);
     if (error.name === 'NoSuchKey') return null;
     throw error;
   }
@@ -119,7 +100,7 @@ export class S3LeanClient {
    * connection turns out closed by the store (a reset on a reused socket means the request was not processed —
    * the pattern Node's http documentation gives).
    */
-  private async send(method: 'HEAD' | 'PUT', key: string, headers: Record<string, string>, body?: Buffer): Promise<http.IncomingMessage> {
+  private async send(method: 'HEAD' | 'PUT' | 'GET', key: string, headers: Record<string, string>, body?: Buffer): Promise<http.IncomingMessage> {
     try {
       return await this.sendOnce(method, key, headers, body);
     } catch (error) {
@@ -128,11 +109,16 @@ export class S3LeanClient {
     }
   }
 
-  private async sendOnce(method: 'HEAD' | 'PUT', key: string, headers: Record<string, string>, body?: Buffer): Promise<http.IncomingMessage> {
-    const { hostname, port, path } = this.address(key);
-    const signed = await this.sign(method, hostname, port, path, headers);
+  private async sendOnce(method: 'HEAD' | 'PUT' | 'GET', key: string, headers: Record<string, string>, body?: Buffer): Promise<http.IncomingMessage> {
+    const base = this.endpoint.pathname.replace(/\/+$/, '');
+    const path = `${base}${this.pathStyle ? `/${encodeKeySegment(this.bucket)}` : ''}/${key.split('/').map(encodeKeySegment).join('/')}`;
+    const hostname = this.pathStyle ? this.endpoint.hostname : `${this.bucket}.${this.endpoint.hostname}`;
+    const port = this.endpoint.port ? Number(this.endpoint.port) : undefined;
+    const host = port ? `${hostname}:${port}` : hostname;
+    const signed = await this.signer.sign({ method, protocol: this.endpoint.protocol, hostname, port, path, query: {}, headers: { ...headers, host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' } });
     return new Promise((resolve, reject) => {
-      const request = this.transport.request({ method, hostname, port, path, headers: signed, agent: this.agent, timeout: this.timeoutMs }, resolve);
+      const agent = method === 'GET' ? this.streamAgent : this.agent;
+      const request = this.transport.request({ method, hostname, port, path, headers: signed.headers, agent, timeout: this.timeoutMs }, resolve);
       request.on('timeout', () => request.destroy(new Error(`${method} ${key}: no answer from the store within ${this.timeoutMs / 1000} s`)));
       request.on('error', (error: NodeJS.ErrnoException) => {
         reject(request.reusedSocket && error.code === 'ECONNRESET' ? Object.assign(error, { onReusedSocket: true }) : error);
@@ -141,25 +127,9 @@ export class S3LeanClient {
     });
   }
 
-  /** Where `key` is: path-style (`/bucket/key`) or virtual-hosted (`bucket.host/key`). */
-  private address(key: string): { origin: string; hostname: string; port: number | undefined; path: string } {
-    const base = this.endpoint.pathname.replace(/\/+$/, '');
-    const path = `${base}${this.pathStyle ? `/${encodeKeySegment(this.bucket)}` : ''}/${key.split('/').map(encodeKeySegment).join('/')}`;
-    const hostname = this.pathStyle ? this.endpoint.hostname : `${this.bucket}.${this.endpoint.hostname}`;
-    const port = this.endpoint.port ? Number(this.endpoint.port) : undefined;
-    return { origin: `${this.endpoint.protocol}//${port ? `${hostname}:${port}` : hostname}`, hostname, port, path };
-  }
-
-  /** The request's headers with its SigV4 signature (the payload unsigned: see put). */
-  private async sign(method: string, hostname: string, port: number | undefined, path: string, headers: Record<string, string>): Promise<Record<string, string>> {
-    const host = port ? `${hostname}:${port}` : hostname;
-    const signed = await this.signer.sign({ method, protocol: this.endpoint.protocol, hostname, port, path, query: {}, headers: { ...headers, host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' } });
-    return signed.headers;
-  }
-
   destroy(): void {
     this.agent.destroy();
-    void this.streamAgent.destroy().catch(() => undefined);
+    this.streamAgent.destroy();
   }
 }
 
@@ -171,9 +141,10 @@ async function drained<T>(response: http.IncomingMessage, value: T): Promise<T> 
 }
 
 /** An error for a store's refusal, with its S3 error code when the answer's XML document names one. */
-async function storeError(method: string, key: string, status: number, body: AsyncIterable<unknown>): Promise<Error> {
+async function storeError(method: string, key: string, response: http.IncomingMessage): Promise<Error> {
   let text = '';
-  for await (const part of body) if (text.length < 4096) text += (part as Buffer).toString('utf8');
+  for await (const part of response) if (text.length < 4096) text += (part as Buffer).toString('utf8');
+  const status = response.statusCode ?? 0;
   const code = /<Code>([^<]+)<\/Code>/.exec(text)?.[1];
   return Object.assign(new Error(`${method} ${key}: the store answered HTTP ${status}${code ? ` (${code})` : ''}`), { name: code ?? 'StoreError', $metadata: { httpStatusCode: status } });
 }
