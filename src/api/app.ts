@@ -21,6 +21,7 @@ import { registerSearchRoutes } from './routes/search.router';
 import { registerSyncRoutes } from './routes/sync.router';
 import { createDocsRouter } from './routes/docs.router';
 import { attachSyncSockets, type SyncSockets } from './sync-socket';
+import { requestInFlight } from './heap-tuning';
 
 export function createApp(deps: AppDeps) {
   const app = new Koa();
@@ -60,6 +61,7 @@ export function createApp(deps: AppDeps) {
 /** Starts an HTTP server for the app; malformed requests and oversized headers get our error shape too. */
 export function listen(app: Koa, host: string, port: number): Promise<http.Server> {
   const server = http.createServer({ maxHeaderSize: 16 * 1024 }, app.callback());
+  server.on('request', (_request: http.IncomingMessage, response: http.ServerResponse) => requestInFlight(response));
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
     if (!socket.writable) return socket.destroy();
     const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;

@@ -54,3 +54,40 @@ test('in a tuned process, dropped body pieces are collected every 8 MiB instead 
   assert.ok(tuned < 8 + 12, `tuned: ${tuned.toFixed(1)} MiB held at the most (untuned ${plain.toFixed(1)})`);
   assert.ok(plain > 8 + 20, `untuned, the pieces pile up (${plain.toFixed(1)} MiB held at the most)`);
 });
+
+/**
+ * Heap used (MiB) before and 1.5 s after a request to a server counting requests with requestInFlight, in a fresh
+ * process holding ~55 MiB of old-generation garbage; with `holdOpen` another request's response is still unfinished
+ * all along.
+ */
+async function heapAroundQuietMoment(tuned: boolean, holdOpen: boolean): Promise<{ before: number; after: number }> {
+  const script = `
+    import http from 'node:http';
+    import v8 from 'node:v8';
+    import { tuneHeapForApi, requestInFlight } from './src/api/heap-tuning.ts';
+    if (${tuned}) tuneHeapForApi();
+    const pending = [];
+    const server = http.createServer((req, res) => {
+      if (req.url === '/hold') { res.write('started'); pending.push(res); } else res.end('ok');
+    });
+    server.on('request', (_req, res) => requestInFlight(res));
+    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const base = 'http://127.0.0.1:' + server.address().port;
+    (function garbage() { const kept = []; for (let i = 0; i < 40; i++) kept.push(Array.from({ length: 20000 }, (_, j) => ({ j, s: 'x' + j }))); return kept.length; })();
+    const used = () => v8.getHeapStatistics().used_heap_size / 2 ** 20;
+    const before = used();
+    if (${holdOpen}) await new Promise((resolve) => http.get(base + '/hold', (res) => res.once('data', resolve)));
+    await new Promise((resolve) => http.get(base + '/done', (res) => { res.resume(); res.once('end', resolve); }));
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    process.stdout.write(JSON.stringify({ before, after: used() }));
+    process.exit(0);`;
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: process.cwd() });
+  return JSON.parse(stdout) as { before: number; after: number };
+}
+
+test('in a tuned process, a second with no request in flight collects the old generation; not while one is in flight', async () => {
+  const [tuned, untuned, busy] = await Promise.all([heapAroundQuietMoment(true, false), heapAroundQuietMoment(false, false), heapAroundQuietMoment(true, true)]);
+  assert.ok(tuned.after < tuned.before - 30, `tuned, after a quiet second: ${tuned.before.toFixed(1)} → ${tuned.after.toFixed(1)} MiB used`);
+  assert.ok(untuned.after > untuned.before - 10, `untuned, nothing collects it: ${untuned.before.toFixed(1)} → ${untuned.after.toFixed(1)} MiB`);
+  assert.ok(busy.after > busy.before - 10, `a response still open is not a quiet moment: ${busy.before.toFixed(1)} → ${busy.after.toFixed(1)} MiB`);
+});
