@@ -52,7 +52,7 @@ let heapUsedAfterQuietCollection = 0;
 export function tuneHeapForApi(): void {
   for (const flag of apiHeapFlags) v8.setFlagsFromString(flag);
   // V8's `gc` function is exposed to contexts created once the flag is set (not to this process's own globals):
-  // taken from a fresh context, for bodyPiecesDropped alone.
+  // taken from a fresh context, for bodyPiecesDropped and the quiet-moment collections alone.
   v8.setFlagsFromString('--expose-gc');
   collect = runInNewContext('gc') as Collect;
   heapUsedAfterQuietCollection = v8.getHeapStatistics().used_heap_size;
