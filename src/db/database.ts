@@ -262,6 +262,17 @@ export interface ChangeLogHeadsTable {
   pruned_through: number;
 }
 
+/** A run an operator retried: the row is the claim that exactly one new run follows it (see workflows.service). */
+export interface WorkflowRetriesTable {
+  workflow_id: string;
+  previous_run_id: string;
+  tenant_id: string;
+  request_id: string;
+  /** The run the retry started; null while it is being started. */
+  run_id: string | null;
+  claimed_at: Generated<Date>;
+}
+
 export interface SyncDevicesTable {
   id: string;
   tenant_id: string;
@@ -552,6 +563,7 @@ export interface Database {
   sync_space_sets: SyncSpaceSetsTable;
   sync_snapshots: SyncSnapshotsTable;
   sync_conflicts: SyncConflictsTable;
+  workflow_retries: WorkflowRetriesTable;
 }
 
 export type Tenant = Selectable<TenantsTable>;

@@ -18,6 +18,7 @@ import * as sync from './migrations/2026_12_03_0010_sync';
 import * as syncConflicts from './migrations/2026_12_03_0011_sync_conflicts';
 import * as directTransfer from './migrations/2026_12_03_0012_direct_transfer';
 import * as liveUploadHash from './migrations/2026_12_03_0013_live_upload_hash';
+import * as workflowRetries from './migrations/2026_12_04_0001_workflow_retries';
 
 export const migrations: Record<string, Migration> = {
   '2026_11_22_0001_identity': identity,
@@ -36,6 +37,7 @@ export const migrations: Record<string, Migration> = {
   '2026_12_03_0011_sync_conflicts': syncConflicts,
   '2026_12_03_0012_direct_transfer': directTransfer,
   '2026_12_03_0013_live_upload_hash': liveUploadHash,
+  '2026_12_04_0001_workflow_retries': workflowRetries,
 };
 
 export function createMigrator(db: Db): Migrator {

@@ -4,6 +4,8 @@ import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/c
 import { executionInfoFromRaw } from '@temporalio/client/lib/helpers.js';
 import { defaultPayloadConverter, WorkflowNotFoundError } from '@temporalio/common';
 import proto from '@temporalio/proto';
+import { sql } from 'kysely';
+import type { Db } from '../db/database';
 import { AppError, badRequest, notFound } from '../errors';
 import { ScaiTenantId } from '../temporal/search-attributes';
 import { workflowKindOf, workflowTypeOfKind, type WorkflowKind } from '../temporal/workflow-ids';
@@ -32,6 +34,7 @@ export interface WorkflowSummary {
 }
 
 export interface WorkflowsContext {
+  db: Db;
   temporal: Client;
   namespace: string;
   uiUrl: string;
@@ -104,8 +107,10 @@ export async function listTenantWorkflows(
 }
 
 /**
- * Starts a new run of a finished workflow with the input of its latest run. Temporal decides the race:
- * of parallel retries one starts the run, the others find it running (409).
+ * Starts a new run of a finished workflow with the input of its latest run. Parallel retries of the same run
+ * race for its row in workflow_retries (one conditional insert): the winner starts the new run, the others get
+ * 409. Temporal alone does not decide this: a retry that described the old run before another retry's new run
+ * had started and finished would otherwise start a second one.
  */
 export async function retryTenantWorkflow(ctx: WorkflowsContext, tenantId: string, workflowId: string, requestId: string) {
   const handle = ctx.temporal.workflow.getHandle(workflowId);
@@ -127,6 +132,12 @@ export async function retryTenantWorkflow(ctx: WorkflowsContext, tenantId: strin
   const started = history.history?.events?.[0]?.workflowExecutionStartedEventAttributes;
   if (!started) throw new AppError(409, 'WORKFLOW_HISTORY_UNAVAILABLE', 'The workflow history is no longer available (past retention)');
   const args = (started.input?.payloads ?? []).map((payload) => defaultPayloadConverter.fromPayload(payload));
+
+  const claim = { db: ctx.db, workflowId, previousRunId: description.runId, requestId };
+  if (!(await claimRetry(claim, tenantId))) {
+    throw new AppError(409, 'WORKFLOW_RUNNING', 'This run was already retried by another request; its new run is the latest');
+  }
+  let runId: string;
   try {
     const run = await ctx.temporal.workflow.start(description.type, {
       workflowId,
@@ -137,9 +148,44 @@ export async function retryTenantWorkflow(ctx: WorkflowsContext, tenantId: strin
       workflowIdReusePolicy: 'ALLOW_DUPLICATE',
       workflowIdConflictPolicy: 'FAIL',
     });
-    return { workflow_id: workflowId, run_id: run.firstExecutionRunId, previous_run_id: description.runId, temporal_ui_url: temporalUiUrl(ctx, workflowId, run.firstExecutionRunId) };
+    runId = run.firstExecutionRunId;
   } catch (error) {
+    // Nothing started: give the claim back so the run can be retried again.
+    await releaseRetry(claim);
     if (error instanceof WorkflowExecutionAlreadyStartedError) throw new AppError(409, 'WORKFLOW_RUNNING', 'The workflow is already running again');
     throw error;
   }
+  await ctx.db.updateTable('workflow_retries').set({ run_id: runId }).where('workflow_id', '=', workflowId).where('previous_run_id', '=', description.runId).where('request_id', '=', requestId).execute();
+  return { workflow_id: workflowId, run_id: runId, previous_run_id: description.runId, temporal_ui_url: temporalUiUrl(ctx, workflowId, runId) };
+}
+
+/** A claim left by a request that died between claiming and starting is taken over after this long. */
+const abandonedClaimSeconds = 60;
+
+interface RetryClaim {
+  db: Db;
+  workflowId: string;
+  previousRunId: string;
+  requestId: string;
+}
+
+/** True when this request now holds the right to start the run that follows `previousRunId`. */
+async function claimRetry(claim: RetryClaim, tenantId: string): Promise<boolean> {
+  const row = await sql<{ request_id: string }>`
+    insert into workflow_retries (workflow_id, previous_run_id, tenant_id, request_id)
+    values (${claim.workflowId}, ${claim.previousRunId}, ${tenantId}, ${claim.requestId})
+    on conflict (workflow_id, previous_run_id) do update set request_id = excluded.request_id, claimed_at = now()
+      where workflow_retries.run_id is null and workflow_retries.claimed_at < now() - make_interval(secs => ${abandonedClaimSeconds})
+    returning request_id`.execute(claim.db);
+  return row.rows.length === 1;
+}
+
+async function releaseRetry(claim: RetryClaim): Promise<void> {
+  await claim.db
+    .deleteFrom('workflow_retries')
+    .where('workflow_id', '=', claim.workflowId)
+    .where('previous_run_id', '=', claim.previousRunId)
+    .where('request_id', '=', claim.requestId)
+    .where('run_id', 'is', null)
+    .execute();
 }

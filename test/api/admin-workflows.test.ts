@@ -4,6 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import { api, createTestTenant, startTestStack, type TestStack } from '../helpers/stack';
 import { newUser, type TestUser } from '../helpers/files';
 import { assertError } from '../helpers/assertions';
@@ -78,12 +79,18 @@ describe('admin workflows', () => {
     const memo = (await stack.services.temporal.workflow.getHandle(id, retried.body.run_id).describe()).memo;
     assert.equal(memo?.request_id, retried.headers.get('x-request-id'));
 
-    // The retry finished: of 20 parallel retries exactly one starts a run, the others find it running.
+    // 20 parallel retries of a workflow that finishes in a moment: a request may come late enough to retry the
+    // new run after it finished, but no run is ever retried twice — the runs form one chain.
     const results = await burst(stack.baseUrl, 20, (_, dispatcher) =>
       api(stack.baseUrl, 'POST', `${V1}/admin/workflows/${encodeURIComponent(id)}/retry`, { token: admin.token, dispatcher }),
     );
-    assert.deepEqual(statusCounts(results), { 202: 1, 409: 19 });
-    for (const res of results.filter((r) => r.status === 409)) assertError(res, 409, 'WORKFLOW_RUNNING');
+    for (const res of results.filter((r) => r.status !== 202)) assertError(res, 409, 'WORKFLOW_RUNNING');
+    const started = results.filter((r) => r.status === 202).map((r) => r.body);
+    assert.ok(started.length >= 1, 'one of them starts a run');
+    const retriedRuns = started.map((run) => run.previous_run_id);
+    assert.equal(new Set(retriedRuns).size, retriedRuns.length, `a run was retried twice: ${retriedRuns.join(', ')}`);
+    const chain = new Set([retried.body.run_id, ...started.map((run) => run.run_id)]);
+    for (const previous of retriedRuns) assert.ok(chain.has(previous), `${previous} is not a run of this chain`);
     await stack.services.temporal.workflow.getHandle(id).result();
   });
 
@@ -94,11 +101,40 @@ describe('admin workflows', () => {
     await stack.services.temporal.workflow.getHandle(id).terminate('operator stopped it');
     const terminated = await eventually(stack, admin.token, 'status=terminated', (w) => w.workflow_id === id);
     assert.equal(terminated.failure_message, 'operator stopped it');
-    const retried = await api(stack.baseUrl, 'POST', `${V1}/admin/workflows/${encodeURIComponent(id)}/retry`, { token: admin.token });
-    assert.equal(retried.status, 202, retried.text);
+    // Of 20 parallel retries exactly one starts a run (it stays running: nobody polls its queue), the others get 409.
+    const results = await burst(stack.baseUrl, 20, (_, dispatcher) =>
+      api(stack.baseUrl, 'POST', `${V1}/admin/workflows/${encodeURIComponent(id)}/retry`, { token: admin.token, dispatcher }),
+    );
+    assert.deepEqual(statusCounts(results), { 202: 1, 409: 19 });
+    for (const res of results.filter((r) => r.status === 409)) assertError(res, 409, 'WORKFLOW_RUNNING');
+    const retried = results.find((r) => r.status === 202)!;
+    assert.equal(retried.body.previous_run_id, terminated.run_id);
     const description = await stack.services.temporal.workflow.getHandle(id).describe();
     assert.equal(description.status.name, 'RUNNING');
     assert.equal(description.runId, retried.body.run_id);
+  });
+
+  test('a retry that lost the race for the run it saw starts nothing; a claim abandoned for a minute is taken over', async () => {
+    const id = await startParked();
+    const handle = stack.services.temporal.workflow.getHandle(id);
+    await handle.terminate('operator stopped it');
+    const previousRunId = (await handle.describe()).runId;
+    // A parallel retry of this run has claimed it and is starting the new run right now.
+    await stack.services.db.insertInto('workflow_retries').values({ workflow_id: id, previous_run_id: previousRunId, tenant_id: tenantId, request_id: 'req_parallel' }).execute();
+    assertError(await api(stack.baseUrl, 'POST', `${V1}/admin/workflows/${encodeURIComponent(id)}/retry`, { token: admin.token }), 409, 'WORKFLOW_RUNNING');
+    const untouched = await handle.describe();
+    assert.equal(untouched.runId, previousRunId, 'the loser started no run');
+    assert.equal(untouched.status.name, 'TERMINATED');
+
+    // That request died before starting anything; after a minute its claim is someone else's.
+    await stack.services.db.updateTable('workflow_retries').set({ claimed_at: sql<Date>`now() - interval '61 seconds'` }).where('workflow_id', '=', id).execute();
+    const retried = await api(stack.baseUrl, 'POST', `${V1}/admin/workflows/${encodeURIComponent(id)}/retry`, { token: admin.token });
+    assert.equal(retried.status, 202, retried.text);
+    assert.equal(retried.body.previous_run_id, previousRunId);
+    const claim = await stack.services.db.selectFrom('workflow_retries').selectAll().where('workflow_id', '=', id).executeTakeFirstOrThrow();
+    assert.equal(claim.run_id, retried.body.run_id);
+    assert.equal(claim.request_id, retried.headers.get('x-request-id'));
+    assert.equal((await handle.describe()).runId, retried.body.run_id);
   });
 
   test('pages with signed cursors; forged or foreign cursors are 400', async () => {

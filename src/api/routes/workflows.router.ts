@@ -20,6 +20,7 @@ const workflowSchema = z.object({
 });
 
 const workflowsOf = (ctx: AppContext): WorkflowsContext => ({
+  db: ctx.deps.db,
   temporal: ctx.deps.temporal,
   namespace: ctx.deps.config.temporal.namespace,
   uiUrl: ctx.deps.config.temporal.uiUrl,
