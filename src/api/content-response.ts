@@ -4,6 +4,7 @@ import { z } from './openapi';
 import type { Version } from '../db/database';
 import { AppError } from '../errors';
 import { openVersionStream, parseRange, presignedVersionUrl } from '../services/content.service';
+import { pipeInBatches } from './batched-response';
 import type { AppContext } from './context';
 
 export function contentTypeFor(name: string): string {
@@ -77,25 +78,24 @@ export async function sendVersionContent(ctx: AppContext, version: Version, file
     ctx.length = range ? range.end - range.start + 1 : version.size;
     return;
   }
-  // Counts the bytes as they are handed on to the response (counted by the source itself: a 'data' listener here
-  // would make it flow before Koa pipes it into the response, and a Transform costs a stream hop per piece).
+  // Counts the bytes as they are handed on to the response (counted by the source itself: a Transform would cost a
+  // stream hop per piece).
   const bytesDownloaded = ctx.deps.metrics.bytesDownloaded;
   const source = openVersionStream(ctx.deps.db, ctx.deps.storage, version.id, range, (bytes) => bytesDownloaded.inc(bytes));
-  // An error after the headers went out truncates the body (the connection is closed: clients check Content-Length
-  // and the checksum). A client gone mid-download makes Koa destroy the source, which releases the store objects
-  // it has open, the one read ahead included.
-  source.once('error', (error) => {
-    ctx.state.log.error({ err: error, version_id: version.id }, 'download stream failed');
-    ctx.res.destroy();
-  });
+  // An error after the headers went out truncates the body (pipeInBatches closes the connection: clients check
+  // Content-Length and the checksum). A client gone mid-download destroys the source, which releases the store
+  // objects it has open, the one read ahead included.
+  source.once('error', (error) => ctx.state.log.error({ err: error, version_id: version.id }, 'download stream failed'));
   if (range) {
     ctx.status = 206;
     ctx.set('Content-Range', `bytes ${range.start}-${range.end}/${version.size}`);
-    ctx.body = source;
     ctx.length = range.end - range.start + 1;
   } else {
     ctx.status = 200;
-    ctx.body = source;
     ctx.length = version.size;
   }
+  // The body is written here, in batches (see batched-response.ts), not by Koa's pipe: status and headers are on
+  // the response already.
+  ctx.respond = false;
+  pipeInBatches(source, ctx.res);
 }
