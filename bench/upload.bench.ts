@@ -65,7 +65,21 @@ interface HttpResult {
   headers: http.IncomingHttpHeaders;
 }
 
-function httpRequest(url: string, method: string, headers: Record<string, string | number>, body?: Buffer): Promise<HttpResult> {
+/**
+ * One request over the shared keep-alive agent. A kept-alive connection the API closes for idleness (after its
+ * keep-alive timeout, 5 s — a step waiting for a quiet machine can leave them idle that long) just as a request
+ * goes out on it fails with a reset before anything was read: that request is sent once more on a new connection.
+ */
+async function httpRequest(url: string, method: string, headers: Record<string, string | number>, body?: Buffer): Promise<HttpResult> {
+  try {
+    return await httpRequestOnce(url, method, headers, body);
+  } catch (error) {
+    if (!(error as { onReusedSocket?: boolean }).onReusedSocket) throw error;
+    return httpRequestOnce(url, method, headers, body);
+  }
+}
+
+function httpRequestOnce(url: string, method: string, headers: Record<string, string | number>, body?: Buffer): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
     const req = http.request(url, { method, headers, agent }, (res) => {
       const parts: Buffer[] = [];
@@ -74,7 +88,11 @@ function httpRequest(url: string, method: string, headers: Record<string, string
       res.once('error', reject);
     });
     req.setTimeout(15 * 60_000, () => req.destroy(new Error(`${method} ${url} timed out`)));
-    req.once('error', reject);
+    req.once('error', (error: NodeJS.ErrnoException) => {
+      // No answer began and the connection was a reused one the server had closed: safe to send again.
+      if (req.reusedSocket && error.code === 'ECONNRESET') Object.assign(error, { onReusedSocket: true });
+      reject(error);
+    });
     req.end(body);
   });
 }
